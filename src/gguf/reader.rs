@@ -119,25 +119,21 @@ pub struct GgufFile {
 /// Opening a file: I/O or format problems, always naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("{path}: {source}")]
+    // The cause is part of the message (not a `source`), so it is printed exactly once.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: {source}")]
-    Format {
-        path: PathBuf,
-        #[source]
-        source: GgufError,
-    },
+    #[error("{}: {error}", path.display())]
+    Format { path: PathBuf, error: GgufError },
 }
 
 impl OpenError {
     /// The format error, if this is one.
     pub fn format_error(&self) -> Option<&GgufError> {
         match self {
-            OpenError::Format { source, .. } => Some(source),
+            OpenError::Format { error, .. } => Some(error),
             OpenError::Io { .. } => None,
         }
     }
@@ -146,9 +142,9 @@ impl OpenError {
 impl GgufFile {
     /// Map `path` read-only and parse its header. The data is never copied.
     pub fn open(path: &Path) -> Result<GgufFile, OpenError> {
-        let io_err = |source| OpenError::Io {
+        let io_err = |error| OpenError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
@@ -162,9 +158,9 @@ impl GgufFile {
             Some(unsafe { Mmap::map(&file) }.map_err(io_err)?)
         };
         let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-        let header = parse_header(bytes).map_err(|source| OpenError::Format {
+        let header = parse_header(bytes).map_err(|error| OpenError::Format {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Ok(GgufFile {
             path: path.to_path_buf(),

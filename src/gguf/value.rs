@@ -279,12 +279,12 @@ impl fmt::Display for Value {
             Value::I16(v) => write!(f, "{v}"),
             Value::U32(v) => write!(f, "{v}"),
             Value::I32(v) => write!(f, "{v}"),
-            Value::F32(v) => write!(f, "{v}"),
+            Value::F32(v) => write!(f, "{v:?}"),
             Value::Bool(v) => write!(f, "{v}"),
             Value::String(s) => write!(f, "{s:?}"),
             Value::U64(v) => write!(f, "{v}"),
             Value::I64(v) => write!(f, "{v}"),
-            Value::F64(v) => write!(f, "{v}"),
+            Value::F64(v) => write!(f, "{v:?}"),
             Value::Array(a) => {
                 f.write_str("[")?;
                 for i in 0..a.len() {
