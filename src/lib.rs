@@ -9,3 +9,5 @@ pub mod fingerprint;
 pub mod gguf;
 pub mod inspect;
 pub mod progress;
+pub mod quant;
+pub mod stats;

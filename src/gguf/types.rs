@@ -227,6 +227,7 @@ pub fn file_type_name(ftype: u64) -> Option<&'static str> {
         37 => "MOSTLY_TQ2_0",
         38 => "MOSTLY_MXFP4_MOE",
         39 => "MOSTLY_NVFP4",
+        40 => "MOSTLY_Q1_0",
         _ => return None,
     })
 }
