@@ -13,16 +13,28 @@ use gguf_gate::gguf::{parse_header, GgmlType, GgufWriter, TensorSpec, Value};
 /// A small valid file: two keys, two tensors.
 fn valid_file() -> Vec<u8> {
     let mut w = GgufWriter::new();
-    w.add("general.architecture", Value::String("llama".into())).unwrap();
+    w.add("general.architecture", Value::String("llama".into()))
+        .unwrap();
     w.add(
         "tokenizer.ggml.tokens",
-        Value::Array(gguf_gate::gguf::Array::String(vec!["a".into(), "bc".into()])),
+        Value::Array(gguf_gate::gguf::Array::String(vec![
+            "a".into(),
+            "bc".into(),
+        ])),
     )
     .unwrap();
-    w.add_tensor(TensorSpec::new("blk.0.attn_norm.weight", GgmlType::F32, &[4]))
-        .unwrap();
-    w.add_tensor(TensorSpec::new("blk.0.attn_q.weight", GgmlType::Q8_0, &[32, 2]))
-        .unwrap();
+    w.add_tensor(TensorSpec::new(
+        "blk.0.attn_norm.weight",
+        GgmlType::F32,
+        &[4],
+    ))
+    .unwrap();
+    w.add_tensor(TensorSpec::new(
+        "blk.0.attn_q.weight",
+        GgmlType::Q8_0,
+        &[32, 2],
+    ))
+    .unwrap();
     w.to_bytes(&[vec![0; 16], vec![0; 68]]).unwrap()
 }
 
@@ -40,16 +52,40 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
 
     push("empty file", vec![], "truncated");
     push("bad magic", b"GGML\x03\0\0\0".to_vec(), "bad-magic");
-    push("big-endian v3", Raw::header(3u32.swap_bytes(), 0, 0).build(), "big-endian");
+    push(
+        "big-endian v3",
+        Raw::header(3u32.swap_bytes(), 0, 0).build(),
+        "big-endian",
+    );
     push("v1", Raw::header(1, 0, 0).build(), "unsupported-version");
     push("v4", Raw::header(4, 0, 0).build(), "unsupported-version");
-    push("header cut in the counts", b"GGUF\x03\0\0\0\0\0".to_vec(), "truncated");
+    push(
+        "header cut in the counts",
+        b"GGUF\x03\0\0\0\0\0".to_vec(),
+        "truncated",
+    );
 
     // Counts that cannot fit in what remains (CVE-2024-21825/21836 shapes).
-    push("n_kv near 2^60", Raw::header(3, 0, 1 << 60).build(), "limit-exceeded");
-    push("n_tensors near 2^60", Raw::header(3, 1 << 60, 0).build(), "limit-exceeded");
-    push("n_kv 1M in a tiny file", Raw::header(3, 0, 1 << 20).build(), "count-too-large");
-    push("n_tensors 1M in a tiny file", Raw::header(3, 1 << 20, 0).build(), "count-too-large");
+    push(
+        "n_kv near 2^60",
+        Raw::header(3, 0, 1 << 60).build(),
+        "limit-exceeded",
+    );
+    push(
+        "n_tensors near 2^60",
+        Raw::header(3, 1 << 60, 0).build(),
+        "limit-exceeded",
+    );
+    push(
+        "n_kv 1M in a tiny file",
+        Raw::header(3, 0, 1 << 20).build(),
+        "count-too-large",
+    );
+    push(
+        "n_tensors 1M in a tiny file",
+        Raw::header(3, 1 << 20, 0).build(),
+        "count-too-large",
+    );
     let mut r = Raw::header(3, 0, 1);
     r.str(b"k").u32(8).u64(1 << 62);
     push("string length near 2^62", r.build(), "limit-exceeded");
@@ -84,7 +120,11 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     push("unknown value type", r.build(), "unknown-value-type");
     let mut r = Raw::header(3, 0, 1);
     r.str(b"k").u32(9).u32(13).u64(1).u32(0);
-    push("unknown array element type", r.build(), "unknown-value-type");
+    push(
+        "unknown array element type",
+        r.build(),
+        "unknown-value-type",
+    );
     let mut r = Raw::header(3, 0, 1);
     r.str(b"k").u32(9).u32(9).u64(1).u32(4).u64(1).u32(0);
     push("nested array", r.build(), "nested-array");
@@ -110,41 +150,101 @@ fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let mut r = Raw::header(3, 1, 0);
     r.str(b"t").u32(u32::MAX).zeros(64);
     push("n_dims 2^32-1", r.build(), "too-many-dims");
-    push("type id 1000", with_tensor("t", &[4], 1000, 0, 16), "unknown-tensor-type");
-    push("type id 43", with_tensor("t", &[4], 43, 0, 16), "unknown-tensor-type");
-    push("removed type Q4_2", with_tensor("t", &[32], 4, 0, 32), "removed-tensor-type");
-    push("removed type Q4_0_4_4", with_tensor("t", &[32], 31, 0, 32), "removed-tensor-type");
-    push("ne = (INT64_MAX, 2)", with_tensor("t", &[i64::MAX as u64, 2], 0, 0, 0), "overflow");
-    push("ne[0] > INT64_MAX", with_tensor("t", &[u64::MAX, 1], 0, 0, 0), "bad-dim");
-    push("dims whose product wraps", with_tensor("t", &[1 << 32, 1 << 32], 0, 0, 0), "overflow");
+    push(
+        "type id 1000",
+        with_tensor("t", &[4], 1000, 0, 16),
+        "unknown-tensor-type",
+    );
+    push(
+        "type id 43",
+        with_tensor("t", &[4], 43, 0, 16),
+        "unknown-tensor-type",
+    );
+    push(
+        "removed type Q4_2",
+        with_tensor("t", &[32], 4, 0, 32),
+        "removed-tensor-type",
+    );
+    push(
+        "removed type Q4_0_4_4",
+        with_tensor("t", &[32], 31, 0, 32),
+        "removed-tensor-type",
+    );
+    push(
+        "ne = (INT64_MAX, 2)",
+        with_tensor("t", &[i64::MAX as u64, 2], 0, 0, 0),
+        "overflow",
+    );
+    push(
+        "ne[0] > INT64_MAX",
+        with_tensor("t", &[u64::MAX, 1], 0, 0, 0),
+        "bad-dim",
+    );
+    push(
+        "dims whose product wraps",
+        with_tensor("t", &[1 << 32, 1 << 32], 0, 0, 0),
+        "overflow",
+    );
     push(
         "elements x type size overflows",
         with_tensor("t", &[1 << 62], 0, 0, 0),
         "bad-shape",
     );
-    push("ne[0] not a block multiple", with_tensor("t", &[33], 8, 0, 64), "bad-shape");
-    push("I2_S with n % 4 != 0", with_tensor("t", &[6], 36, 0, 64), "bad-shape");
+    push(
+        "ne[0] not a block multiple",
+        with_tensor("t", &[33], 8, 0, 64),
+        "bad-shape",
+    );
+    push(
+        "I2_S with n % 4 != 0",
+        with_tensor("t", &[6], 36, 0, 64),
+        "bad-shape",
+    );
     push(
         "tensor name of 64 bytes",
         with_tensor(&"n".repeat(64), &[4], 0, 0, 16),
         "name-too-long",
     );
     let mut r = Raw::header(3, 1, 0);
-    r.str(b"t\xc0").u32(1).u64(4).u32(0).u64(0).pad(32).zeros(16);
+    r.str(b"t\xc0")
+        .u32(1)
+        .u64(4)
+        .u32(0)
+        .u64(0)
+        .pad(32)
+        .zeros(16);
     push("invalid UTF-8 tensor name", r.build(), "invalid-utf8");
     let mut r = Raw::header(3, 2, 0);
-    r.tensor("t", &[4], 0, 0).tensor("t", &[4], 0, 32).pad(32).zeros(64);
+    r.tensor("t", &[4], 0, 0)
+        .tensor("t", &[4], 0, 32)
+        .pad(32)
+        .zeros(64);
     push("duplicate tensor name", r.build(), "duplicate-tensor");
-    push("offset not aligned", with_tensor("t", &[4], 0, 8, 64), "misaligned");
-    push("offset past EOF", with_tensor("t", &[4], 0, 1 << 20, 16), "out-of-bounds");
-    push("data running past EOF", with_tensor("t", &[64], 0, 0, 100), "out-of-bounds");
+    push(
+        "offset not aligned",
+        with_tensor("t", &[4], 0, 8, 64),
+        "misaligned",
+    );
+    push(
+        "offset past EOF",
+        with_tensor("t", &[4], 0, 1 << 20, 16),
+        "out-of-bounds",
+    );
+    push(
+        "data running past EOF",
+        with_tensor("t", &[64], 0, 0, 100),
+        "out-of-bounds",
+    );
     push(
         "offset + size overflows",
         with_tensor("t", &[4], 0, u64::MAX - 31, 16),
         "overflow",
     );
     let mut r = Raw::header(3, 2, 0);
-    r.tensor("a", &[16], 0, 0).tensor("b", &[16], 0, 32).pad(32).zeros(128);
+    r.tensor("a", &[16], 0, 0)
+        .tensor("b", &[16], 0, 32)
+        .pad(32)
+        .zeros(128);
     push("tensors overlapping", r.build(), "overlap");
     c
 }
@@ -164,11 +264,30 @@ fn every_error_kind_is_covered() {
     let covered: std::collections::BTreeSet<&str> = cases().iter().map(|c| c.2).collect();
     // Every variant of GgufError appears in at least one case above.
     let all = [
-        "bad-magic", "big-endian", "unsupported-version", "truncated", "count-too-large",
-        "limit-exceeded", "overflow", "duplicate-key", "empty-key", "invalid-utf8",
-        "unknown-value-type", "nested-array", "invalid-bool", "bad-alignment", "name-too-long",
-        "duplicate-tensor", "unknown-tensor-type", "removed-tensor-type", "too-many-dims",
-        "bad-dim", "bad-shape", "misaligned", "out-of-bounds", "overlap",
+        "bad-magic",
+        "big-endian",
+        "unsupported-version",
+        "truncated",
+        "count-too-large",
+        "limit-exceeded",
+        "overflow",
+        "duplicate-key",
+        "empty-key",
+        "invalid-utf8",
+        "unknown-value-type",
+        "nested-array",
+        "invalid-bool",
+        "bad-alignment",
+        "name-too-long",
+        "duplicate-tensor",
+        "unknown-tensor-type",
+        "removed-tensor-type",
+        "too-many-dims",
+        "bad-dim",
+        "bad-shape",
+        "misaligned",
+        "out-of-bounds",
+        "overlap",
     ];
     for kind in all {
         assert!(covered.contains(kind), "no test case for {kind}");
@@ -180,11 +299,17 @@ fn errors_name_the_offset_and_subject() {
     let mut r = Raw::header(3, 0, 2);
     r.kv_u32("a", 1).kv_u32("a", 2);
     let msg = parse_header(&r.build()).unwrap_err().to_string();
-    assert!(msg.contains("\"a\"") && msg.contains("offset 41") && msg.contains("offset 24"), "{msg}");
+    assert!(
+        msg.contains("\"a\"") && msg.contains("offset 41") && msg.contains("offset 24"),
+        "{msg}"
+    );
     let msg = parse_header(&with_tensor("blk.0.x", &[4], 0, 8, 64))
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("blk.0.x") && msg.contains("alignment 32"), "{msg}");
+    assert!(
+        msg.contains("blk.0.x") && msg.contains("alignment 32"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -193,7 +318,12 @@ fn every_truncation_of_a_valid_file_is_an_error() {
     let header = parse_header(&bytes).expect("the valid file parses");
     assert_eq!(header.tensors.len(), 2);
     // Cutting only the padding after the last tensor leaves a valid file.
-    let data_end = header.tensors.iter().map(|t| header.data_range(t).end).max().unwrap();
+    let data_end = header
+        .tensors
+        .iter()
+        .map(|t| header.data_range(t).end)
+        .max()
+        .unwrap();
     assert!(parse_header(&bytes[..data_end as usize]).is_ok());
     for len in 0..data_end as usize {
         let prefix = &bytes[..len];
@@ -245,9 +375,7 @@ fn binary_exits_2_quickly_within_64_mib() {
         // ulimit -v bounds the whole address space (binary, stack, heap, maps) to 64 MiB.
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!(
-                "ulimit -v 65536 && exec \"$0\" inspect \"$1\""
-            ))
+            .arg("ulimit -v 65536 && exec \"$0\" inspect \"$1\"")
             .arg(env!("CARGO_BIN_EXE_gguf-gate"))
             .arg(&path)
             .output()
@@ -255,12 +383,22 @@ fn binary_exits_2_quickly_within_64_mib() {
         let elapsed = start.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if kind.is_empty() {
-            assert_eq!(out.status.code(), Some(0), "{what} must pass under the limit: {stderr}");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{what} must pass under the limit: {stderr}"
+            );
             continue;
         }
         assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
-        assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{what}: {stderr}");
-        assert!(stderr.contains(path.to_str().unwrap()), "{what}: error names the file: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && !stderr.contains("panicked"),
+            "{what}: {stderr}"
+        );
+        assert!(
+            stderr.contains(path.to_str().unwrap()),
+            "{what}: error names the file: {stderr}"
+        );
         assert!(elapsed < Duration::from_secs(2), "{what}: took {elapsed:?}");
     }
 }
