@@ -11,6 +11,8 @@ use crate::cli::{Cli, Command, Format};
 use crate::fingerprint::{fingerprint_file, sidecar_path, Fingerprint};
 use crate::gguf::GgufFile;
 use crate::inspect;
+use crate::progress::bytes_bar;
+use crate::stats;
 
 /// How a command that ran to completion ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,37 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             emit(output.as_deref(), &text)?;
             Ok(Outcome::Pass)
         }
+        Command::Stats {
+            model,
+            format,
+            filter,
+            output,
+            threads,
+        } => {
+            configure_threads(threads)?;
+            let file = GgufFile::open(&model)?;
+            let selected = stats::select(&file.header, &filter);
+            let bar = bytes_bar(file.header.file_len, "stats");
+            let (result, errors) = stats::tensor_stats(&file, &selected);
+            bar.finish_and_clear();
+            let text = match format {
+                Format::Text => stats::to_text(&result, &errors),
+                Format::Json => {
+                    let mut s = serde_json::to_string_pretty(&stats::to_json(&result, &errors))?;
+                    s.push('\n');
+                    s
+                }
+            };
+            emit(output.as_deref(), &text)?;
+            if let Some(first) = errors.first() {
+                bail!(
+                    "{}: {} tensor(s) could not be decoded, first: {first}",
+                    model.display(),
+                    errors.len()
+                );
+            }
+            Ok(Outcome::Pass)
+        }
         Command::Fingerprint {
             model,
             write,
@@ -64,6 +97,20 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             }
         }
     }
+}
+
+/// Size rayon's global pool (once per process).
+fn configure_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("configuring the thread pool")?;
+    }
+    Ok(())
 }
 
 /// `--verify` takes a fingerprint or the path of a file holding one.

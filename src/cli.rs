@@ -19,7 +19,8 @@ Examples:
   gguf-gate inspect model.gguf                 header, metadata, tensor table
   gguf-gate inspect model.gguf --format json --full > header.json
   gguf-gate fingerprint model.gguf --write     writes model.fingerprint
-  gguf-gate fingerprint model.gguf --verify model.fingerprint";
+  gguf-gate fingerprint model.gguf --verify model.fingerprint
+  gguf-gate stats model.gguf --filter '*_norm.weight'";
 
 #[derive(Debug, Parser)]
 #[command(name = "gguf-gate", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
@@ -48,6 +49,32 @@ Arrays are abbreviated to {\"len\",\"type\",\"head\"} unless --full is given.")]
         /// Write the report to this file (atomically) instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+    /// Per-tensor statistics of the true (dequantized) values.
+    #[command(after_help = "\
+Columns: elements, RMS, mean, std, min, max (over finite values), and counts of NaN,
++-Inf and exact zeros. JSON: {\"tensors\": [{\"name\",\"type\",\"elements\",\"rms\",
+\"mean\",\"std\",\"min\",\"max\",\"nan\",\"inf\",\"zeros\"}...], \"errors\": [...]}.
+A tensor whose type cannot be decoded is listed under errors and the command exits 2.
+
+Examples:
+  gguf-gate stats model.gguf --filter '*_norm.weight'
+  gguf-gate stats model.gguf --format json --output stats.json")]
+    Stats {
+        /// The GGUF file to read.
+        model: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Only tensors whose name matches this glob (`*`, `?`); repeat to add more.
+        #[arg(long, value_name = "GLOB")]
+        filter: Vec<String>,
+        /// Write the report to this file (atomically) instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Worker threads (default: all cores). Results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Print the file's fingerprint, `sha256-<64 hex>` of its bytes.
     #[command(after_help = "\

@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod cli;
 pub mod fingerprint;
 pub mod gguf;
+pub mod glob;
 pub mod inspect;
 pub mod progress;
 pub mod quant;

@@ -8,13 +8,22 @@ use gguf_gate::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
 
 fn tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
     let mut w = GgufWriter::new();
-    w.add("general.architecture", Value::String("llama".into())).unwrap();
+    w.add("general.architecture", Value::String("llama".into()))
+        .unwrap();
     w.add("general.file_type", Value::U32(7)).unwrap();
     let tokens: Vec<String> = (0..100).map(|i| format!("tok{i}")).collect();
-    w.add("tokenizer.ggml.tokens", Value::Array(Array::String(tokens))).unwrap();
-    w.add("general.description", Value::String("x".repeat(500))).unwrap();
-    w.add_tensor(TensorSpec::new("output_norm.weight", GgmlType::F32, &[32])).unwrap();
-    w.add_tensor(TensorSpec::new("token_embd.weight", GgmlType::Q8_0, &[32, 100])).unwrap();
+    w.add("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)))
+        .unwrap();
+    w.add("general.description", Value::String("x".repeat(500)))
+        .unwrap();
+    w.add_tensor(TensorSpec::new("output_norm.weight", GgmlType::F32, &[32]))
+        .unwrap();
+    w.add_tensor(TensorSpec::new(
+        "token_embd.weight",
+        GgmlType::Q8_0,
+        &[32, 100],
+    ))
+    .unwrap();
     let path = dir.join("tiny.gguf");
     std::fs::write(&path, w.to_bytes(&[vec![0; 128], vec![0; 3400]]).unwrap()).unwrap();
     path
@@ -43,7 +52,13 @@ fn inspect_json_has_the_documented_shape() {
     assert_eq!(j["summary"]["parameters"], 3232);
     assert_eq!(j["summary"]["file_type"]["name"], "MOSTLY_Q8_0");
     // --full: arrays complete.
-    let out = run(&["inspect", model.to_str().unwrap(), "--format", "json", "--full"]);
+    let out = run(&[
+        "inspect",
+        model.to_str().unwrap(),
+        "--format",
+        "json",
+        "--full",
+    ]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["metadata"][2]["value"].as_array().unwrap().len(), 100);
 }
@@ -55,7 +70,10 @@ fn inspect_text_truncates_unless_full() {
     let text = stdout(&run(&["inspect", model.to_str().unwrap()]));
     assert!(text.contains("… 92 more] (len 100)"), "{text}");
     assert!(text.contains("(500 chars)"), "{text}");
-    assert!(text.contains("token_embd.weight") && text.contains("Q8_0"), "{text}");
+    assert!(
+        text.contains("token_embd.weight") && text.contains("Q8_0"),
+        "{text}"
+    );
     let full = stdout(&run(&["inspect", model.to_str().unwrap(), "--full"]));
     assert!(full.contains("\"tok99\"") && !full.contains("more]"));
 }
@@ -91,9 +109,14 @@ fn fingerprint_write_and_verify() {
     let sidecar = dir.path().join("tiny.fingerprint");
     assert_eq!(std::fs::read_to_string(&sidecar).unwrap().trim(), fp);
     // Verify against the string and against the file: pass.
-    assert_eq!(run(&["fingerprint", m, "--verify", &fp]).status.code(), Some(0));
     assert_eq!(
-        run(&["fingerprint", m, "--verify", sidecar.to_str().unwrap()]).status.code(),
+        run(&["fingerprint", m, "--verify", &fp]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["fingerprint", m, "--verify", sidecar.to_str().unwrap()])
+            .status
+            .code(),
         Some(0)
     );
     // A different fingerprint: exit 1 naming both.
@@ -102,8 +125,16 @@ fn fingerprint_write_and_verify() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mismatch"));
     // Not a fingerprint, not a file: usage error.
-    assert_eq!(run(&["fingerprint", m, "--verify", "sha256-xyz"]).status.code(), Some(2));
-    assert_eq!(run(&["fingerprint", m, "--verify", "nope"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["fingerprint", m, "--verify", "sha256-xyz"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["fingerprint", m, "--verify", "nope"]).status.code(),
+        Some(2)
+    );
     // A missing model: exit 2 naming it.
     let out = run(&["fingerprint", "/nonexistent/model.gguf"]);
     assert_eq!(out.status.code(), Some(2));
@@ -114,9 +145,15 @@ fn fingerprint_write_and_verify() {
 fn usage_errors_exit_2() {
     assert_eq!(run(&["inspect"]).status.code(), Some(2));
     assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
-    assert_eq!(run(&["inspect", "x", "--format", "yaml"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["inspect", "x", "--format", "yaml"]).status.code(),
+        Some(2)
+    );
     let help = stdout(&run(&["--help"]));
-    assert!(help.contains("Exit codes") && help.contains("Examples"), "{help}");
+    assert!(
+        help.contains("Exit codes") && help.contains("Examples"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -136,7 +173,10 @@ fn smollm2_inspect_summary() {
     assert_eq!(s["architecture"], "llama");
     assert_eq!(s["tensor_count"], 272);
     assert_eq!(s["file_type"]["name"], "MOSTLY_Q4_1");
-    assert_eq!(s["tensor_types"], serde_json::json!({"F32": 61, "Q4_1": 210, "Q8_0": 1}));
+    assert_eq!(
+        s["tensor_types"],
+        serde_json::json!({"F32": 61, "Q4_1": 210, "Q8_0": 1})
+    );
     let params = s["parameters"].as_u64().unwrap();
     assert!((134_000_000..135_000_000).contains(&params), "{params}");
 }

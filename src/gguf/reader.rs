@@ -178,6 +178,27 @@ impl GgufFile {
         self.map.as_deref().unwrap_or(&[])
     }
 
+    /// Tell the kernel we are done with a byte range for now: its pages leave this
+    /// process's resident set (they stay in the page cache and are re-read on access).
+    /// Keeps memory bounded while streaming over a model far larger than RAM.
+    pub fn release(&self, range: Range<u64>) {
+        let (Some(map), Ok(start), Ok(end)) = (
+            self.map.as_ref(),
+            usize::try_from(range.start),
+            usize::try_from(range.end),
+        ) else {
+            return;
+        };
+        if start < end && end <= map.len() {
+            // SAFETY: the map is read-only and file-backed; after MADV_DONTNEED a later
+            // access re-reads the same file bytes, so no reference observes a change.
+            #[cfg(unix)]
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
+
     /// A tensor's data, zero copy. Its range was proven in bounds when the header was parsed.
     pub fn tensor_data(&self, tensor: &TensorInfo) -> &[u8] {
         let range = self.header.data_range(tensor);

@@ -4,6 +4,8 @@
     gguf_reference.py dump FILE    print FILE as gguf.GGUFReader sees it, as JSON
     gguf_reference.py write FILE   write a file with gguf.GGUFWriter: every value type,
                                    several tensor types, a custom alignment (64)
+    gguf_reference.py stats FILE   per-tensor statistics from gguf-py's dequantization,
+                                   computed with numpy in float64
 
 The Rust tests (tests/conformance.rs) compare these with what gguf-gate reads and writes.
 """
@@ -103,6 +105,27 @@ def write(path):
     w.close()
 
 
+def stats(path):
+    r = GGUFReader(path)
+    out = []
+    for t in r.tensors:
+        x = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64).ravel()
+        finite = x[np.isfinite(x)]
+        out.append({
+            "name": t.name,
+            "elements": int(x.size),
+            "rms": float(np.sqrt(np.mean(finite * finite))),
+            "mean": float(np.mean(finite)),
+            "std": float(np.std(finite)),
+            "min": float(np.min(finite)),
+            "max": float(np.max(finite)),
+            "nan": int(np.isnan(x).sum()),
+            "inf": int(np.isinf(x).sum()),
+            "zeros": int((x == 0).sum()),
+        })
+    json.dump({"tensors": out}, sys.stdout)
+
+
 if __name__ == "__main__":
     cmd, path = sys.argv[1], sys.argv[2]
-    {"dump": dump, "write": write}[cmd](path)
+    {"dump": dump, "write": write, "stats": stats}[cmd](path)

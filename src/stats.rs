@@ -1,0 +1,430 @@
+//! Tensor statistics — element count, RMS, mean, std, min, max (over finite values),
+//! NaN, ±Inf and exact-zero counts — computed from the true (dequantized) values, in
+//! parallel, streaming over the memory map in bounded pieces, with f64 accumulation.
+//!
+//! Results are deterministic whatever the thread count: every tensor is cut into the
+//! same pieces, each piece is reduced on its own, and pieces are merged in file order.
+//! `scan` computes the statistics and the file's fingerprint in one read of the file.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::fingerprint::Fingerprint;
+use crate::gguf::{GgmlType, GgufFile, Header, TensorInfo, I2S_TAIL_BYTES};
+use crate::glob::glob_match;
+use crate::quant::{self, QuantError};
+
+/// Bytes of tensor data decoded at a time by one thread (rounded to whole blocks).
+pub const PIECE_BYTES: u64 = 256 << 10;
+/// Bytes of file hashed (and then released from memory) per step of `scan`.
+pub const WINDOW_BYTES: u64 = 64 << 20;
+
+/// Statistics of one tensor.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TensorStats {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub elements: u64,
+    /// sqrt(mean(x²)) over finite values.
+    pub rms: f64,
+    pub mean: f64,
+    /// Population standard deviation over finite values.
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+    pub nan: u64,
+    pub inf: u64,
+    pub zeros: u64,
+}
+
+impl TensorStats {
+    /// Finite values only (elements minus NaN and ±Inf).
+    pub fn finite(&self) -> u64 {
+        self.elements - self.nan - self.inf
+    }
+}
+
+/// A tensor whose values could not be decoded.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("tensor {tensor:?}: {error}")]
+pub struct StatsError {
+    pub tensor: String,
+    pub error: QuantError,
+}
+
+/// Running moments of a set of values, mergeable in a fixed order (Chan et al.).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Moments {
+    pub finite: u64,
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    pub sum_sq: f64,
+    pub min: f32,
+    pub max: f32,
+    pub nan: u64,
+    pub inf: u64,
+    pub zeros: u64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments {
+            finite: 0,
+            mean: 0.0,
+            m2: 0.0,
+            sum_sq: 0.0,
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+            nan: 0,
+            inf: 0,
+            zeros: 0,
+        }
+    }
+}
+
+/// Lanes of independent f64 accumulators: lets the CPU overlap additions while the
+/// summation order stays fixed (so results never depend on scheduling).
+const LANES: usize = 8;
+
+impl Moments {
+    /// The moments of `values`.
+    pub fn of(values: &[f32]) -> Moments {
+        let mut sum = [0f64; LANES];
+        let mut sum_sq = [0f64; LANES];
+        let mut lo = [f32::INFINITY; LANES];
+        let mut hi = [f32::NEG_INFINITY; LANES];
+        let mut zeros = 0u64;
+        let mut chunks = values.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (l, &x) in chunk.iter().enumerate() {
+                let v = f64::from(x);
+                sum[l] += v;
+                sum_sq[l] += v * v;
+                lo[l] = lo[l].min(x);
+                hi[l] = hi[l].max(x);
+                zeros += u64::from(x == 0.0);
+            }
+        }
+        for (l, &x) in chunks.remainder().iter().enumerate() {
+            let v = f64::from(x);
+            sum[l] += v;
+            sum_sq[l] += v * v;
+            lo[l] = lo[l].min(x);
+            hi[l] = hi[l].max(x);
+            zeros += u64::from(x == 0.0);
+        }
+        let total: f64 = sum.iter().sum();
+        if !total.is_finite() {
+            // A NaN or an infinity is present (f32 values cannot overflow an f64 sum).
+            return Moments::of_nonfinite(values);
+        }
+        let n = values.len() as u64;
+        let mean = if n == 0 { 0.0 } else { total / n as f64 };
+        let mut dev = [0f64; LANES];
+        let mut chunks = values.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (l, &x) in chunk.iter().enumerate() {
+                let d = f64::from(x) - mean;
+                dev[l] += d * d;
+            }
+        }
+        for (l, &x) in chunks.remainder().iter().enumerate() {
+            let d = f64::from(x) - mean;
+            dev[l] += d * d;
+        }
+        Moments {
+            finite: n,
+            mean,
+            m2: dev.iter().sum(),
+            sum_sq: sum_sq.iter().sum(),
+            min: lo.iter().copied().fold(f32::INFINITY, f32::min),
+            max: hi.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            nan: 0,
+            inf: 0,
+            zeros,
+        }
+    }
+
+    /// The slow path: split off NaN and ±Inf, then take the moments of the rest.
+    fn of_nonfinite(values: &[f32]) -> Moments {
+        let finite: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        let mut m = Moments::of(&finite);
+        m.nan = values.iter().filter(|x| x.is_nan()).count() as u64;
+        m.inf = values.iter().filter(|x| x.is_infinite()).count() as u64;
+        m
+    }
+
+    /// Merge `other` (values that come after `self`'s).
+    pub fn merge(&mut self, other: &Moments) {
+        let n = self.finite + other.finite;
+        if other.finite > 0 {
+            let (na, nb) = (self.finite as f64, other.finite as f64);
+            let delta = other.mean - self.mean;
+            self.mean += delta * nb / n as f64;
+            self.m2 += other.m2 + delta * delta * na * nb / n as f64;
+        }
+        self.finite = n;
+        self.sum_sq += other.sum_sq;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.nan += other.nan;
+        self.inf += other.inf;
+        self.zeros += other.zeros;
+    }
+
+    fn finish(&self, t: &TensorInfo) -> TensorStats {
+        let n = self.finite as f64;
+        let (rms, std, min, max) = if self.finite == 0 {
+            (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
+        } else {
+            (
+                (self.sum_sq / n).sqrt(),
+                (self.m2 / n).max(0.0).sqrt(),
+                f64::from(self.min),
+                f64::from(self.max),
+            )
+        };
+        TensorStats {
+            name: t.name.clone(),
+            ty: t.ty.name().to_string(),
+            elements: t.elements,
+            rms,
+            mean: if self.finite == 0 {
+                f64::NAN
+            } else {
+                self.mean
+            },
+            std,
+            min,
+            max,
+            nan: self.nan,
+            inf: self.inf,
+            zeros: self.zeros,
+        }
+    }
+}
+
+/// A block-aligned slice of one tensor's data: the unit of parallel work.
+#[derive(Clone, Debug)]
+struct Piece {
+    tensor: usize,
+    /// Absolute file byte range of the piece's data.
+    bytes: Range<u64>,
+    elements: usize,
+}
+
+/// Cut the selected tensors into pieces, in file order. Tensors of a type we cannot
+/// decode are reported instead.
+fn plan(file: &GgufFile, selected: &[usize]) -> (Vec<Piece>, Vec<StatsError>) {
+    let h = &file.header;
+    let mut pieces = Vec::new();
+    let mut errors = Vec::new();
+    for &i in selected {
+        let Some(t) = h.tensors.get(i) else { continue };
+        if !quant::is_supported(t.ty) || (t.ty == GgmlType::I2S && t.elements % 128 != 0) {
+            let error = if quant::is_supported(t.ty) {
+                QuantError::NotBlockMultiple {
+                    ty: t.ty,
+                    elements: t.elements as usize,
+                    block: 128,
+                }
+            } else {
+                QuantError::Unsupported { ty: t.ty }
+            };
+            errors.push(StatsError {
+                tensor: t.name.clone(),
+                error,
+            });
+            continue;
+        }
+        // I2_S: 128-element blocks of 32 bytes; the scale tail is read per piece.
+        let (block_elems, block_bytes) = if t.ty == GgmlType::I2S {
+            (128, 32)
+        } else {
+            (t.ty.block_size(), t.ty.block_bytes())
+        };
+        let data_bytes = if t.ty == GgmlType::I2S {
+            t.size - I2S_TAIL_BYTES
+        } else {
+            t.size
+        };
+        let blocks_per_piece = (PIECE_BYTES / block_bytes).max(1);
+        let start = h.data_range(t).start;
+        let mut offset = 0;
+        while offset < data_bytes {
+            let len = (blocks_per_piece * block_bytes).min(data_bytes - offset);
+            pieces.push(Piece {
+                tensor: i,
+                bytes: start + offset..start + offset + len,
+                elements: (len / block_bytes * block_elems) as usize,
+            });
+            offset += len;
+        }
+    }
+    // File order: `scan` walks the file front to back; per-tensor merge order follows.
+    pieces.sort_by_key(|p| p.bytes.start);
+    (pieces, errors)
+}
+
+/// Decode one piece into `buf` and take its moments.
+fn piece_moments(
+    file: &GgufFile,
+    piece: &Piece,
+    buf: &mut Vec<f32>,
+) -> Result<Moments, QuantError> {
+    let t = &file.header.tensors[piece.tensor];
+    let bytes = slice(file.bytes(), &piece.bytes);
+    buf.resize(piece.elements, 0.0);
+    if t.ty == GgmlType::I2S {
+        let tail_start = file.header.data_range(t).end - I2S_TAIL_BYTES;
+        let tail = slice(file.bytes(), &(tail_start..tail_start + 4));
+        let scale = f32::from_le_bytes(tail.try_into().unwrap_or([0; 4]));
+        quant::dequantize_i2_s_codes(bytes, scale, buf)?;
+    } else {
+        quant::dequantize(t.ty, bytes, buf)?;
+    }
+    Ok(Moments::of(buf))
+}
+
+fn slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> &'a [u8] {
+    // Ranges come from a validated header, so they are inside the file.
+    bytes
+        .get(range.start as usize..range.end as usize)
+        .unwrap_or(&[])
+}
+
+/// Moments of a list of pieces, in parallel, returned in the pieces' order.
+fn moments_of(file: &GgufFile, pieces: &[Piece]) -> Vec<Result<Moments, QuantError>> {
+    pieces
+        .par_iter()
+        .map_init(Vec::new, |buf, piece| piece_moments(file, piece, buf))
+        .collect()
+}
+
+/// Merge per-piece moments into per-tensor statistics, in the order of `selected`.
+fn assemble(
+    file: &GgufFile,
+    selected: &[usize],
+    pieces: &[Piece],
+    moments: Vec<Result<Moments, QuantError>>,
+    mut errors: Vec<StatsError>,
+) -> (Vec<TensorStats>, Vec<StatsError>) {
+    let h = &file.header;
+    let mut per_tensor: Vec<Option<Result<Moments, QuantError>>> = vec![None; h.tensors.len()];
+    for (piece, m) in pieces.iter().zip(moments) {
+        let slot = &mut per_tensor[piece.tensor];
+        match (slot.as_mut(), m) {
+            (None, m) => *slot = Some(m),
+            (Some(Ok(acc)), Ok(m)) => acc.merge(&m),
+            (Some(Ok(_)), Err(e)) => *slot = Some(Err(e)),
+            (Some(Err(_)), _) => {}
+        }
+    }
+    let mut stats = Vec::with_capacity(selected.len());
+    for &i in selected {
+        let t = &h.tensors[i];
+        match per_tensor[i].take() {
+            Some(Ok(m)) => stats.push(m.finish(t)),
+            // Empty tensors and tensors reported in `plan` have no pieces.
+            None if errors.iter().all(|e| e.tensor != t.name) => {
+                stats.push(Moments::default().finish(t))
+            }
+            None => {}
+            Some(Err(error)) => errors.push(StatsError {
+                tensor: t.name.clone(),
+                error,
+            }),
+        }
+    }
+    (stats, errors)
+}
+
+/// Statistics of the selected tensors (indices into the header's tensor list).
+pub fn tensor_stats(file: &GgufFile, selected: &[usize]) -> (Vec<TensorStats>, Vec<StatsError>) {
+    let (pieces, errors) = plan(file, selected);
+    let moments = moments_of(file, &pieces);
+    assemble(file, selected, &pieces, moments, errors)
+}
+
+/// The fingerprint of the whole file and the statistics of the selected tensors, in one
+/// read of the file: window by window, one thread hashes while the others decode the
+/// pieces that start in the window; each finished window is released from memory.
+pub fn scan(
+    file: &GgufFile,
+    selected: &[usize],
+    mut progress: impl FnMut(u64),
+) -> (Fingerprint, Vec<TensorStats>, Vec<StatsError>) {
+    let (pieces, errors) = plan(file, selected);
+    let bytes = file.bytes();
+    let len = bytes.len() as u64;
+    let mut hasher = Sha256::new();
+    let mut moments = Vec::with_capacity(pieces.len());
+    let mut next_piece = 0;
+    let mut start = 0u64;
+    while start < len {
+        let end = (start + WINDOW_BYTES).min(len);
+        let first = next_piece;
+        while next_piece < pieces.len() && pieces[next_piece].bytes.start < end {
+            next_piece += 1;
+        }
+        let window = slice(bytes, &(start..end));
+        let (_, window_moments) = rayon::join(
+            || hasher.update(window),
+            || moments_of(file, &pieces[first..next_piece]),
+        );
+        moments.extend(window_moments);
+        file.release(start..end);
+        progress(end - start);
+        start = end;
+    }
+    let fingerprint = Fingerprint(hasher.finalize().into());
+    let (stats, errors) = assemble(file, selected, &pieces, moments, errors);
+    (fingerprint, stats, errors)
+}
+
+/// Indices of the tensors whose names match any of `filters` (all tensors when empty).
+pub fn select(header: &Header, filters: &[String]) -> Vec<usize> {
+    header
+        .tensors
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| filters.is_empty() || filters.iter().any(|f| glob_match(f, &t.name)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The JSON document of `stats --format json` (NaN, for tensors without finite values, is null).
+pub fn to_json(stats: &[TensorStats], errors: &[StatsError]) -> serde_json::Value {
+    let errors: Vec<serde_json::Value> = errors
+        .iter()
+        .map(|e| serde_json::json!({"tensor": e.tensor, "error": e.error.to_string()}))
+        .collect();
+    serde_json::json!({ "tensors": stats, "errors": errors })
+}
+
+/// The text table of `stats`.
+pub fn to_text(stats: &[TensorStats], errors: &[StatsError]) -> String {
+    use std::fmt::Write as _;
+    let width = stats.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:width$}  {:7} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>6} {:>6} {:>9}",
+        "name", "type", "elements", "rms", "mean", "std", "min", "max", "nan", "inf", "zeros"
+    );
+    for s in stats {
+        let _ = writeln!(
+            out,
+            "{:width$}  {:7} {:>11} {:>11.5e} {:>11.4e} {:>11.5e} {:>11.4e} {:>11.4e} {:>6} {:>6} {:>9}",
+            s.name, s.ty, s.elements, s.rms, s.mean, s.std, s.min, s.max, s.nan, s.inf, s.zeros
+        );
+    }
+    for e in errors {
+        let _ = writeln!(out, "error: {e}");
+    }
+    out
+}
