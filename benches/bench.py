@@ -6,7 +6,9 @@
 - fingerprint: gguf-gate vs `sha256sum` and `openssl speed -evp sha256` (GB/s) on a
   1 GiB file made of SmolLM2 copies, read from the page cache;
 - inspect: gguf-gate `inspect --format json` vs gguf-py's `gguf-dump --json` on SmolLM2,
-  wall time and peak RSS (/usr/bin/time -v).
+  wall time and peak RSS (/usr/bin/time -v);
+- stats: gguf-gate `stats` (GB/s of file data) vs gguf-py dequantization + numpy RMS on
+  SmolLM2 and on a synthetic 2 GiB GGUF of Q8_0/Q4_0/Q4_1 tensors; peak RSS on the 2 GiB file.
 
 Numbers quoted in docs/performance.md come from this script. Timings are best-of-N
 wall-clock; run on an otherwise idle machine.
@@ -53,6 +55,53 @@ def openssl_sha256_gbs():
     return kps * 1000 / 1e9
 
 
+GGUF_REF = """
+import sys, time, numpy as np, gguf
+r = gguf.GGUFReader(sys.argv[1])
+t0 = time.perf_counter()
+for t in r.tensors:
+    x = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64, copy=False)
+    rms = float(np.sqrt(np.mean(x * x)))
+print(time.perf_counter() - t0)
+"""
+
+
+def synthetic_gguf(path, total_bytes):
+    """A valid GGUF of Q8_0, Q4_0 and Q4_1 tensors (random codes, sane f16 scales)."""
+    import struct
+    import numpy as np
+    kinds = [(8, 32, 34, [0]), (2, 32, 18, [0]), (3, 32, 20, [0, 2])]  # id, block, bytes, f16 fields
+    per_tensor = 128 << 20
+    n = max(1, total_bytes // per_tensor)
+    infos, sizes = [], []
+    for i in range(n):
+        ty, block, bpb, _ = kinds[i % 3]
+        rows = per_tensor // bpb // (4096 // block)
+        sizes.append(rows * (4096 // block) * bpb)
+        infos.append((f"blk.{i}.ffn_up.weight", [4096, rows], ty))
+    head = bytearray(b"GGUF" + struct.pack("<IQQ", 3, n, 1))
+    key = b"general.architecture"
+    head += struct.pack("<Q", len(key)) + key + struct.pack("<IQ", 8, 5) + b"bench"
+    offset = 0
+    for (name, dims, ty), size in zip(infos, sizes):
+        nb = name.encode()
+        head += struct.pack("<Q", len(nb)) + nb + struct.pack("<I", len(dims))
+        head += b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", ty, offset)
+        offset += (size + 31) // 32 * 32
+    head += b"\0" * (-len(head) % 32)
+    rng = np.random.default_rng(0)
+    scale = np.frombuffer(np.float16(0.01).tobytes(), dtype=np.uint8)
+    with open(path, "wb") as out:
+        out.write(head)
+        for i, size in enumerate(sizes):
+            _, _, bpb, fields = kinds[i % 3]
+            data = rng.integers(0, 256, size, dtype=np.uint8).reshape(-1, bpb)
+            for f in fields:
+                data[:, f:f + 2] = scale
+            out.write(data.tobytes())
+            out.write(b"\0" * (-size % 32))
+
+
 def main():
     models = Path(sh("bash", str(ROOT / "scripts/fetch-models.sh")).stdout.strip().splitlines()[-1])
     smollm = models / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -88,6 +137,19 @@ def main():
     print(f"inspect SmolLM2: gguf-gate {t_ours * 1000:.1f} ms | gguf-dump --json {t_ref * 1000:.0f} ms"
           f" | ratio {t_ref / t_ours:.0f}x faster")
     print(f"  peak RSS: gguf-gate {peak_rss_mib(inspect):.1f} MiB | gguf-dump {peak_rss_mib(dump):.1f} MiB")
+
+    synth = work / "stats-2gib.gguf"
+    if not synth.exists():
+        synthetic_gguf(synth, 2 << 30)
+    for label, model in (("SmolLM2 (Q4_1+Q8_0)", smollm), ("synthetic 2 GiB (Q8_0/Q4_0/Q4_1)", synth)):
+        size = model.stat().st_size
+        subprocess.run(["cat", str(model)], stdout=subprocess.DEVNULL, check=True)
+        t_ours = best_of(n, [str(BIN), "stats", "--format", "json", str(model)])
+        t_ref = float(sh(sys.executable, "-c", GGUF_REF, str(model)).stdout.strip())
+        print(f"stats {label}: gguf-gate {size / t_ours / 1e9:.2f} GB/s ({t_ours:.2f} s)"
+              f" | gguf-py+numpy RMS {size / t_ref / 1e9:.3f} GB/s ({t_ref:.1f} s) | ratio {t_ref / t_ours:.0f}x")
+    rss = peak_rss_mib([str(BIN), "stats", "--format", "json", str(synth)])
+    print(f"  peak RSS of stats on the 2 GiB file: {rss:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             let file = GgufFile::open(&model)?;
             let selected = stats::select(&file.header, &filter);
             let bar = bytes_bar(file.header.file_len, "stats");
-            let (result, errors) = stats::tensor_stats(&file, &selected);
+            let stats::Scan {
+                stats: result,
+                errors,
+                ..
+            } = stats::scan(&file, &selected, false, |n| bar.inc(n));
             bar.finish_and_clear();
             let text = match format {
                 Format::Text => stats::to_text(&result, &errors),

@@ -17,9 +17,9 @@ use crate::glob::glob_match;
 use crate::quant::{self, QuantError};
 
 /// Bytes of tensor data decoded at a time by one thread (rounded to whole blocks).
-pub const PIECE_BYTES: u64 = 256 << 10;
+pub const PIECE_BYTES: u64 = 64 << 10;
 /// Bytes of file hashed (and then released from memory) per step of `scan`.
-pub const WINDOW_BYTES: u64 = 64 << 20;
+pub const WINDOW_BYTES: u64 = 16 << 20;
 
 /// Statistics of one tensor.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -86,6 +86,72 @@ impl Default for Moments {
     }
 }
 
+/// Per-lane sums of one pass over a slice.
+struct RawSums {
+    sum: [f64; LANES],
+    sum_sq: [f64; LANES],
+    lo: [f32; LANES],
+    hi: [f32; LANES],
+    zeros: u64,
+}
+
+/// One pass: sums, sums of squares, min, max and zero count, in `LANES` fixed lanes.
+/// Uses AVX2 when the CPU has it; the operations and their order are the same either
+/// way (no FMA), so the results are identical on every x86-64 machine.
+fn raw_sums(values: &[f32]) -> RawSums {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { raw_sums_avx2(values) };
+    }
+    raw_sums_portable(values)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn raw_sums_avx2(values: &[f32]) -> RawSums {
+    raw_sums_portable(values)
+}
+
+#[inline(always)]
+fn raw_sums_portable(values: &[f32]) -> RawSums {
+    let mut r = RawSums {
+        sum: [0.0; LANES],
+        sum_sq: [0.0; LANES],
+        lo: [f32::INFINITY; LANES],
+        hi: [f32::NEG_INFINITY; LANES],
+        zeros: 0,
+    };
+    // u32 zero counters vectorize; a run of at most 2^20 values per lane cannot overflow.
+    for run in values.chunks(1 << 20) {
+        let mut zeros = [0u32; LANES];
+        let mut chunks = run.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for l in 0..LANES {
+                let x = chunk[l];
+                let v = f64::from(x);
+                r.sum[l] += v;
+                r.sum_sq[l] += v * v;
+                // Plain comparisons (not f32::min) so they vectorize; NaN is handled
+                // by the caller's slow path.
+                r.lo[l] = if x < r.lo[l] { x } else { r.lo[l] };
+                r.hi[l] = if x > r.hi[l] { x } else { r.hi[l] };
+                zeros[l] += u32::from(x == 0.0);
+            }
+        }
+        for (l, &x) in chunks.remainder().iter().enumerate() {
+            let v = f64::from(x);
+            r.sum[l] += v;
+            r.sum_sq[l] += v * v;
+            r.lo[l] = if x < r.lo[l] { x } else { r.lo[l] };
+            r.hi[l] = if x > r.hi[l] { x } else { r.hi[l] };
+            zeros[l] += u32::from(x == 0.0);
+        }
+        r.zeros += zeros.iter().map(|&z| u64::from(z)).sum::<u64>();
+    }
+    r
+}
+
 /// Lanes of independent f64 accumulators: lets the CPU overlap additions while the
 /// summation order stays fixed (so results never depend on scheduling).
 const LANES: usize = 8;
@@ -93,59 +159,33 @@ const LANES: usize = 8;
 impl Moments {
     /// The moments of `values`.
     pub fn of(values: &[f32]) -> Moments {
-        let mut sum = [0f64; LANES];
-        let mut sum_sq = [0f64; LANES];
-        let mut lo = [f32::INFINITY; LANES];
-        let mut hi = [f32::NEG_INFINITY; LANES];
-        let mut zeros = 0u64;
-        let mut chunks = values.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for (l, &x) in chunk.iter().enumerate() {
-                let v = f64::from(x);
-                sum[l] += v;
-                sum_sq[l] += v * v;
-                lo[l] = lo[l].min(x);
-                hi[l] = hi[l].max(x);
-                zeros += u64::from(x == 0.0);
-            }
-        }
-        for (l, &x) in chunks.remainder().iter().enumerate() {
-            let v = f64::from(x);
-            sum[l] += v;
-            sum_sq[l] += v * v;
-            lo[l] = lo[l].min(x);
-            hi[l] = hi[l].max(x);
-            zeros += u64::from(x == 0.0);
-        }
-        let total: f64 = sum.iter().sum();
+        let raw = raw_sums(values);
+        let total: f64 = raw.sum.iter().sum();
         if !total.is_finite() {
             // A NaN or an infinity is present (f32 values cannot overflow an f64 sum).
             return Moments::of_nonfinite(values);
         }
         let n = values.len() as u64;
-        let mean = if n == 0 { 0.0 } else { total / n as f64 };
-        let mut dev = [0f64; LANES];
-        let mut chunks = values.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for (l, &x) in chunk.iter().enumerate() {
-                let d = f64::from(x) - mean;
-                dev[l] += d * d;
-            }
-        }
-        for (l, &x) in chunks.remainder().iter().enumerate() {
-            let d = f64::from(x) - mean;
-            dev[l] += d * d;
-        }
+        let sum_sq: f64 = raw.sum_sq.iter().sum();
+        let (mean, m2) = if n == 0 {
+            (0.0, 0.0)
+        } else {
+            let mean = total / n as f64;
+            // Within one piece (at most a few hundred thousand values) the f64 sums
+            // keep sum_sq - n·mean² exact to ~1e-12 relative for any real weight
+            // distribution; pieces are then combined with Chan's update.
+            (mean, (sum_sq - total * mean).max(0.0))
+        };
         Moments {
             finite: n,
             mean,
-            m2: dev.iter().sum(),
-            sum_sq: sum_sq.iter().sum(),
-            min: lo.iter().copied().fold(f32::INFINITY, f32::min),
-            max: hi.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            m2,
+            sum_sq,
+            min: raw.lo.iter().copied().fold(f32::INFINITY, f32::min),
+            max: raw.hi.iter().copied().fold(f32::NEG_INFINITY, f32::max),
             nan: 0,
             inf: 0,
-            zeros,
+            zeros: raw.zeros,
         }
     }
 
@@ -343,21 +383,33 @@ fn assemble(
     (stats, errors)
 }
 
-/// Statistics of the selected tensors (indices into the header's tensor list).
-pub fn tensor_stats(file: &GgufFile, selected: &[usize]) -> (Vec<TensorStats>, Vec<StatsError>) {
-    let (pieces, errors) = plan(file, selected);
-    let moments = moments_of(file, &pieces);
-    assemble(file, selected, &pieces, moments, errors)
+/// What one pass over the file produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    /// The whole file's fingerprint, when it was asked for.
+    pub fingerprint: Option<Fingerprint>,
+    /// Statistics of the selected tensors, in the order they were selected.
+    pub stats: Vec<TensorStats>,
+    /// Selected tensors that could not be decoded.
+    pub errors: Vec<StatsError>,
 }
 
-/// The fingerprint of the whole file and the statistics of the selected tensors, in one
-/// read of the file: window by window, one thread hashes while the others decode the
-/// pieces that start in the window; each finished window is released from memory.
+/// Statistics of the selected tensors (indices into the header's tensor list).
+pub fn tensor_stats(file: &GgufFile, selected: &[usize]) -> (Vec<TensorStats>, Vec<StatsError>) {
+    let result = scan(file, selected, false, |_| {});
+    (result.stats, result.errors)
+}
+
+/// The statistics of the selected tensors and, optionally, the fingerprint of the whole
+/// file, in one read of the file: window by window, one thread hashes while the others
+/// decode the pieces that start in the window; each finished window is released from
+/// memory, so resident memory stays at a few windows whatever the model size.
 pub fn scan(
     file: &GgufFile,
     selected: &[usize],
+    with_fingerprint: bool,
     mut progress: impl FnMut(u64),
-) -> (Fingerprint, Vec<TensorStats>, Vec<StatsError>) {
+) -> Scan {
     let (pieces, errors) = plan(file, selected);
     let bytes = file.bytes();
     let len = bytes.len() as u64;
@@ -372,18 +424,25 @@ pub fn scan(
             next_piece += 1;
         }
         let window = slice(bytes, &(start..end));
-        let (_, window_moments) = rayon::join(
-            || hasher.update(window),
-            || moments_of(file, &pieces[first..next_piece]),
-        );
+        let hash = || {
+            if with_fingerprint {
+                hasher.update(window)
+            }
+        };
+        let (_, window_moments) =
+            rayon::join(hash, || moments_of(file, &pieces[first..next_piece]));
         moments.extend(window_moments);
         file.release(start..end);
         progress(end - start);
         start = end;
     }
-    let fingerprint = Fingerprint(hasher.finalize().into());
+    let fingerprint = with_fingerprint.then(|| Fingerprint(hasher.finalize().into()));
     let (stats, errors) = assemble(file, selected, &pieces, moments, errors);
-    (fingerprint, stats, errors)
+    Scan {
+        fingerprint,
+        stats,
+        errors,
+    }
 }
 
 /// Indices of the tensors whose names match any of `filters` (all tensors when empty).
