@@ -1,17 +1,21 @@
 //! Runs one parsed command: opens inputs, calls the library, writes outputs, and says
 //! whether the command passed. `main.rs` turns that into an exit code.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
 use crate::atomic::{write_text, Overwrite};
-use crate::cli::{Cli, Command, Format};
+use crate::check::{run_check, CheckOptions};
+use crate::cli::{CheckFormat, Cli, Command, FailLevel, Format, RulesFormat};
 use crate::fingerprint::{fingerprint_file, sidecar_path, Fingerprint};
 use crate::gguf::GgufFile;
 use crate::inspect;
+use crate::policy;
 use crate::progress::bytes_bar;
+use crate::report::{github, human, json as json_report, junit, sarif, Report};
+use crate::rules::{registry, Severity};
 use crate::stats;
 
 /// How a command that ran to completion ended.
@@ -25,6 +29,118 @@ pub enum Outcome {
 
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
+        Command::Check {
+            model,
+            policy,
+            tokenizer: _,
+            strict,
+            format,
+            json,
+            junit,
+            sarif,
+            summary,
+            fail_level,
+            exit_zero,
+        } => {
+            let strict = strict || std::env::var("BITNET_STRICT_MODE").is_ok_and(|v| v == "1");
+            let options = CheckOptions {
+                policy: policy.as_deref(),
+                strict,
+                fail_level: match fail_level {
+                    FailLevel::Error => Severity::Error,
+                    FailLevel::Warning => Severity::Warning,
+                },
+            };
+            let report = run_check(&model, &options)?;
+            write_reports(
+                &report,
+                format,
+                json.as_deref(),
+                junit.as_deref(),
+                sarif.as_deref(),
+                summary.as_deref(),
+            )?;
+            Ok(if report.passed || exit_zero {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            })
+        }
+        Command::Rules { format } => {
+            let text = match format {
+                RulesFormat::Markdown => registry::markdown(),
+                RulesFormat::Text => {
+                    let mut s = String::new();
+                    for r in registry::RULES {
+                        s.push_str(&format!(
+                            "{:24} {:12} {:8} {}\n",
+                            r.code,
+                            r.family,
+                            r.default_severity.name(),
+                            r.summary
+                        ));
+                    }
+                    s
+                }
+            };
+            emit(None, &text)?;
+            Ok(Outcome::Pass)
+        }
+        Command::Explain { rule } => {
+            let Some(r) = registry::lookup(&rule) else {
+                let codes: Vec<&str> = registry::RULES.iter().map(|r| r.code).collect();
+                bail!(
+                    "unknown rule code {rule:?}; known codes: {}",
+                    codes.join(", ")
+                );
+            };
+            emit(
+                None,
+                &format!(
+                    "{} ({}, default severity {})\n\n{}\n\n{}\n\nFix: {}\n",
+                    r.code,
+                    r.family,
+                    r.default_severity.name(),
+                    r.summary,
+                    r.explanation,
+                    r.hint
+                ),
+            )?;
+            Ok(Outcome::Pass)
+        }
+        Command::Schema => {
+            let mut s = serde_json::to_string_pretty(&policy::schema())?;
+            s.push('\n');
+            emit(None, &s)?;
+            Ok(Outcome::Pass)
+        }
+        Command::Init {
+            preset,
+            stdout,
+            copy,
+            output,
+            force,
+        } => {
+            let Some(text) = policy::starter_policy(&preset, copy) else {
+                bail!(
+                    "unknown preset {preset:?}; known: default, {}",
+                    policy::preset_names().join(", ")
+                );
+            };
+            if stdout {
+                emit(None, &text)?;
+            } else {
+                let mode = if force {
+                    Overwrite::Allow
+                } else {
+                    Overwrite::Refuse
+                };
+                write_text(&output, mode, &text)
+                    .with_context(|| format!("writing {}", output.display()))?;
+                eprintln!("wrote {}", output.display());
+            }
+            Ok(Outcome::Pass)
+        }
         Command::Inspect {
             model,
             format,
@@ -101,6 +217,76 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             }
         }
     }
+}
+
+/// Print the report in `format` and write every requested report file.
+fn write_reports(
+    report: &Report,
+    format: CheckFormat,
+    json: Option<&Path>,
+    junit_path: Option<&Path>,
+    sarif_path: Option<&Path>,
+    summary: Option<&Path>,
+) -> Result<()> {
+    let pretty = |v: serde_json::Value| -> Result<String> {
+        let mut s = serde_json::to_string_pretty(&v)?;
+        s.push('\n');
+        Ok(s)
+    };
+    if let Some(p) = json {
+        write_text(p, Overwrite::Allow, &pretty(json_report::render(report))?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = junit_path {
+        write_text(p, Overwrite::Allow, &junit::render(report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = sarif_path {
+        write_text(p, Overwrite::Allow, &pretty(sarif::render(report))?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = summary {
+        write_text(p, Overwrite::Allow, &github::summary(report))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    match format {
+        CheckFormat::Human => emit(
+            None,
+            &human::render(report, std::io::stdout().is_terminal()),
+        ),
+        CheckFormat::Json => emit(None, &pretty(json_report::render(report))?),
+        CheckFormat::Github => {
+            emit(None, &github::annotations(report))?;
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+                append(Path::new(&path), &github::summary(report))?;
+            }
+            if let Some(path) = std::env::var_os("GITHUB_OUTPUT") {
+                let show = |p: Option<&Path>| p.map(|p| p.display().to_string());
+                let (j, u, s) = (show(json), show(junit_path), show(sarif_path));
+                let outputs = github::outputs(
+                    report,
+                    &[
+                        ("json", j.as_deref()),
+                        ("junit", u.as_deref()),
+                        ("sarif", s.as_deref()),
+                    ],
+                );
+                append(Path::new(&path), &outputs)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Append to a file GitHub Actions reads after the step (summary, outputs).
+fn append(path: &Path, text: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Size rayon's global pool (once per process).

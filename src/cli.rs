@@ -9,13 +9,19 @@ const ABOUT: &str = "Decide whether a GGUF model file may be released.";
 
 const LONG_ABOUT: &str = "\
 gguf-gate checks GGUF model files (llama.cpp's format) before they are released:
-it reads the header strictly, reports what is inside, and fingerprints the bytes.
+`check` reads the file strictly, runs a declarative policy (required metadata, norm
+weights kept float and within RMS envelopes, projection RMS spread, finite and
+non-degenerate tensors, pinned fingerprints) and writes the verdict as text, JSON,
+JUnit XML, SARIF 2.1.0 or GitHub annotations.
 
-Exit codes: 0 pass, 1 the check failed (e.g. a fingerprint mismatch),
-2 usage or input error (unreadable or malformed file, bad arguments).";
+Exit codes: 0 pass, 1 the check failed (policy failed, fingerprint mismatch),
+2 usage, policy-file or input error (unreadable or malformed file, bad arguments).";
 
 const AFTER_HELP: &str = "\
 Examples:
+  gguf-gate check model.gguf                   the default policy for its architecture
+  gguf-gate check model.gguf --policy gate.yaml --sarif gate.sarif --junit gate.xml
+  gguf-gate init > gate.yaml                   a commented starter policy
   gguf-gate inspect model.gguf                 header, metadata, tensor table
   gguf-gate inspect model.gguf --format json --full > header.json
   gguf-gate fingerprint model.gguf --write     writes model.fingerprint
@@ -31,6 +37,86 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The gate: check a model against a policy and report the verdict.
+    #[command(after_help = "\
+With no --policy the embedded `default` policy applies: the preset for the model's
+general.architecture (llama, bitnet-b1.58) or generic rules. One run writes every
+requested report; stdout gets --format. Exit 0 pass, 1 policy failed, 2 usage,
+policy-file or input error.
+
+Examples:
+  gguf-gate check model.gguf
+  gguf-gate check model.gguf --policy gate.yaml --strict --json report.json
+  gguf-gate check model.gguf --format github --sarif gate.sarif   # in GitHub Actions")]
+    Check {
+        /// The GGUF file to gate.
+        model: PathBuf,
+        /// Policy file (YAML); default: the embedded `default` policy.
+        #[arg(long, short)]
+        policy: Option<PathBuf>,
+        /// tokenizer.json for the probe (default: the vocabulary embedded in the GGUF).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Warnings become errors and waivers are not applied (also BITNET_STRICT_MODE=1).
+        #[arg(long)]
+        strict: bool,
+        /// What to print on stdout.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+        format: CheckFormat,
+        /// Also write the JSON report here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also write JUnit XML here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write SARIF 2.1.0 here.
+        #[arg(long, value_name = "FILE")]
+        sarif: Option<PathBuf>,
+        /// Also write the Markdown summary here.
+        #[arg(long, value_name = "FILE")]
+        summary: Option<PathBuf>,
+        /// The lowest severity that fails the gate.
+        #[arg(long, value_enum, default_value_t = FailLevel::Error)]
+        fail_level: FailLevel,
+        /// Exit 0 even when the policy fails (reports still say FAILED).
+        #[arg(long)]
+        exit_zero: bool,
+    },
+    /// List every rule code with its family, default severity and summary.
+    Rules {
+        /// `text` (a table) or `markdown` (docs/rules.md).
+        #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
+        format: RulesFormat,
+    },
+    /// Explain a rule: what it checks, why it matters, how to fix a failure.
+    Explain {
+        /// A rule code, e.g. norm-dtype.
+        rule: String,
+    },
+    /// Print the JSON Schema of the policy file.
+    Schema,
+    /// Write a commented starter policy (or a preset, with --copy).
+    #[command(after_help = "\
+Examples:
+  gguf-gate init                          writes gguf-gate.yaml extending `default`
+  gguf-gate init --preset llama --stdout --copy   print the llama preset itself")]
+    Init {
+        /// The preset to extend: default, llama, bitnet-b1.58, generic.
+        #[arg(long, default_value = "default")]
+        preset: String,
+        /// Print instead of writing a file.
+        #[arg(long)]
+        stdout: bool,
+        /// Output the preset's full contents rather than a policy that extends it.
+        #[arg(long)]
+        copy: bool,
+        /// Where to write (refuses to overwrite unless --force).
+        #[arg(long, short, default_value = "gguf-gate.yaml")]
+        output: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show the header: version, every metadata key, the tensor table and a summary.
     #[command(after_help = "\
 The JSON shape (documented in docs/inspect.md):
@@ -96,4 +182,23 @@ the MODEL.fingerprint that --write makes); a mismatch exits 1.")]
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Human,
+    Json,
+    Github,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailLevel {
+    Error,
+    Warning,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RulesFormat {
+    Text,
+    Markdown,
 }

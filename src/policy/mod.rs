@@ -1,0 +1,179 @@
+//! The policy: what a model must satisfy to be released. Read in two phases (after
+//! cargo-deny): `raw` types mirror the YAML with a position on every value; `load`
+//! resolves presets (`extends`), rejects unknown keys with a suggestion, and
+//! `validate` turns the raw document into a [`Policy`], collecting every problem with
+//! its file:line:column before giving up. Presets are embedded in the binary.
+
+mod load;
+mod located;
+pub mod raw;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use regex::Regex;
+
+use crate::fingerprint::Fingerprint;
+use crate::gguf::{GgmlType, ValueType};
+use crate::rules::registry::Severity;
+
+pub use load::{load, preset_names, preset_source, schema, starter_policy, PolicyErrors};
+pub use located::Located;
+pub use raw::RawScalar;
+
+/// Where in a policy (or an embedded preset) a setting was written.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Loc {
+    /// The policy file as given on the command line, or `preset:<name>`.
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A validated policy, ready for the rules.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The policy file, or `(default)` when none was given.
+    pub name: String,
+    /// The preset it resolved to (`llama`, `bitnet-b1.58`, `generic`), if any.
+    pub preset: Option<String>,
+    /// True when `default` found no preset for the architecture.
+    pub generic_fallback: bool,
+    pub strict: bool,
+    /// Severity overrides; `None` means the rule is off.
+    pub severity: HashMap<&'static str, Option<Severity>>,
+    pub keys: Vec<KeyRule>,
+    pub consistency: bool,
+    pub norms: NormPolicy,
+    pub projections: ProjectionPolicy,
+    pub tensors: TensorPolicy,
+    pub fingerprints: Vec<(Fingerprint, Loc)>,
+    pub probe: ProbePolicy,
+    pub waivers: Vec<Waiver>,
+}
+
+/// A metadata key requirement.
+#[derive(Clone, Debug)]
+pub struct KeyRule {
+    /// May contain `{arch}`.
+    pub key: String,
+    pub ty: Option<TypeSpec>,
+    pub required: bool,
+    pub values: Vec<RawScalar>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub regex: Option<Regex>,
+    pub when: Option<(String, RawScalar)>,
+    pub loc: Loc,
+}
+
+/// A required metadata type: a scalar type, or an array of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeSpec {
+    pub ty: ValueType,
+    /// For arrays: the element type, when pinned.
+    pub element: Option<ValueType>,
+}
+
+impl fmt::Display for TypeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.element {
+            Some(e) => write!(f, "array[{e}]"),
+            None => write!(f, "{}", self.ty),
+        }
+    }
+}
+
+/// An RMS range for tensors matching a pattern.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub pattern: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NormPolicy {
+    pub patterns: Vec<String>,
+    pub dtypes: Vec<GgmlType>,
+    pub dtypes_loc: Loc,
+    pub envelopes: Vec<Envelope>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProjectionPolicy {
+    pub patterns: Vec<String>,
+    pub envelopes: Vec<Envelope>,
+    pub max_spread_in_layer: Option<(f64, Loc)>,
+    pub max_spread_across_layers: Option<(f64, Loc)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TensorPolicy {
+    pub finite: bool,
+    pub nonzero: bool,
+    pub nonconstant: bool,
+    pub dtypes: Vec<DtypeRule>,
+    pub count: Option<(u64, Loc)>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct DtypeRule {
+    pub pattern: String,
+    pub allowed: Vec<GgmlType>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProbePolicy {
+    pub enabled: bool,
+    pub prompts: Vec<Prompt>,
+    pub max_tokens: u64,
+    pub min_word_share: f64,
+    pub baseline: Option<PathBuf>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct Prompt {
+    pub text: String,
+    pub max_tokens: u64,
+    pub expect_contains: Vec<String>,
+    pub expect_regex: Option<Regex>,
+    pub loc: Loc,
+}
+
+/// An accepted exception.
+#[derive(Clone, Debug)]
+pub struct Waiver {
+    pub rule: &'static str,
+    pub target: String,
+    pub reason: String,
+    /// (year, month, day)
+    pub expires: (i32, u32, u32),
+    pub fingerprint: Option<Fingerprint>,
+    pub loc: Loc,
+}
+
+impl Policy {
+    /// The severity a failed check of `rule` gets under this policy (None: the rule is off).
+    pub fn severity_of(&self, rule: &'static str) -> Option<Severity> {
+        let base = match self.severity.get(rule) {
+            Some(over) => *over,
+            None => Some(crate::rules::registry::info(rule).default_severity),
+        };
+        match base {
+            Some(Severity::Warning) if self.strict => Some(Severity::Error),
+            other => other,
+        }
+    }
+}

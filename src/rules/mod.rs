@@ -1,0 +1,128 @@
+//! The rules: one module per family, each reading the model (header, statistics,
+//! fingerprint) and the policy and pushing checks into the `Sink`. Rules never know
+//! which report format is in use; severities, strict mode and waivers are applied by
+//! the sink, and the verdict is computed by one small function.
+
+pub mod finding;
+mod fingerprint;
+mod metadata;
+mod norms;
+mod probe;
+mod projections;
+pub mod registry;
+mod tensors;
+
+use std::collections::HashMap;
+
+use crate::fingerprint::Fingerprint;
+use crate::gguf::Header;
+use crate::policy::Policy;
+use crate::stats::{StatsError, TensorStats};
+
+pub use finding::{today, Finding, Sink};
+pub use registry::Severity;
+
+/// What the rules look at.
+pub struct Context<'a> {
+    pub header: &'a Header,
+    pub policy: &'a Policy,
+    pub fingerprint: Fingerprint,
+    /// Statistics by tensor name.
+    pub stats: HashMap<&'a str, &'a TensorStats>,
+    /// Tensors whose values could not be decoded.
+    pub undecodable: &'a [StatsError],
+}
+
+/// Run every rule family; the probe runs separately (it needs the inference engine).
+pub fn check_all(ctx: &Context<'_>, sink: &mut Sink<'_>) {
+    if ctx.policy.generic_fallback {
+        let arch = ctx.header.architecture().unwrap_or("(none)");
+        sink.push(finding::Check {
+            rule: "policy-generic",
+            subject: arch,
+            passed: false,
+            message: format!(
+                "no preset for architecture {arch:?}: only generic rules (dtype, finite, zero, constant, structure) ran"
+            ),
+            value: None,
+            bound: None,
+            loc: None,
+        });
+    }
+    metadata::check(ctx, sink);
+    norms::check(ctx, sink);
+    projections::check(ctx, sink);
+    tensors::check(ctx, sink);
+    fingerprint::check(ctx, sink);
+    sink.check_waivers();
+}
+
+pub use probe::{check as check_probe, ProbeReport};
+
+/// The verdict: passed unless some unwaived failure reaches `fail_level`.
+pub fn passed(findings: &[Finding], fail_level: Severity) -> bool {
+    !findings
+        .iter()
+        .any(|f| f.is_failure() && f.severity >= fail_level)
+}
+
+/// `blk.N.` -> N.
+pub fn layer_of(name: &str) -> Option<u32> {
+    name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
+}
+
+/// A finite number in reports: 4 significant digits.
+pub fn num(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e4).contains(&x.abs()) {
+        let s = format!("{x:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_respects_fail_level_and_waivers() {
+        let f = |severity, passed, waived: Option<&str>| Finding {
+            rule: "norm-rms",
+            severity,
+            passed,
+            subject: "x".into(),
+            message: String::new(),
+            value: None,
+            bound: None,
+            hint: "",
+            loc: None,
+            waived: waived.map(String::from),
+        };
+        assert!(passed(&[f(Severity::Error, true, None)], Severity::Error));
+        assert!(!passed(&[f(Severity::Error, false, None)], Severity::Error));
+        assert!(passed(
+            &[f(Severity::Warning, false, None)],
+            Severity::Error
+        ));
+        assert!(!passed(
+            &[f(Severity::Warning, false, None)],
+            Severity::Warning
+        ));
+        assert!(passed(
+            &[f(Severity::Error, false, Some("ok"))],
+            Severity::Error
+        ));
+        assert!(passed(&[f(Severity::Note, false, None)], Severity::Warning));
+    }
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(layer_of("blk.12.attn_q.weight"), Some(12));
+        assert_eq!(layer_of("output.weight"), None);
+        assert_eq!(num(0.0399), "0.0399");
+        assert_eq!(num(1830.5), "1830.5");
+        assert_eq!(num(1.5e-5), "1.500e-5");
+    }
+}

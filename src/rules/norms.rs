@@ -1,0 +1,77 @@
+//! Norm rules: a norm weight must be stored as a float (`norm-dtype`) and its RMS must
+//! lie in the envelope of the first matching pattern (`norm-rms`).
+
+use super::finding::{Check, Sink};
+use super::{num, Context};
+use crate::gguf::TensorInfo;
+use crate::glob::glob_match;
+
+/// Whether a tensor is a norm under the policy.
+pub fn is_norm(ctx: &Context<'_>, t: &TensorInfo) -> bool {
+    ctx.policy
+        .norms
+        .patterns
+        .iter()
+        .any(|p| glob_match(p, &t.name))
+}
+
+pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
+    let norms = &ctx.policy.norms;
+    for t in ctx.header.tensors.iter().filter(|t| is_norm(ctx, t)) {
+        if !norms.dtypes.is_empty() {
+            let ok = norms.dtypes.contains(&t.ty);
+            let allowed: Vec<&str> = norms.dtypes.iter().map(|d| d.name()).collect();
+            sink.push(Check {
+                rule: "norm-dtype",
+                subject: &t.name,
+                passed: ok,
+                message: if ok {
+                    format!("norm stored as {}", t.ty)
+                } else {
+                    format!(
+                        "norm weight is quantized as {}; norms must stay float",
+                        t.ty
+                    )
+                },
+                value: Some(t.ty.name().to_string()),
+                bound: Some(allowed.join("|")),
+                loc: Some(norms.dtypes_loc.clone()),
+            });
+        }
+        let Some(env) = norms
+            .envelopes
+            .iter()
+            .find(|e| glob_match(&e.pattern, &t.name))
+        else {
+            continue;
+        };
+        let Some(stats) = ctx.stats.get(t.name.as_str()) else {
+            continue;
+        };
+        let rms = stats.rms;
+        let ok =
+            rms.is_finite() && env.min.is_none_or(|m| rms >= m) && env.max.is_none_or(|m| rms <= m);
+        let bound = format!(
+            "[{}, {}]",
+            env.min.map_or("-".into(), num),
+            env.max.map_or("-".into(), num)
+        );
+        sink.push(Check {
+            rule: "norm-rms",
+            subject: &t.name,
+            passed: ok,
+            message: if ok {
+                format!("RMS {} within {bound}", num(rms))
+            } else {
+                format!(
+                    "RMS {} outside the envelope {bound} (pattern {:?})",
+                    num(rms),
+                    env.pattern
+                )
+            },
+            value: Some(num(rms)),
+            bound: Some(bound),
+            loc: Some(env.loc.clone()),
+        });
+    }
+}
