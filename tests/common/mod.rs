@@ -137,3 +137,221 @@ impl Raw {
         self.0.clone()
     }
 }
+
+use gguf_gate::gguf::{GgmlType, GgufFile, GgufWriter, TensorInfo, TensorSpec, Value};
+
+/// Rewrite the GGUF at `src` into `dst` with edits: `meta` may change the key list;
+/// `tensor` may replace a tensor's type and bytes (return `None` to keep it).
+pub fn rewrite(
+    src: &Path,
+    dst: &Path,
+    meta: impl FnOnce(&mut Vec<(String, Value)>),
+    mut tensor: impl FnMut(&TensorInfo, &[u8]) -> Option<(GgmlType, Vec<u8>)>,
+) {
+    let file = GgufFile::open(src).unwrap();
+    let mut keys: Vec<(String, Value)> = file
+        .header
+        .metadata
+        .iter()
+        .map(|e| (e.key.clone(), e.value.clone()))
+        .collect();
+    meta(&mut keys);
+    let mut w = GgufWriter::new();
+    for (k, v) in keys {
+        w.add(k, v).unwrap();
+    }
+    let mut replaced: Vec<Option<Vec<u8>>> = Vec::new();
+    for t in &file.header.tensors {
+        let data = file.tensor_data(t);
+        let (ty, bytes) = match tensor(t, data) {
+            Some((ty, bytes)) => (ty, Some(bytes)),
+            None => (t.ty, None),
+        };
+        w.add_tensor(TensorSpec::new(t.name.clone(), ty, &t.dims))
+            .unwrap();
+        replaced.push(bytes);
+    }
+    let out = std::fs::File::create(dst).unwrap();
+    let mut out = std::io::BufWriter::new(out);
+    w.write(&mut out, |i, _, sink| match &replaced[i] {
+        Some(bytes) => sink.write_all(bytes),
+        None => sink.write_all(file.tensor_data(&file.header.tensors[i])),
+    })
+    .unwrap();
+    use std::io::Write;
+    out.flush().unwrap();
+}
+
+/// f32 values -> little-endian bytes.
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes -> f32 values.
+pub fn f32_values(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Q8_0 quantization (ggml's `quantize_row_q8_0_ref`): d = amax/127, q = round(x/d).
+pub fn quantize_q8_0(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for block in x.chunks(32) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(d).to_bits().to_le_bytes());
+        out.extend(block.iter().map(|v| (v * id).round() as i8 as u8));
+    }
+    out
+}
+
+/// A deterministic pseudo-random value stream (xorshift), uniform in [-1, 1).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 23) as f32) * 2.0 - 1.0
+    }
+
+    pub fn fill(&mut self, n: usize, scale: f32, offset: f32) -> Vec<f32> {
+        (0..n).map(|_| offset + scale * self.next()).collect()
+    }
+}
+
+/// A tiny but healthy llama model (F32 weights, plausible RMS values) that passes the
+/// `llama` preset; `edit` may change keys and tensors before writing.
+pub fn tiny_llama(
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut Vec<(String, Value)>, &mut Vec<(String, GgmlType, Vec<u64>, Vec<u8>)>),
+) -> PathBuf {
+    let (embd, ff, layers, vocab) = (64u64, 128u64, 2u32, 32u64);
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let tokens: Vec<String> = (0..vocab).map(|i| format!("t{i}")).collect();
+    let mut keys: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String("llama".into())),
+        ("general.name".into(), Value::String("tiny".into())),
+        ("llama.context_length".into(), Value::U32(256)),
+        ("llama.embedding_length".into(), Value::U32(embd as u32)),
+        ("llama.block_count".into(), Value::U32(layers)),
+        ("llama.feed_forward_length".into(), Value::U32(ff as u32)),
+        ("llama.attention.head_count".into(), Value::U32(4)),
+        ("llama.attention.head_count_kv".into(), Value::U32(2)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        ),
+        ("llama.rope.freq_base".into(), Value::F32(10000.0)),
+        ("general.file_type".into(), Value::U32(0)),
+        ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(gguf_gate::gguf::Array::String(tokens)),
+        ),
+        (
+            "tokenizer.ggml.merges".into(),
+            Value::Array(gguf_gate::gguf::Array::String(vec!["t 1".into()])),
+        ),
+    ];
+    let mut tensors: Vec<(String, GgmlType, Vec<u64>, Vec<u8>)> = Vec::new();
+    let mut add = |name: String, dims: Vec<u64>, scale: f32, offset: f32, rng: &mut Rng| {
+        let n = dims.iter().product::<u64>() as usize;
+        tensors.push((
+            name,
+            GgmlType::F32,
+            dims,
+            f32_bytes(&rng.fill(n, scale, offset)),
+        ));
+    };
+    add(
+        "token_embd.weight".into(),
+        vec![embd, vocab],
+        0.2,
+        0.0,
+        &mut rng,
+    );
+    for l in 0..layers {
+        add(
+            format!("blk.{l}.attn_norm.weight"),
+            vec![embd],
+            0.1,
+            0.3,
+            &mut rng,
+        );
+        add(
+            format!("blk.{l}.attn_q.weight"),
+            vec![embd, embd],
+            0.1,
+            0.0,
+            &mut rng,
+        );
+        add(
+            format!("blk.{l}.attn_k.weight"),
+            vec![embd, 32],
+            0.1,
+            0.0,
+            &mut rng,
+        );
+        add(
+            format!("blk.{l}.attn_v.weight"),
+            vec![embd, 32],
+            0.1,
+            0.0,
+            &mut rng,
+        );
+        add(
+            format!("blk.{l}.attn_output.weight"),
+            vec![embd, embd],
+            0.1,
+            0.0,
+            &mut rng,
+        );
+        add(
+            format!("blk.{l}.ffn_norm.weight"),
+            vec![embd],
+            0.1,
+            0.3,
+            &mut rng,
+        );
+        add(
+            format!("blk.{l}.ffn_gate.weight"),
+            vec![embd, ff],
+            0.1,
+            0.0,
+            &mut rng,
+        );
+        add(
+            format!("blk.{l}.ffn_up.weight"),
+            vec![embd, ff],
+            0.1,
+            0.0,
+            &mut rng,
+        );
+        add(
+            format!("blk.{l}.ffn_down.weight"),
+            vec![ff, embd],
+            0.1,
+            0.0,
+            &mut rng,
+        );
+    }
+    add("output_norm.weight".into(), vec![embd], 0.2, 1.5, &mut rng);
+    edit(&mut keys, &mut tensors);
+    let mut w = GgufWriter::new();
+    for (k, v) in keys {
+        w.add(k, v).unwrap();
+    }
+    let mut data = Vec::new();
+    for (name, ty, dims, bytes) in tensors {
+        w.add_tensor(TensorSpec::new(name, ty, &dims)).unwrap();
+        data.push(bytes);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, w.to_bytes(&data).unwrap()).unwrap();
+    path
+}
