@@ -12,3 +12,4 @@ pub mod inspect;
 pub mod progress;
 pub mod quant;
 pub mod stats;
+pub mod tokenizer;
