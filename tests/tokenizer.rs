@@ -218,3 +218,440 @@ fn smollm2_round_trip_gguf_json_metadata() {
     let rebuilt = Tokenizer::from_gguf(&header_of(bare)).unwrap();
     check_against_llama_cpp(&rebuilt, &reference, "gguf -> json (no config) -> gguf");
 }
+
+/// A tiny SentencePiece vocabulary: <unk>, <s>, </s>, the 256 byte tokens, a
+/// user-defined <tool>, and pieces scored so that "▁hello" and "▁world" form.
+fn spm_entries(extra: &[(&str, Value)]) -> Vec<(String, Value)> {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    let mut scores = vec![0.0f32; 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+        scores.push(0.0);
+    }
+    tokens.push("<tool>".into());
+    types.push(4);
+    scores.push(0.0);
+    let pieces: &[(&str, f32)] = &[
+        ("▁", -1.0),
+        ("h", -2.0),
+        ("e", -3.0),
+        ("l", -4.0),
+        ("o", -5.0),
+        ("w", -6.0),
+        ("r", -7.0),
+        ("d", -8.0),
+        ("ll", -10.0),
+        ("▁h", -11.0),
+        ("▁he", -12.0),
+        ("llo", -13.0),
+        ("▁hello", -14.0),
+        ("or", -20.0),
+        ("▁w", -21.0),
+        ("▁wor", -22.0),
+        ("ld", -23.0),
+        ("▁world", -24.0),
+    ];
+    for (p, s) in pieces {
+        tokens.push(p.to_string());
+        types.push(1);
+        scores.push(*s);
+    }
+    let mut e = kv(&[
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        ("tokenizer.ggml.tokens", Value::Array(Array::String(tokens))),
+        ("tokenizer.ggml.scores", Value::Array(Array::F32(scores))),
+        ("tokenizer.ggml.token_type", Value::Array(Array::I32(types))),
+        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
+        ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
+    ]);
+    e.extend(kv(extra));
+    e
+}
+
+/// The id of `piece` in the tiny SentencePiece vocabulary.
+fn spm_id(tok: &Tokenizer, piece: &str) -> u32 {
+    (0..tok.vocab_size() as u32)
+        .find(|&i| tok.token_text(i) == Some(piece))
+        .unwrap_or_else(|| panic!("{piece:?} not in the vocabulary"))
+}
+
+/// Known segmentations of the tiny SentencePiece vocabulary, checked on `tok`.
+fn check_spm(tok: &Tokenizer) {
+    let id = |p: &str| spm_id(tok, p);
+    let byte = |b: u8| spm_id(tok, &format!("<0x{b:02X}>"));
+    assert_eq!(tok.bos(), Some(1));
+    assert_eq!(tok.eos(), Some(2));
+    assert!(tok.add_bos_default(), "SentencePiece adds BOS by default");
+    assert_eq!(
+        tok.encode("hello world", None, false).unwrap(),
+        [1, id("▁hello"), id("▁world")]
+    );
+    assert_eq!(
+        tok.encode("hello world", Some(false), false).unwrap(),
+        [id("▁hello"), id("▁world")]
+    );
+    // "é" is no token: spelled as its UTF-8 bytes.
+    let hello = tok.encode("héllo", Some(false), false).unwrap();
+    assert_eq!(hello, [id("▁h"), byte(0xC3), byte(0xA9), id("llo")]);
+    assert_eq!(tok.decode(&hello), " héllo");
+    assert_eq!(tok.piece_bytes(byte(0xC3)), [0xC3]);
+    // A control token is text unless parse_special; after it a space is prefixed again.
+    assert_eq!(
+        tok.encode("<s>hello", Some(false), true).unwrap(),
+        [1, id("▁hello")]
+    );
+    assert_eq!(
+        tok.encode("<s>hello", Some(false), false).unwrap(),
+        [
+            id("▁"),
+            byte(b'<'),
+            byte(b's'),
+            byte(b'>'),
+            id("h"),
+            id("e"),
+            id("llo")
+        ]
+    );
+    // A user-defined token is always split out.
+    assert_eq!(
+        tok.encode("hello<tool>world", Some(false), false).unwrap(),
+        [id("▁hello"), id("<tool>"), id("▁world")]
+    );
+    assert!(tok.is_end_of_generation(2) && !tok.is_end_of_generation(1));
+}
+
+#[test]
+fn sentencepiece_segmentation_byte_fallback_and_bos() {
+    let tok = Tokenizer::from_gguf(&header_of(spm_entries(&[]))).unwrap();
+    check_spm(&tok);
+
+    let no_prefix = Tokenizer::from_gguf(&header_of(spm_entries(&[(
+        "tokenizer.ggml.add_space_prefix",
+        Value::Bool(false),
+    )])))
+    .unwrap();
+    let id = |p: &str| spm_id(&no_prefix, p);
+    assert_eq!(
+        no_prefix.encode("hello", Some(false), false).unwrap(),
+        [id("h"), id("e"), id("llo")]
+    );
+    assert_eq!(
+        no_prefix.encode(" hello", Some(false), false).unwrap(),
+        [id("▁hello")]
+    );
+
+    let no_bos = Tokenizer::from_gguf(&header_of(spm_entries(&[(
+        "tokenizer.ggml.add_bos_token",
+        Value::Bool(false),
+    )])))
+    .unwrap();
+    assert!(!no_bos.add_bos_default());
+    assert_eq!(
+        no_bos.encode("hello", None, false).unwrap(),
+        [spm_id(&no_bos, "▁hello")]
+    );
+    assert_eq!(
+        no_bos.encode("hello", Some(true), false).unwrap().first(),
+        Some(&1)
+    );
+
+    let with_eos = Tokenizer::from_gguf(&header_of(spm_entries(&[(
+        "tokenizer.ggml.add_eos_token",
+        Value::Bool(true),
+    )])))
+    .unwrap();
+    assert_eq!(
+        with_eos.encode("hello", None, false).unwrap().last(),
+        Some(&2)
+    );
+    assert_eq!(
+        with_eos.encode("hello", Some(true), false).unwrap().last(),
+        Some(&spm_id(&with_eos, "▁hello"))
+    );
+}
+
+#[test]
+fn sentencepiece_round_trips_through_tokenizer_json() {
+    let header = header_of(spm_entries(&[]));
+    let dir = tempfile::tempdir().unwrap();
+    let json = tokenizer_json_from_gguf(&header).unwrap();
+    let path = write_json(dir.path(), "tokenizer.json", &json);
+    write_json(
+        dir.path(),
+        "tokenizer_config.json",
+        &tokenizer_config_from_gguf(&header).unwrap(),
+    );
+    check_spm(&Tokenizer::from_json_file(&path).unwrap());
+
+    let config = tokenizer_config_from_gguf(&header).unwrap();
+    let meta = gguf_metadata_from_tokenizer_files(&json, Some(&config)).unwrap();
+    let get = |k: &str| {
+        meta.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        get("tokenizer.ggml.model"),
+        Some(Value::String("llama".into()))
+    );
+    assert_eq!(
+        get("tokenizer.ggml.token_type").as_ref(),
+        header.get("tokenizer.ggml.token_type")
+    );
+    assert_eq!(
+        get("tokenizer.ggml.add_space_prefix"),
+        Some(Value::Bool(true))
+    );
+    check_spm(&Tokenizer::from_gguf(&header_of(meta)).unwrap());
+}
+
+fn bpe_entries(tokens: &[&str], merges: &[&str], pre: Option<&str>) -> Vec<(String, Value)> {
+    let mut e = kv(&[
+        ("tokenizer.ggml.model", Value::String("gpt2".into())),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(Array::String(
+                tokens.iter().map(|s| s.to_string()).collect(),
+            )),
+        ),
+        (
+            "tokenizer.ggml.merges",
+            Value::Array(Array::String(
+                merges.iter().map(|s| s.to_string()).collect(),
+            )),
+        ),
+    ]);
+    if let Some(p) = pre {
+        e.push(("tokenizer.ggml.pre".into(), Value::String(p.into())));
+    }
+    e
+}
+
+fn error_of(entries: Vec<(String, Value)>) -> TokenizerError {
+    match Tokenizer::from_gguf(&header_of(entries)) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
+fn replace(mut e: Vec<(String, Value)>, key: &str, v: Option<Value>) -> Vec<(String, Value)> {
+    e.retain(|(k, _)| k != key);
+    if let Some(v) = v {
+        e.push((key.to_string(), v));
+    }
+    e
+}
+
+#[test]
+fn malformed_metadata_is_a_clear_error() {
+    let ok = bpe_entries(&["a", "b", "ab", "Ġ"], &["a b"], Some("gpt-2"));
+    let tok = Tokenizer::from_gguf(&header_of(ok.clone())).unwrap();
+    assert_eq!(tok.encode("ab a", None, false).unwrap(), [2, 3, 0]);
+    assert_eq!((tok.bos(), tok.eos()), (None, None));
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.model",
+        Some(Value::String("wordpiece".into())),
+    ));
+    assert_eq!(
+        e,
+        TokenizerError::UnknownModel {
+            model: "wordpiece".into()
+        }
+    );
+    assert!(e.to_string().contains("\"wordpiece\""));
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.pre",
+        Some(Value::String("mystery".into())),
+    ));
+    assert!(
+        matches!(&e, TokenizerError::UnknownPre { pre, .. } if pre == "mystery"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("smollm"), "{e}");
+
+    assert_eq!(
+        error_of(replace(ok.clone(), "tokenizer.ggml.pre", None)),
+        TokenizerError::MissingPre
+    );
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.merges",
+        Some(Value::Array(Array::String(vec![
+            "a b".into(),
+            "b c".into(),
+        ]))),
+    ));
+    assert_eq!(
+        e,
+        TokenizerError::MergeUnknownToken {
+            index: 1,
+            merge: "b c".into(),
+            token: "c".into()
+        }
+    );
+    assert!(e.to_string().contains("merge 1"), "{e}");
+
+    let e = error_of(replace(ok.clone(), "tokenizer.ggml.tokens", None));
+    assert_eq!(
+        e,
+        TokenizerError::MissingKey {
+            key: "tokenizer.ggml.tokens".into()
+        }
+    );
+
+    let e = error_of(replace(ok.clone(), "tokenizer.ggml.model", None));
+    assert_eq!(
+        e,
+        TokenizerError::MissingKey {
+            key: "tokenizer.ggml.model".into()
+        }
+    );
+
+    let e = error_of(replace(ok.clone(), "tokenizer.ggml.merges", None));
+    assert_eq!(
+        e,
+        TokenizerError::MissingKey {
+            key: "tokenizer.ggml.merges".into()
+        }
+    );
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.tokens",
+        Some(Value::Array(Array::I32(vec![1]))),
+    ));
+    assert!(
+        matches!(e, TokenizerError::WrongType { ref key, .. } if key == "tokenizer.ggml.tokens"),
+        "{e}"
+    );
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.tokens",
+        Some(Value::Array(Array::String(vec![]))),
+    ));
+    assert_eq!(e, TokenizerError::EmptyVocab);
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.tokens",
+        Some(Value::Array(Array::String(vec![
+            "a".into(),
+            "b".into(),
+            "ab".into(),
+            "a".into(),
+        ]))),
+    ));
+    assert_eq!(
+        e,
+        TokenizerError::DuplicateToken {
+            token: "a".into(),
+            first: 0,
+            second: 3
+        }
+    );
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.token_type",
+        Some(Value::Array(Array::I32(vec![1, 1]))),
+    ));
+    assert!(
+        matches!(
+            e,
+            TokenizerError::LengthMismatch {
+                found: 2,
+                expected: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.eos_token_id",
+        Some(Value::U32(4)),
+    ));
+    assert_eq!(
+        e,
+        TokenizerError::SpecialIdOutOfRange {
+            key: "tokenizer.ggml.eos_token_id".into(),
+            id: 4,
+            vocab_size: 4
+        }
+    );
+
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.merges",
+        Some(Value::Array(Array::String(vec!["ab".into()]))),
+    ));
+    assert!(
+        matches!(e, TokenizerError::MalformedMerge { index: 0, .. }),
+        "{e}"
+    );
+
+    // Asked to add a BOS it does not have.
+    let e = error_of(replace(
+        ok.clone(),
+        "tokenizer.ggml.add_bos_token",
+        Some(Value::Bool(true)),
+    ));
+    assert_eq!(e, TokenizerError::NoBos);
+    assert_eq!(
+        tok.encode("a", Some(true), false).unwrap_err(),
+        TokenizerError::NoBos
+    );
+}
+
+#[test]
+fn malformed_tokenizer_json_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = Tokenizer::from_json_file(&dir.path().join("absent.json"))
+        .err()
+        .unwrap();
+    assert!(matches!(missing, TokenizerError::Io { .. }), "{missing}");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, b"{\"model\": 3").unwrap();
+    assert!(matches!(
+        Tokenizer::from_json_file(&bad).err().unwrap(),
+        TokenizerError::Io { .. }
+    ));
+    let odd = write_json(
+        dir.path(),
+        "odd.json",
+        &serde_json::json!({"model": {"type": "Nope"}}),
+    );
+    assert!(matches!(
+        Tokenizer::from_json_file(&odd).err().unwrap(),
+        TokenizerError::Hf { .. }
+    ));
+
+    let unigram = serde_json::json!({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}});
+    assert!(matches!(
+        gguf_metadata_from_tokenizer_json(&unigram),
+        Err(TokenizerError::Unsupported { .. })
+    ));
+    let bad_merge = serde_json::json!({
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b"]},
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}
+    });
+    assert!(matches!(
+        gguf_metadata_from_tokenizer_json(&bad_merge),
+        Err(TokenizerError::MergeUnknownToken { ref token, .. }) if token == "ab"
+    ));
+    let huge_id = serde_json::json!({"model": {"type": "BPE", "vocab": {"a": 4_000_000_000u64}, "merges": []}});
+    assert!(matches!(
+        gguf_metadata_from_tokenizer_json(&huge_id),
+        Err(TokenizerError::Json { .. })
+    ));
+}

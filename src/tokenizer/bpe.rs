@@ -44,6 +44,9 @@ impl Merges {
     }
 }
 
+/// A queued merge: (rank, left index, right index, left id, right id, merged id).
+type Candidate = Reverse<(u32, usize, usize, u32, u32, u32)>;
+
 #[derive(Clone, Copy)]
 struct Symbol {
     /// Token id of the symbol's text; `None` for a character outside the vocabulary.
@@ -88,7 +91,7 @@ pub fn encode_word(
     }
 
     // (rank, left index) smallest first; the expected ids detect stale entries.
-    let mut queue: BinaryHeap<Reverse<(u32, usize, usize, u32, u32, u32)>> = BinaryHeap::new();
+    let mut queue: BinaryHeap<Candidate> = BinaryHeap::new();
     let push = |queue: &mut BinaryHeap<_>, symbols: &[Symbol], left: usize| {
         let Some(l) = symbols.get(left) else { return };
         let Some(right) = l.next else { return };

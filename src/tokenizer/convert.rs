@@ -341,9 +341,9 @@ pub fn gguf_metadata_from_tokenizer_files(
             None => (format!("[PAD{id}]"), 5),
             Some(t) => {
                 let ty = match added.iter().find(|(i, _, _)| *i == id) {
+                    _ if Some(id) == unk => 2,
                     Some((_, _, true)) => 3,
                     Some((_, _, false)) => 4,
-                    None if Some(id) == unk => 2,
                     None if !byte_level
                         && byte_fallback
                         && super::parse_byte_token(t).is_some() =>
@@ -480,9 +480,9 @@ fn spm_adds_space_prefix(json: &Json) -> bool {
     };
     match json.get("pre_tokenizer") {
         Some(p) if p.get("type").and_then(Json::as_str) == Some("Sequence") => {
-            p.get("pretokenizers")
-                .and_then(Json::as_array)
-                .map(|a| a.iter().for_each(&mut visit));
+            if let Some(a) = p.get("pretokenizers").and_then(Json::as_array) {
+                a.iter().for_each(&mut visit);
+            }
         }
         Some(p) => visit(p),
         None => {}
