@@ -655,3 +655,126 @@ fn malformed_tokenizer_json_is_a_clear_error() {
         Err(TokenizerError::Json { .. })
     ));
 }
+
+/// A deterministic pseudo-random text from pieces that stress the pre-tokenizer:
+/// contractions, digit runs, whitespace runs, punctuation, non-Latin scripts, emoji and
+/// fragments of special tokens.
+fn random_text(seed: &mut u64, len: usize) -> String {
+    const PIECES: &[&str] = &[
+        "a",
+        "Z",
+        "the",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\n\n ",
+        "'s",
+        "'LL",
+        "'",
+        "0",
+        "42",
+        "1234567",
+        "3.14",
+        ",",
+        ".",
+        "!?",
+        "(x)",
+        "#",
+        "::",
+        "é",
+        "ß",
+        "東京",
+        "Ж",
+        "🙂",
+        "👍🏽",
+        "\u{a0}",
+        "\u{3000}",
+        "<|im_end|>",
+        "<|im_start|>",
+        "<|im",
+        "end|>",
+        "<reponame>",
+        "\u{0}",
+        "\u{7f}",
+        "ﬁ",
+        "Ⅷ",
+        "٣",
+    ];
+    let mut s = String::new();
+    for _ in 0..len {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let i = (*seed >> 33) as usize % PIECES.len();
+        s.push_str(PIECES[i]);
+    }
+    s
+}
+
+/// Two independent implementations of the same tokenizer (ours over GGUF metadata, the
+/// `tokenizers` crate over the tokenizer.json built from it) agree on random text.
+#[test]
+fn smollm2_gguf_and_tokenizers_crate_agree_on_random_text() {
+    let Some(header) = smollm2_header() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_json(
+        dir.path(),
+        "tokenizer.json",
+        &tokenizer_json_from_gguf(&header).unwrap(),
+    );
+    let ours = Tokenizer::from_gguf(&header).unwrap();
+    let theirs = Tokenizer::from_json_file(&path).unwrap();
+    let mut seed = 7;
+    for round in 0..300 {
+        let text = random_text(&mut seed, 1 + round % 40);
+        for parse_special in [false, true] {
+            let a = ours.encode(&text, Some(false), parse_special).unwrap();
+            let b = theirs.encode(&text, Some(false), parse_special).unwrap();
+            assert_eq!(a, b, "{text:?} parse_special={parse_special}");
+            assert_eq!(ours.decode(&a), text, "decode is lossless: {text:?}");
+        }
+    }
+}
+
+#[test]
+fn pathological_inputs_do_not_panic() {
+    let mut tokenizers = vec![Tokenizer::from_gguf(&header_of(spm_entries(&[]))).unwrap()];
+    if let Some(h) = smollm2_header() {
+        tokenizers.push(Tokenizer::from_gguf(&h).unwrap());
+    }
+    let long = [
+        " ".repeat(100_000),
+        "a".repeat(100_000),
+        "1".repeat(50_000),
+        "\n \t".repeat(20_000),
+        "🙂".repeat(20_000),
+        "<|im_end|>".repeat(5_000),
+        "\u{0}\u{1}\u{2}".repeat(10_000),
+    ];
+    for tok in &tokenizers {
+        for text in &long {
+            for parse_special in [false, true] {
+                let ids = tok.encode(text, Some(false), parse_special).unwrap();
+                assert!(!ids.is_empty());
+                // SentencePiece's space prefix comes back as a leading space.
+                let decoded = tok.decode(&ids);
+                assert!(
+                    decoded == *text || decoded == format!(" {text}"),
+                    "{}",
+                    text.len()
+                );
+            }
+        }
+        let mut seed = 11;
+        for _ in 0..50 {
+            let text = random_text(&mut seed, 30);
+            let ids = tok.encode(&text, None, true).unwrap();
+            let _ = tok.decode(&ids);
+        }
+        assert_eq!(tok.decode(&[u32::MAX, 0x7fff_ffff]), "");
+    }
+}

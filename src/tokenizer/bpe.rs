@@ -79,7 +79,9 @@ pub fn encode_word(
     for (i, (start, c)) in word.char_indices().enumerate() {
         let len = c.len_utf8();
         symbols.push(Symbol {
-            id: word.get(start..start + len).and_then(|t| vocab.id(t)),
+            id: word
+                .get(start..start.saturating_add(len))
+                .and_then(|t| vocab.id(t)),
             start,
             len,
             prev: i.checked_sub(1),
@@ -113,7 +115,7 @@ pub fn encode_word(
             continue;
         }
         if let Some(s) = symbols.get_mut(left) {
-            s.len += r.len;
+            s.len = s.len.saturating_add(r.len);
             s.id = Some(merged);
             s.next = r.next;
         }
@@ -136,7 +138,9 @@ pub fn encode_word(
             None => {
                 // llama.cpp looks each byte up as a one-byte token and drops the misses;
                 // only ASCII bytes can be whole UTF-8 tokens.
-                let text = word.get(s.start..s.start + s.len).unwrap_or("");
+                let text = word
+                    .get(s.start..s.start.saturating_add(s.len))
+                    .unwrap_or("");
                 for b in text.bytes().filter(u8::is_ascii) {
                     let one = [b];
                     if let Some(id) = std::str::from_utf8(&one).ok().and_then(|t| vocab.id(t)) {

@@ -270,7 +270,7 @@ fn template(json: &Json, id_of: &dyn Fn(&str) -> Option<u32>) -> (Option<u32>, O
             single.get(..i).unwrap_or(&[]),
             single.get(i + 1..).unwrap_or(&[]),
         ),
-        None => (&single[..0], &single[..0]),
+        None => (&[][..], &[][..]),
     };
     (
         before.first().and_then(special_id),

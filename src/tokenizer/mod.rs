@@ -245,7 +245,7 @@ impl Tokenizer {
                         next.push(Fragment::Text(left));
                     }
                     next.push(Fragment::Token(id));
-                    rest = rest.get(pos + special.len()..).unwrap_or("");
+                    rest = rest.get(pos.saturating_add(special.len())..).unwrap_or("");
                 }
                 if !rest.is_empty() {
                     next.push(Fragment::Text(rest));

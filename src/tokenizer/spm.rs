@@ -106,7 +106,7 @@ pub fn encode(text: &str, vocab: &Vocab, out: &mut Vec<u32>) -> Result<(), Token
         else {
             continue;
         };
-        if l.len == 0 || r.len == 0 || l.len + r.len != b.size {
+        if l.len == 0 || r.len == 0 || l.len.checked_add(r.len) != Some(b.size) {
             continue;
         }
         if let Some(s) = symbols.get_mut(b.left) {
@@ -125,7 +125,9 @@ pub fn encode(text: &str, vocab: &Vocab, out: &mut Vec<u32>) -> Result<(), Token
 
     let mut i = if symbols.is_empty() { None } else { Some(0) };
     while let Some(s) = i.and_then(|i| symbols.get(i)) {
-        let piece = text.get(s.start..s.start + s.len).unwrap_or("");
+        let piece = text
+            .get(s.start..s.start.saturating_add(s.len))
+            .unwrap_or("");
         match vocab.id(piece) {
             Some(id) => out.push(id),
             None => {
