@@ -71,7 +71,7 @@ pub fn tokenizer_json_from_gguf(header: &Header) -> Result<Json, TokenizerError>
         ModelKind::Bpe => {
             let name = vocab::get_str(header, vocab::KEY_PRE)?.ok_or(TokenizerError::MissingPre)?;
             let pre = pretok::lookup(name)?;
-            let v = Vocab::from_gguf(header, kind, pre.no_bos)?;
+            let v = Vocab::from_gguf(header, kind)?;
             let lines = vocab::merges(header)?.ok_or_else(|| TokenizerError::MissingKey {
                 key: vocab::KEY_MERGES.to_string(),
             })?;
@@ -105,7 +105,7 @@ pub fn tokenizer_json_from_gguf(header: &Header) -> Result<Json, TokenizerError>
             )
         }
         ModelKind::Spm => {
-            let v = Vocab::from_gguf(header, kind, false)?;
+            let v = Vocab::from_gguf(header, kind)?;
             let add_space_prefix = gguf_bool(vocab::KEY_ADD_SPACE_PREFIX)?.unwrap_or(true);
             let model = json!({
                 "type": "BPE", "dropout": null,
@@ -188,15 +188,15 @@ fn spm_merges(v: &Vocab) -> Vec<Json> {
 /// `Tokenizer::from_json_file` recover the same special ids.
 pub fn tokenizer_config_from_gguf(header: &Header) -> Result<Json, TokenizerError> {
     let kind = vocab::model_kind(header)?;
-    let (no_bos, default_add_bos) = match kind {
+    let default_add_bos = match kind {
         ModelKind::Bpe => {
             let name = vocab::get_str(header, vocab::KEY_PRE)?.ok_or(TokenizerError::MissingPre)?;
             let pre = pretok::lookup(name)?;
-            (pre.no_bos, pre.add_bos)
+            pre.add_bos
         }
-        ModelKind::Spm => (false, true),
+        ModelKind::Spm => true,
     };
-    let v = Vocab::from_gguf(header, kind, no_bos)?;
+    let v = Vocab::from_gguf(header, kind)?;
     let text = |id: Option<u32>| id.and_then(|i| v.text(i)).map_or(Json::Null, Json::from);
     let mut c = json!({
         "tokenizer_class": "PreTrainedTokenizerFast",

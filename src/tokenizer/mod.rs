@@ -76,7 +76,7 @@ impl Tokenizer {
                 let pre_name =
                     vocab::get_str(header, vocab::KEY_PRE)?.ok_or(TokenizerError::MissingPre)?;
                 let pre_kind = pretok::lookup(pre_name)?;
-                let vocab = Vocab::from_gguf(header, kind, pre_kind.no_bos)?;
+                let vocab = Vocab::from_gguf(header, kind)?;
                 let merge_lines =
                     vocab::merges(header)?.ok_or_else(|| TokenizerError::MissingKey {
                         key: vocab::KEY_MERGES.to_string(),
@@ -98,7 +98,7 @@ impl Tokenizer {
                 )
             }
             ModelKind::Spm => {
-                let vocab = Vocab::from_gguf(header, kind, false)?;
+                let vocab = Vocab::from_gguf(header, kind)?;
                 let add_bos = vocab::get_bool(header, vocab::KEY_ADD_BOS)?.unwrap_or(true);
                 let add_eos = vocab::get_bool(header, vocab::KEY_ADD_EOS)?.unwrap_or(false);
                 let add_space_prefix =
@@ -329,6 +329,24 @@ impl Tokenizer {
     /// The text of token `id` as stored in the vocabulary (byte characters and all).
     pub fn token_text(&self, id: u32) -> Option<&str> {
         self.vocab.text(id)
+    }
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let engine = match &self.engine {
+            Engine::Bpe { .. } => "gguf byte-level BPE",
+            Engine::Spm { .. } => "gguf SentencePiece",
+            Engine::Hf(_) => "tokenizer.json",
+        };
+        f.debug_struct("Tokenizer")
+            .field("engine", &engine)
+            .field("vocab_size", &self.vocab_size())
+            .field("bos", &self.bos())
+            .field("eos", &self.eos())
+            .field("add_bos", &self.add_bos)
+            .field("add_eos", &self.add_eos)
+            .finish()
     }
 }
 

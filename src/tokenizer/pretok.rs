@@ -108,8 +108,6 @@ pub struct PreKind {
     pub ignore_merges: bool,
     /// `add_bos` before `tokenizer.ggml.add_bos_token` is read.
     pub add_bos: bool,
-    /// The model has no BOS token whatever the metadata says (GLM-4).
-    pub no_bos: bool,
 }
 
 /// Every supported name, grouped by regex list, for error messages and docs.
@@ -190,7 +188,6 @@ pub fn lookup(name: &str) -> Result<PreKind, TokenizerError> {
         list,
         ignore_merges: llama3_proper || name == "tekken",
         add_bos: llama3_proper || name == "tekken",
-        no_bos: matches!(name, "chatglm-bpe" | "glm4"),
     })
 }
 

@@ -213,11 +213,7 @@ pub fn split_merge(index: usize, merge: &str) -> Result<(&str, &str), TokenizerE
 
 impl Vocab {
     /// Read tokens, types, scores and special ids from GGUF metadata.
-    pub fn from_gguf(
-        header: &Header,
-        kind: ModelKind,
-        no_bos: bool,
-    ) -> Result<Vocab, TokenizerError> {
+    pub fn from_gguf(header: &Header, kind: ModelKind) -> Result<Vocab, TokenizerError> {
         let tokens = tokens(header)?;
         let n = tokens.len();
 
@@ -273,9 +269,6 @@ impl Vocab {
             if let Some(slot) = special_slot(&mut special, key) {
                 *slot = Some(id32);
             }
-        }
-        if no_bos {
-            special.bos = None;
         }
         Vocab::build(tokens.to_vec(), attrs, scores, special)
     }
