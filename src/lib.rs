@@ -17,3 +17,4 @@ pub mod quant;
 pub mod report;
 pub mod rules;
 pub mod stats;
+pub mod tokenizer;
