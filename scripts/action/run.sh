@@ -31,13 +31,24 @@
 # failed source build).
 set -euo pipefail
 
-log() { printf 'gguf-gate action: %s\n' "$*" >&2; }
+# One line of text as GitHub's workflow commands escape it (%, CR, LF), so that no value
+# from an input (a file name with a newline) can start a line of its own, and with it a
+# workflow command.
+one_line() {
+  local s="$*"
+  s="${s//%/%25}"
+  s="${s//$'\r'/%0D}"
+  s="${s//$'\n'/%0A}"
+  printf '%s' "$s"
+}
+
+log() { printf 'gguf-gate action: %s\n' "$(one_line "$@")" >&2; }
 
 # fail CODE MESSAGE: an error annotation on the step, then exit CODE.
 fail() {
   local code="$1"
   shift
-  printf '::error title=gguf-gate action::%s\n' "$*" >&2
+  printf '::error title=gguf-gate action::%s\n' "$(one_line "$@")" >&2
   exit "$code"
 }
 

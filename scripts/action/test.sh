@@ -167,6 +167,16 @@ run_action $CASE GGUF_GATE_MODEL=-weird.gguf
 expect_args "a model path starting with '-' is not taken for an option" \
   check ./-weird.gguf --fail-level error --format github
 
+CASE=newline
+run_action $CASE GGUF_GATE_MODEL=$'evil\n::error::injected.gguf' GGUF_GATE_STRICT=$'no\n::error::injected'
+expect_rc "a value with a newline: still an input error" 2
+if grep -q '^::error::injected' <<<"$OUT"; then
+  not_ok "a newline in an input cannot start a workflow command" "$OUT"
+else
+  ok "a newline in an input cannot start a workflow command"
+fi
+expect_out "a newline in an input is shown escaped" "not \"no%0A::error::injected\""
+
 CASE=gate-fails
 run_action $CASE FAKE_EXIT=1
 expect_rc "policy failure: the binary's exit 1 is the action's" 1
