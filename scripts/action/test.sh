@@ -299,7 +299,8 @@ expect_not_run "version that is not a tag: nothing run"
 echo "== action script: which release"
 fakeaction="$tmp/action-checkout"
 mkdir -p "$fakeaction"
-printf '[package]\nname = "gguf-gate"\nversion = "1.2.3"\n\n[dependencies]\nversion = "9"\n' >"$fakeaction/Cargo.toml"
+# A `version` key outside [package] comes first: only the package's version counts.
+printf '[workspace.dependencies]\nversion = "9"\n\n[package]\nname = "gguf-gate"\nversion = "1.2.3"\n' >"$fakeaction/Cargo.toml"
 CASE=ref-tag
 run_action $CASE GGUF_GATE_VERSION= GGUF_GATE_ACTION_REF=v1.2.3
 expect_rc "ref v1.2.3: exit 0" 0
