@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::atomic::{write_text, Overwrite};
 use crate::check::{run_check, CheckOptions};
-use crate::cli::{CheckFormat, Cli, Command, FailLevel, Format, RulesFormat};
+use crate::cli::{CheckFormat, Cli, Command, FailLevel, Format, OutType, RulesFormat};
+use crate::export::{self, ExportOptions};
 use crate::fingerprint::{fingerprint_file, sidecar_path, Fingerprint};
 use crate::gguf::GgufFile;
 use crate::inspect;
@@ -214,6 +215,62 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                     Ok(Outcome::Fail)
                 }
                 _ => Ok(Outcome::Pass),
+            }
+        }
+        Command::Export {
+            dir,
+            tokenizer,
+            out,
+            outtype,
+            name,
+            force,
+            strict,
+            allow_unmapped,
+        } => {
+            let options = ExportOptions {
+                dir: &dir,
+                tokenizer: tokenizer.as_deref(),
+                out_dir: &out,
+                outtype: match outtype {
+                    OutType::F16 => export::OutType::F16,
+                    OutType::Bf16 => export::OutType::BF16,
+                    OutType::F32 => export::OutType::F32,
+                },
+                name: name.as_deref(),
+                force,
+                strict,
+                allow_unmapped,
+            };
+            match export::export(&options)? {
+                export::Outcome::Written(done) => {
+                    let mut text = format!(
+                        "wrote {} ({} tensors, {} bytes)\nwrote {}\nwrote {}\n{}\n",
+                        done.gguf.display(),
+                        done.tensors,
+                        done.bytes,
+                        done.fingerprint_file.display(),
+                        done.meta.display(),
+                        done.fingerprint
+                    );
+                    for (tensor, why) in &done.skipped {
+                        text.push_str(&format!("skipped {tensor}: {why}\n"));
+                    }
+                    emit(None, &text)?;
+                    Ok(Outcome::Pass)
+                }
+                export::Outcome::GateFailed { findings } => {
+                    let mut text =
+                        String::from("export --strict: the gate failed; no file was written\n");
+                    for f in &findings {
+                        text.push_str(&format!("  {} {}: {}", f.rule, f.subject, f.message));
+                        if let (Some(v), Some(b)) = (&f.value, &f.bound) {
+                            text.push_str(&format!(" (value {v}, bound {b})"));
+                        }
+                        text.push_str(&format!("\n    fix: {}\n", f.hint));
+                    }
+                    emit(None, &text)?;
+                    Ok(Outcome::Fail)
+                }
             }
         }
     }

@@ -1,6 +1,9 @@
 //! Atomic file output: write to a temporary file in the destination's directory,
 //! fsync it, rename it over the final name, fsync the directory. A crash or an error
 //! midway leaves no file under the final name, and the previous file (if any) intact.
+//! `write_atomic_verified` also lets the caller inspect the finished temporary file
+//! before the rename (`export --strict` gates it there), so a rejected file never
+//! appears under the final name.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -19,6 +22,22 @@ pub enum Overwrite {
 pub fn write_atomic<F>(path: &Path, overwrite: Overwrite, fill: F) -> io::Result<()>
 where
     F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+{
+    write_atomic_verified(path, overwrite, fill, |_| Ok(()))
+}
+
+/// [`write_atomic`], with `verify(temp_path)` run on the complete, synced temporary
+/// file before the rename; an error from it removes the temporary file and leaves the
+/// final name untouched.
+pub fn write_atomic_verified<F, V>(
+    path: &Path,
+    overwrite: Overwrite,
+    fill: F,
+    verify: V,
+) -> io::Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+    V: FnOnce(&Path) -> io::Result<()>,
 {
     if overwrite == Overwrite::Refuse && path.exists() {
         return Err(io::Error::new(
@@ -62,6 +81,7 @@ where
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
+    verify(&temp.0)?;
     fs::rename(&temp.0, path)?;
     temp.disarm();
     // Make the rename itself durable; not every platform can open a directory.
@@ -112,6 +132,34 @@ mod tests {
             0,
             "temp file left behind"
         );
+    }
+
+    #[test]
+    fn failed_verification_leaves_nothing_and_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        write_text(&path, Overwrite::Allow, "old").unwrap();
+        let mut seen = String::new();
+        let err = write_atomic_verified(
+            &path,
+            Overwrite::Allow,
+            |w| w.write_all(b"new"),
+            |temp| {
+                seen = fs::read_to_string(temp)?;
+                Err(io::Error::other("rejected"))
+            },
+        );
+        assert!(err.is_err());
+        assert_eq!(seen, "new", "verify sees the complete temporary file");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file left behind"
+        );
+        write_atomic_verified(&path, Overwrite::Allow, |w| w.write_all(b"new"), |_| Ok(()))
+            .unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
     }
 
     #[test]

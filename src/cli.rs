@@ -26,7 +26,8 @@ Examples:
   gguf-gate inspect model.gguf --format json --full > header.json
   gguf-gate fingerprint model.gguf --write     writes model.fingerprint
   gguf-gate fingerprint model.gguf --verify model.fingerprint
-  gguf-gate stats model.gguf --filter '*_norm.weight'";
+  gguf-gate stats model.gguf --filter '*_norm.weight'
+  gguf-gate export ./SmolLM2-135M --out dist/   HF checkpoint -> dist/SmolLM2-135M-f16.gguf";
 
 #[derive(Debug, Parser)]
 #[command(name = "gguf-gate", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
@@ -176,6 +177,57 @@ the MODEL.fingerprint that --write makes); a mismatch exits 1.")]
         #[arg(long, value_name = "FINGERPRINT|FILE")]
         verify: Option<String>,
     },
+    /// Convert a Hugging Face checkpoint (safetensors) into a clean F16 GGUF.
+    #[command(after_help = "\
+DIR holds config.json (model_type llama, mistral or bitnet) and model.safetensors, or
+the shards named by model.safetensors.index.json. Matrices become F16 (--outtype), every
+norm and 1-D tensor stays F32, nothing is quantized; Q/K rows are permuted for llama.cpp's
+RoPE; BitNet's packed ternary U8 weights are unpacked and scaled. Writes, in OUTDIR:
+  <name>-f16.gguf          the model (atomically: temp file, fsync, rename)
+  <name>-f16.fingerprint   sha256-<hex> of the .gguf
+  <name>-f16.meta.json     source files and their sha256, tokenizer, converter, output
+The same inputs give the same bytes. Existing outputs are kept unless --force.
+Exit 0 written, 1 --strict gate failed (nothing written), 2 usage or input error.
+
+Examples:
+  gguf-gate export ./SmolLM2-135M-Instruct --out dist/
+  gguf-gate export ./ckpt --tokenizer ./ckpt/tokenizer.json --out dist/ --name my-model
+  gguf-gate export ./bitnet-b1.58-2B-4T --out dist/ --outtype bf16 --strict
+  gguf-gate check dist/SmolLM2-135M-Instruct-f16.gguf    # then gate it, probe included")]
+    Export {
+        /// The checkpoint directory (config.json + safetensors).
+        dir: PathBuf,
+        /// tokenizer.json (default: DIR/tokenizer.json); tokenizer_config.json beside it
+        /// supplies BOS/EOS, the add flags and the chat template.
+        #[arg(long, value_name = "T")]
+        tokenizer: Option<PathBuf>,
+        /// The output directory (created if missing).
+        #[arg(long, short, value_name = "OUTDIR")]
+        out: PathBuf,
+        /// Element type of the matrices (norms and 1-D tensors are always F32).
+        #[arg(long, value_enum, default_value_t = OutType::F16)]
+        outtype: OutType,
+        /// Base name of the outputs (default: DIR's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace existing outputs.
+        #[arg(long)]
+        force: bool,
+        /// Gate the written file (strict mode, default policy: metadata, norm and tensor
+        /// rules) before it takes its name; a failure leaves no file and exits 1.
+        #[arg(long)]
+        strict: bool,
+        /// Skip checkpoint tensors that have no GGUF name instead of failing.
+        #[arg(long)]
+        allow_unmapped: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutType {
+    F16,
+    Bf16,
+    F32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

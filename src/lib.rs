@@ -7,6 +7,7 @@ pub mod app;
 pub mod atomic;
 pub mod check;
 pub mod cli;
+pub mod export;
 pub mod fingerprint;
 pub mod gguf;
 pub mod glob;

@@ -1,0 +1,884 @@
+//! `gguf-gate export`: a Hugging Face checkpoint (config.json + safetensors, sharded or
+//! not, + tokenizer.json) becomes a clean GGUF — F16 (or BF16/F32) matrices, every norm
+//! and 1-D tensor F32, nothing quantized — with llama.cpp's metadata keys and types, the
+//! tokenizer embedded as `tokenizer.ggml.*`, a `.fingerprint` and a `.meta.json`
+//! provenance record beside it. Tensors stream one block of rows at a time from the
+//! memory-mapped shards into an atomic temporary file; `--strict` gates that file before
+//! it is renamed into place. The same inputs always give the same bytes.
+//!
+//! The pieces: `config` (config.json -> hyper-parameters and metadata), `names` (the
+//! tensor name map), `safetensors` (reading the checkpoint, BitNet unpacking), `convert`
+//! (one tensor's rows -> GGUF bytes). docs/export.md is the user's guide.
+
+mod config;
+mod convert;
+mod error;
+mod names;
+mod safetensors;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use ::safetensors::Dtype;
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::atomic::{write_atomic_verified, write_text, Overwrite};
+use crate::check::{run_check, CheckOptions};
+use crate::fingerprint::{fingerprint_file, Fingerprint};
+use crate::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
+use crate::progress::bytes_bar;
+use crate::rules::{registry, Finding, Severity};
+use crate::tokenizer::gguf_metadata_from_tokenizer_files;
+
+pub use self::safetensors::ternary_row;
+pub use config::{Family, ModelConfig, ScaleMode, BITNET_ARCH};
+pub use convert::permuted_source_row;
+pub use error::ExportError;
+pub use names::{map_name, Mapped, Role};
+
+use self::safetensors::{Checkpoint, FloatType};
+use convert::{Decode, Job};
+
+/// The converter's name in `.meta.json`.
+pub const CONVERTER: &str = "gguf-gate export";
+/// tokenizer.json files larger than this are refused.
+pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
+/// tokenizer_config.json and chat_template.jinja larger than this are refused.
+pub const MAX_TOKENIZER_CONFIG_BYTES: u64 = 16 << 20;
+/// `--name` longer than this is refused (it becomes a file name).
+pub const MAX_NAME_BYTES: usize = 200;
+/// The rule families `--strict` gates on (the probe is not part of an export).
+pub const GATE_FAMILIES: &[&str] = &["metadata", "norms", "tensors"];
+
+/// The element type of the exported matrices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutType {
+    F16,
+    BF16,
+    F32,
+}
+
+impl OutType {
+    pub fn ggml(self) -> GgmlType {
+        match self {
+            OutType::F16 => GgmlType::F16,
+            OutType::BF16 => GgmlType::Bf16,
+            OutType::F32 => GgmlType::F32,
+        }
+    }
+
+    /// The file-name suffix and `--outtype` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutType::F16 => "f16",
+            OutType::BF16 => "bf16",
+            OutType::F32 => "f32",
+        }
+    }
+
+    /// `general.file_type` (llama.cpp's `LLAMA_FTYPE_ALL_F32` 0, `MOSTLY_F16` 1, `MOSTLY_BF16` 32).
+    pub fn file_type(self) -> u32 {
+        match self {
+            OutType::F32 => 0,
+            OutType::F16 => 1,
+            OutType::BF16 => 32,
+        }
+    }
+}
+
+/// What to export and how.
+#[derive(Clone, Debug)]
+pub struct ExportOptions<'a> {
+    /// The checkpoint directory (config.json, model.safetensors or an index + shards).
+    pub dir: &'a Path,
+    /// tokenizer.json; default: the one in `dir`.
+    pub tokenizer: Option<&'a Path>,
+    /// Where the outputs go (created if missing).
+    pub out_dir: &'a Path,
+    pub outtype: OutType,
+    /// The output base name; default: `dir`'s name.
+    pub name: Option<&'a str>,
+    /// Replace existing outputs.
+    pub force: bool,
+    /// Gate the file (strict, default policy) before it is renamed into place.
+    pub strict: bool,
+    /// Skip checkpoint tensors with no GGUF name instead of failing.
+    pub allow_unmapped: bool,
+}
+
+/// The files an export wrote.
+#[derive(Clone, Debug)]
+pub struct Exported {
+    pub gguf: PathBuf,
+    pub fingerprint_file: PathBuf,
+    pub meta: PathBuf,
+    pub fingerprint: Fingerprint,
+    pub tensors: usize,
+    pub bytes: u64,
+    /// Checkpoint tensors not written, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// How an export that ran to the end finished.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Written(Exported),
+    /// `--strict`: the gate failed these checks; nothing was written.
+    GateFailed {
+        findings: Vec<Finding>,
+    },
+}
+
+/// One GGUF tensor and where its values come from.
+struct Planned {
+    gguf: String,
+    hf: String,
+    entry: usize,
+    decode: Decode,
+    rows: usize,
+    cols: usize,
+    permute: Option<usize>,
+    ty: GgmlType,
+    /// ggml order.
+    dims: Vec<u64>,
+}
+
+/// Every GGUF tensor, in file order, and what was left out.
+struct Plan {
+    tensors: Vec<Planned>,
+    skipped: Vec<(String, String)>,
+}
+
+/// Read a whole file of at most `limit` bytes.
+pub(crate) fn read_bounded(
+    path: &Path,
+    limit: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, ExportError> {
+    let file = std::fs::File::open(path).map_err(|e| ExportError::io(path, e))?;
+    let len = file.metadata().map_err(|e| ExportError::io(path, e))?.len();
+    let too_large = |bytes| ExportError::TooLarge {
+        path: path.to_path_buf(),
+        what,
+        bytes,
+        limit,
+    };
+    if len > limit {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ExportError::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+fn read_json(path: &Path, limit: u64, what: &'static str) -> Result<(Vec<u8>, Json), ExportError> {
+    let bytes = read_bounded(path, limit, what)?;
+    let json = serde_json::from_slice(&bytes).map_err(|e| ExportError::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok((bytes, json))
+}
+
+/// The expected Hugging Face shape of a GGUF tensor (by its name after `blk.N.`) and
+/// the config fields it comes from.
+fn expected_shape(cfg: &ModelConfig, suffix: &str) -> (Vec<u64>, &'static str) {
+    let (h, f, v, q, kv) = (
+        u64::from(cfg.hidden),
+        u64::from(cfg.ffn),
+        u64::from(cfg.vocab),
+        cfg.q_rows(),
+        cfg.kv_rows(),
+    );
+    match suffix {
+        "token_embd.weight" | "output.weight" => (vec![v, h], "vocab_size x hidden_size"),
+        "attn_q.weight" => (vec![q, h], "num_attention_heads*head_dim x hidden_size"),
+        "attn_k.weight" | "attn_v.weight" => {
+            (vec![kv, h], "num_key_value_heads*head_dim x hidden_size")
+        }
+        "attn_output.weight" => (vec![h, q], "hidden_size x num_attention_heads*head_dim"),
+        "ffn_gate.weight" | "ffn_up.weight" => (vec![f, h], "intermediate_size x hidden_size"),
+        "ffn_down.weight" => (vec![h, f], "hidden_size x intermediate_size"),
+        "attn_sub_norm.weight" => (vec![q], "num_attention_heads*head_dim"),
+        "ffn_sub_norm.weight" => (vec![f], "intermediate_size"),
+        _ => (vec![h], "hidden_size"),
+    }
+}
+
+fn dtype_name(d: Dtype) -> String {
+    format!("{d:?}")
+}
+
+/// Decide, for every tensor the GGUF needs, where it comes from and how it converts.
+fn plan(
+    cfg: &ModelConfig,
+    ckpt: &Checkpoint,
+    outtype: OutType,
+    allow_unmapped: bool,
+) -> Result<Plan, ExportError> {
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    let mut unmapped: Vec<String> = Vec::new();
+    let mut scales: HashMap<String, usize> = HashMap::new();
+    for (i, e) in ckpt.entries.iter().enumerate() {
+        match map_name(cfg.family, cfg.layers, &e.name) {
+            Mapped::Tensor { .. } => {}
+            Mapped::Scale { weight } => {
+                scales.insert(weight, i);
+            }
+            Mapped::Ignored => skipped.push((e.name.clone(), "recomputed by the loader".into())),
+            Mapped::Unmapped => unmapped.push(e.name.clone()),
+        }
+    }
+    if !unmapped.is_empty() {
+        if !allow_unmapped {
+            return Err(ExportError::Unmapped { tensors: unmapped });
+        }
+        skipped.extend(
+            unmapped
+                .into_iter()
+                .map(|n| (n, "no GGUF name (--allow-unmapped)".to_string())),
+        );
+    }
+
+    // Every tensor the GGUF needs, in file order: (checkpoint name, GGUF name, role).
+    let mut wanted: Vec<(String, String, Role)> = vec![(
+        "model.embed_tokens.weight".into(),
+        "token_embd.weight".into(),
+        Role::Embedding,
+    )];
+    let layer = names::layer_entries(cfg.family);
+    for l in 0..cfg.layers {
+        for (hf, gguf, role) in &layer {
+            wanted.push((
+                format!("model.layers.{l}.{hf}"),
+                format!("blk.{l}.{gguf}"),
+                *role,
+            ));
+        }
+    }
+    wanted.push((
+        "model.norm.weight".into(),
+        "output_norm.weight".into(),
+        Role::Norm,
+    ));
+    match ckpt.get("lm_head.weight") {
+        Some(_) if cfg.tie_embeddings => skipped.push((
+            "lm_head.weight".into(),
+            "tie_word_embeddings is true: llama.cpp uses token_embd".into(),
+        )),
+        Some(head) => {
+            let same = ckpt.get("model.embed_tokens.weight").is_some_and(|e| {
+                e.dtype == head.dtype && e.shape == head.shape && ckpt.data(e) == ckpt.data(head)
+            });
+            if same {
+                skipped.push((
+                    "lm_head.weight".into(),
+                    "identical to model.embed_tokens.weight (tied)".into(),
+                ));
+            } else {
+                wanted.push((
+                    "lm_head.weight".into(),
+                    "output.weight".into(),
+                    Role::Output,
+                ));
+            }
+        }
+        None if cfg.tie_embeddings => {}
+        None => {
+            return Err(ExportError::MissingTensor {
+                tensor: "lm_head.weight".into(),
+                gguf: "output.weight (tie_word_embeddings is false)".into(),
+            })
+        }
+    }
+
+    let mut tensors = Vec::with_capacity(wanted.len());
+    for (hf, gguf, role) in wanted {
+        let idx = ckpt
+            .index_of(&hf)
+            .ok_or_else(|| ExportError::MissingTensor {
+                tensor: hf.clone(),
+                gguf: gguf.clone(),
+            })?;
+        let e = &ckpt.entries[idx];
+        let suffix = gguf.split_once("blk.").map_or(gguf.as_str(), |(_, rest)| {
+            rest.split_once('.').map_or(rest, |(_, s)| s)
+        });
+        let (expected, why) = expected_shape(cfg, suffix);
+        let scale = scales.get(&hf).and_then(|&i| ckpt.entries.get(i));
+        let projection = matches!(role, Role::Query | Role::Key | Role::Projection);
+        let (decode, shape, why) = if let Some(ft) = FloatType::of(e.dtype) {
+            if let Some(s) = scale {
+                return Err(ExportError::Bitnet {
+                    tensor: s.name.clone(),
+                    problem: format!(
+                        "a weight_scale for {hf:?}, which is stored as {} rather than packed U8; only packed ternary weights are scaled",
+                        dtype_name(e.dtype)
+                    ),
+                });
+            }
+            (Decode::Float(ft), e.shape.clone(), why.to_string())
+        } else if e.dtype == Dtype::U8 && cfg.family == Family::Bitnet && projection {
+            let s = scale.ok_or_else(|| ExportError::Bitnet {
+                tensor: hf.clone(),
+                problem: format!(
+                    "a packed ternary (U8) weight needs {}, which the checkpoint lacks",
+                    hf.replace(".weight", ".weight_scale")
+                ),
+            })?;
+            let unit = scale_unit(ckpt, s, cfg.scale_mode)?;
+            let mut shape = e.shape.clone();
+            if let Some(first) = shape.first_mut() {
+                *first = first
+                    .checked_mul(4)
+                    .ok_or_else(|| ExportError::ShapeMismatch {
+                        tensor: hf.clone(),
+                        expected: expected.clone(),
+                        found: e.shape.clone(),
+                        why: why.to_string(),
+                    })?;
+            }
+            (
+                Decode::Ternary { unit },
+                shape,
+                format!("{why}; packed U8 stores the first dimension / 4"),
+            )
+        } else {
+            return Err(ExportError::UnsupportedDtype {
+                path: ckpt.path_of(e).to_path_buf(),
+                tensor: hf.clone(),
+                dtype: dtype_name(e.dtype),
+                expected: if cfg.family == Family::Bitnet && projection {
+                    "F32, F16, BF16, or U8 (packed ternary, with a weight_scale)"
+                } else {
+                    "F32, F16 or BF16"
+                },
+            });
+        };
+        if shape != expected {
+            return Err(ExportError::ShapeMismatch {
+                tensor: hf,
+                expected,
+                found: shape,
+                why,
+            });
+        }
+        let to_usize = |x: u64| usize::try_from(x).unwrap_or(usize::MAX);
+        let (rows, cols) = match shape.as_slice() {
+            [n] => (1, to_usize(*n)),
+            [r, c] => (to_usize(*r), to_usize(*c)),
+            _ => (1, 1),
+        };
+        let permute = match (cfg.family, role) {
+            (Family::Llama, Role::Query) => Some(cfg.heads as usize),
+            (Family::Llama, Role::Key) => Some(cfg.kv_heads as usize),
+            _ => None,
+        };
+        let ty = if role == Role::Norm || shape.len() == 1 {
+            GgmlType::F32
+        } else {
+            outtype.ggml()
+        };
+        tensors.push(Planned {
+            gguf,
+            hf,
+            entry: idx,
+            decode,
+            rows,
+            cols,
+            permute,
+            ty,
+            dims: shape.iter().rev().copied().collect(),
+        });
+    }
+    Ok(Plan { tensors, skipped })
+}
+
+/// The value a ternary ±1 becomes: `1 / weight_scale` (BitLinear) or `weight_scale`
+/// (AutoBitLinear).
+fn scale_unit(
+    ckpt: &Checkpoint,
+    s: &self::safetensors::Entry,
+    mode: ScaleMode,
+) -> Result<f32, ExportError> {
+    let bad = |problem: String| ExportError::Bitnet {
+        tensor: s.name.clone(),
+        problem,
+    };
+    let ft = FloatType::of(s.dtype).ok_or_else(|| {
+        bad(format!(
+            "weight_scale has dtype {}; expected F32, F16 or BF16",
+            dtype_name(s.dtype)
+        ))
+    })?;
+    if s.elements() != 1 {
+        return Err(bad(format!(
+            "weight_scale has shape {:?}; expected a single value",
+            s.shape
+        )));
+    }
+    let mut v = [0f32];
+    ft.decode(ckpt.data(s), &mut v);
+    let unit = match mode {
+        ScaleMode::Divide => 1.0 / v[0],
+        ScaleMode::Multiply => v[0],
+    };
+    if !v[0].is_finite() || v[0] == 0.0 || !unit.is_finite() || unit == 0.0 {
+        return Err(bad(format!(
+            "weight_scale is {}; expected a finite non-zero number",
+            v[0]
+        )));
+    }
+    Ok(unit)
+}
+
+/// The tokenizer keys, padded to `vocab` tokens as convert_hf_to_gguf.py pads them, plus
+/// the chat template. Returns the keys and the files read (tokenizer_config.json and
+/// chat_template.jinja when present).
+fn tokenizer_metadata(
+    path: &Path,
+    json: &Json,
+    vocab: u32,
+) -> Result<(Vec<(String, Value)>, Vec<(PathBuf, Vec<u8>)>), ExportError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut read = Vec::new();
+    let config_path = dir.join("tokenizer_config.json");
+    let config = if config_path.is_file() {
+        let (bytes, j) = read_json(
+            &config_path,
+            MAX_TOKENIZER_CONFIG_BYTES,
+            "tokenizer_config.json",
+        )?;
+        read.push((config_path.clone(), bytes));
+        Some(j)
+    } else {
+        None
+    };
+    let mut keys = gguf_metadata_from_tokenizer_files(json, config.as_ref()).map_err(|source| {
+        ExportError::Tokenizer {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    let count = keys
+        .iter()
+        .find(|(k, _)| k == "tokenizer.ggml.tokens")
+        .and_then(|(_, v)| v.as_array())
+        .map_or(0, |a| a.len());
+    let vocab_n = vocab as usize;
+    if count > vocab_n {
+        return Err(ExportError::VocabMismatch {
+            path: path.to_path_buf(),
+            tokens: count,
+            vocab,
+        });
+    }
+    // Fewer tokens than embedding rows: the rest are unused padding, as llama.cpp's
+    // converter writes them (`[PADi]`, type UNUSED, score -1000).
+    for (key, value) in keys.iter_mut() {
+        match (key.as_str(), value) {
+            ("tokenizer.ggml.tokens", Value::Array(Array::String(t))) => {
+                t.extend((count..vocab_n).map(|i| format!("[PAD{i}]")));
+            }
+            ("tokenizer.ggml.token_type", Value::Array(Array::I32(t))) => {
+                t.resize(vocab_n, 5);
+            }
+            ("tokenizer.ggml.scores", Value::Array(Array::F32(t))) => {
+                t.resize(vocab_n, -1000.0);
+            }
+            _ => {}
+        }
+    }
+    // The chat template: chat_template.jinja wins over tokenizer_config.json's, as in
+    // gguf-py's SpecialVocab.
+    let jinja = dir.join("chat_template.jinja");
+    let template = if jinja.is_file() {
+        let bytes = read_bounded(&jinja, MAX_TOKENIZER_CONFIG_BYTES, "chat template")?;
+        let text = String::from_utf8(bytes.clone()).map_err(|e| ExportError::Json {
+            path: jinja.clone(),
+            message: format!("not UTF-8: {e}"),
+        })?;
+        read.push((jinja, bytes));
+        Some(text)
+    } else {
+        config
+            .as_ref()
+            .and_then(|c| c.get("chat_template"))
+            .and_then(Json::as_str)
+            .map(str::to_string)
+    };
+    if let Some(t) = template {
+        keys.push(("tokenizer.chat_template".into(), Value::String(t)));
+    }
+    Ok((keys, read))
+}
+
+fn check_name(name: &str) -> Result<(), ExportError> {
+    let bad = |problem| ExportError::BadName {
+        name: name.chars().take(100).collect(),
+        problem,
+    };
+    if name.is_empty() {
+        return Err(bad("is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(bad("is longer than 200 bytes"));
+    }
+    if name.starts_with('.')
+        || name.contains(['/', '\\', '\0'])
+        || name.chars().any(char::is_control)
+    {
+        return Err(bad(
+            "must be a plain file name: no path separators, control characters or leading dot",
+        ));
+    }
+    Ok(())
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<'a, W: Write> {
+    inner: &'a mut W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or(&[]));
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn canonical(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = path.canonicalize() {
+        return Some(p);
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Some(parent.canonicalize().ok()?.join(path.file_name()?))
+}
+
+/// The file name to record in `.meta.json` (never an absolute path: the record must
+/// not depend on where the checkpoint happened to live).
+fn file_label(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Run the export.
+pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
+    let dir = opts.dir;
+    if !dir.is_dir() {
+        return Err(ExportError::io(dir, "not a directory"));
+    }
+    let name = match opts.name {
+        Some(n) => n.to_string(),
+        None => dir
+            .canonicalize()
+            .map_err(|e| ExportError::io(dir, e))?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    check_name(&name)?;
+
+    // Inputs.
+    let config_path = dir.join("config.json");
+    let config_bytes = read_bounded(&config_path, config::MAX_CONFIG_BYTES, "config.json")?;
+    let cfg = config::parse(&config_path, &config_bytes)?;
+    let ckpt = Checkpoint::open(dir)?;
+    let plan = plan(&cfg, &ckpt, opts.outtype, opts.allow_unmapped)?;
+    let tok_path = opts
+        .tokenizer
+        .map_or_else(|| dir.join("tokenizer.json"), Path::to_path_buf);
+    let (tok_bytes, tok_json) = read_json(&tok_path, MAX_TOKENIZER_BYTES, "tokenizer.json")?;
+    let (tok_keys, tok_extra) = tokenizer_metadata(&tok_path, &tok_json, cfg.vocab)?;
+
+    // Outputs: never an input, never an existing file without --force.
+    std::fs::create_dir_all(opts.out_dir).map_err(|e| ExportError::io(opts.out_dir, e))?;
+    let base = format!("{name}-{}", opts.outtype.name());
+    let gguf_path = opts.out_dir.join(format!("{base}.gguf"));
+    let fp_path = opts.out_dir.join(format!("{base}.fingerprint"));
+    let meta_path = opts.out_dir.join(format!("{base}.meta.json"));
+    let mut inputs: Vec<PathBuf> = vec![config_path.clone()];
+    inputs.extend(ckpt.files());
+    inputs.push(tok_path.clone());
+    inputs.extend(tok_extra.iter().map(|(p, _)| p.clone()));
+    let canonical_inputs: Vec<(PathBuf, &PathBuf)> = inputs
+        .iter()
+        .filter_map(|p| Some((canonical(p)?, p)))
+        .collect();
+    for out in [&gguf_path, &fp_path, &meta_path] {
+        if let Some(c) = canonical(out) {
+            if let Some((_, input)) = canonical_inputs.iter().find(|(ci, _)| *ci == c) {
+                return Err(ExportError::OutputIsInput {
+                    path: out.clone(),
+                    input: (*input).clone(),
+                });
+            }
+        }
+        if !opts.force && out.symlink_metadata().is_ok() {
+            return Err(ExportError::OutputExists { path: out.clone() });
+        }
+    }
+
+    // The header.
+    let write_err = |source| ExportError::Write {
+        path: gguf_path.clone(),
+        source,
+    };
+    let mut w = GgufWriter::new();
+    let mut keys: Vec<(String, Value)> = vec![
+        (
+            "general.architecture".into(),
+            Value::String(cfg.arch.into()),
+        ),
+        ("general.type".into(), Value::String("model".into())),
+        ("general.name".into(), Value::String(name.clone())),
+    ];
+    keys.extend(cfg.metadata());
+    keys.push((
+        "general.file_type".into(),
+        Value::U32(opts.outtype.file_type()),
+    ));
+    keys.extend(tok_keys);
+    keys.push(("general.quantization_version".into(), Value::U32(2)));
+    for (k, v) in keys {
+        w.add(k, v).map_err(write_err)?;
+    }
+    for t in &plan.tensors {
+        w.add_tensor(TensorSpec::new(t.gguf.clone(), t.ty, &t.dims))
+            .map_err(write_err)?;
+    }
+
+    // The data, streamed into a temporary file; gated there under --strict.
+    let failure: RefCell<Option<ExportError>> = RefCell::new(None);
+    let gate_failures: RefCell<Option<Vec<Finding>>> = RefCell::new(None);
+    let digest: RefCell<Option<[u8; 32]>> = RefCell::new(None);
+    let total = w.file_size();
+    let bar = bytes_bar(total, "export");
+    let overwrite = if opts.force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
+    };
+    let result = write_atomic_verified(
+        &gguf_path,
+        overwrite,
+        |file| {
+            let mut out = Hashing {
+                inner: file,
+                hasher: Sha256::new(),
+            };
+            let written = w.write(&mut out, |i, _, sink| {
+                let Some(t) = plan.tensors.get(i) else {
+                    return Ok(());
+                };
+                let Some(e) = ckpt.entries.get(t.entry) else {
+                    return Ok(());
+                };
+                let job = Job {
+                    name: &t.hf,
+                    data: ckpt.data(e),
+                    decode: t.decode,
+                    rows: t.rows,
+                    cols: t.cols,
+                    permute: t.permute,
+                    out: t.ty,
+                    output: &gguf_path,
+                };
+                let r = convert::run(&job, sink, &mut |n| bar.inc(n));
+                ckpt.release(e);
+                r.map_err(|e| {
+                    *failure.borrow_mut() = Some(e);
+                    io::Error::other("tensor conversion failed")
+                })
+            });
+            match written {
+                Ok(_) => {
+                    *digest.borrow_mut() = Some(out.hasher.finalize().into());
+                    Ok(())
+                }
+                Err(e) => {
+                    if failure.borrow().is_none() {
+                        *failure.borrow_mut() = Some(write_err(e));
+                    }
+                    Err(io::Error::other("export failed"))
+                }
+            }
+        },
+        |temp| {
+            bar.finish_and_clear();
+            if !opts.strict {
+                return Ok(());
+            }
+            let options = CheckOptions {
+                policy: None,
+                strict: true,
+                fail_level: Severity::Error,
+            };
+            let report = run_check(temp, &options).map_err(|e| {
+                *failure.borrow_mut() = Some(ExportError::Gate {
+                    path: gguf_path.clone(),
+                    message: format!("{e:#}"),
+                });
+                io::Error::other("gate error")
+            })?;
+            let failed = gate_failures_of(report.findings);
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                *gate_failures.borrow_mut() = Some(failed);
+                Err(io::Error::other("the strict gate failed"))
+            }
+        },
+    );
+    bar.finish_and_clear();
+    if let Some(findings) = gate_failures.into_inner() {
+        return Ok(Outcome::GateFailed { findings });
+    }
+    if let Some(e) = failure.into_inner() {
+        return Err(e);
+    }
+    result.map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            ExportError::OutputExists {
+                path: gguf_path.clone(),
+            }
+        } else {
+            ExportError::io(&gguf_path, e)
+        }
+    })?;
+    let fingerprint = Fingerprint(digest.into_inner().unwrap_or_default());
+
+    // The sidecars.
+    write_text(&fp_path, overwrite, &format!("{fingerprint}\n"))
+        .map_err(|e| ExportError::io(&fp_path, e))?;
+    let mut sources = vec![
+        json!({"file": file_label(&config_path), "sha256": Fingerprint::of_bytes(&config_bytes).to_string()}),
+    ];
+    for f in ckpt.files() {
+        let fp = fingerprint_file(&f).map_err(|e| ExportError::io(&f, e))?;
+        sources.push(json!({"file": file_label(&f), "sha256": fp.to_string()}));
+    }
+    let mut tokenizer = json!({
+        "file": file_label(&tok_path),
+        "sha256": Fingerprint::of_bytes(&tok_bytes).to_string(),
+    });
+    for (p, bytes) in &tok_extra {
+        let key = if file_label(p) == "chat_template.jinja" {
+            "chat_template"
+        } else {
+            "config"
+        };
+        tokenizer[key] =
+            json!({"file": file_label(p), "sha256": Fingerprint::of_bytes(bytes).to_string()});
+    }
+    let norms: Vec<&str> = plan
+        .tensors
+        .iter()
+        .filter(|t| t.ty == GgmlType::F32 && t.dims.len() == 1)
+        .map(|t| t.gguf.as_str())
+        .collect();
+    let meta = json!({
+        "converter": {"name": CONVERTER, "version": env!("CARGO_PKG_VERSION")},
+        "output": {
+            "file": file_label(&gguf_path),
+            "fingerprint": fingerprint.to_string(),
+            "bytes": total,
+            "outtype": opts.outtype.name(),
+            "general.file_type": opts.outtype.file_type(),
+            "architecture": cfg.arch,
+            "tensors": plan.tensors.len(),
+        },
+        "source": {
+            "model_type": cfg.model_type,
+            "files": sources,
+        },
+        "tokenizer": tokenizer,
+        "kept_f32": norms,
+        "skipped": plan.skipped.iter().map(|(t, why)| json!({"tensor": t, "reason": why})).collect::<Vec<_>>(),
+    });
+    let mut text =
+        serde_json::to_string_pretty(&meta).map_err(|e| ExportError::io(&meta_path, e))?;
+    text.push('\n');
+    write_text(&meta_path, overwrite, &text).map_err(|e| ExportError::io(&meta_path, e))?;
+
+    Ok(Outcome::Written(Exported {
+        gguf: gguf_path,
+        fingerprint_file: fp_path,
+        meta: meta_path,
+        fingerprint,
+        tensors: plan.tensors.len(),
+        bytes: total,
+        skipped: plan.skipped,
+    }))
+}
+
+/// The failures `--strict` refuses: errors of the metadata, norm and tensor families.
+pub fn gate_failures_of(findings: Vec<Finding>) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .filter(|f| {
+            f.is_failure()
+                && f.severity >= Severity::Error
+                && GATE_FAMILIES.contains(&registry::info(f.rule).family)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outtypes() {
+        assert_eq!(
+            [OutType::F16, OutType::BF16, OutType::F32].map(OutType::file_type),
+            [1, 32, 0]
+        );
+        assert_eq!(OutType::BF16.name(), "bf16");
+        assert_eq!(OutType::F16.ggml(), GgmlType::F16);
+    }
+
+    #[test]
+    fn names_must_be_plain() {
+        for bad in ["", ".hidden", "a/b", "a\\b", "a\0b", "a\nb"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name(&"x".repeat(201)).is_err());
+        assert!(check_name("SmolLM2-135M").is_ok());
+    }
+
+    #[test]
+    fn read_bounded_refuses_large_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.json");
+        std::fs::write(&p, vec![b' '; 100]).unwrap();
+        assert!(matches!(
+            read_bounded(&p, 99, "test"),
+            Err(ExportError::TooLarge { bytes: 100, .. })
+        ));
+        assert_eq!(read_bounded(&p, 100, "test").unwrap().len(), 100);
+        assert!(matches!(
+            read_bounded(&dir.path().join("missing"), 1, "test"),
+            Err(ExportError::Io { .. })
+        ));
+    }
+}
