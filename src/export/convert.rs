@@ -88,15 +88,18 @@ pub fn run(
     let short = || ExportError::ShortData {
         tensor: job.name.to_string(),
     };
+    let mut sources: Vec<usize> = Vec::with_capacity(block_rows);
     let mut row = 0;
     while row < job.rows {
         let n = block_rows.min(job.rows - row);
+        sources.clear();
         for k in 0..n {
             let d = row + k;
             let s = match job.permute {
                 Some(h) => permuted_source_row(d, job.rows, h),
                 None => d,
             };
+            sources.push(s);
             let dst = values
                 .get_mut(k * job.cols..(k + 1) * job.cols)
                 .ok_or_else(short)?;
@@ -124,7 +127,23 @@ pub fn run(
         }
         let block = values.get(..n * job.cols).ok_or_else(short)?;
         bytes.clear();
-        encode(job, block, (row * job.cols) as u64, &mut bytes)?;
+        encode(job.out, block, &mut bytes).map_err(|(i, value)| {
+            // Name the element as the checkpoint holds it (before any permutation).
+            let (k, col) = (i / job.cols.max(1), i % job.cols.max(1));
+            let src_row = sources.get(k).copied().unwrap_or(row + k);
+            let (outtype, suggest) = if job.out == GgmlType::F16 {
+                ("F16", "bf16 or f32")
+            } else {
+                ("BF16", "f32")
+            };
+            ExportError::Overflow {
+                tensor: job.name.to_string(),
+                index: (src_row as u64) * (job.cols as u64) + col as u64,
+                value,
+                outtype,
+                suggest,
+            }
+        })?;
         out.write_all(&bytes)
             .map_err(|e| ExportError::io(job.output, e))?;
         progress(bytes.len() as u64);
@@ -133,21 +152,16 @@ pub fn run(
     Ok(())
 }
 
-/// Encode `values` (starting at element `first` of the tensor) into `out`.
-fn encode(job: &Job<'_>, values: &[f32], first: u64, out: &mut Vec<u8>) -> Result<(), ExportError> {
-    let overflow = |i: usize, x: f32, outtype, suggest| ExportError::Overflow {
-        tensor: job.name.to_string(),
-        index: first + i as u64,
-        value: x,
-        outtype,
-        suggest,
-    };
-    match job.out {
+/// Encode `values` as `ty` into `out`. A finite value that does not fit (|x| above
+/// F16's 65504, or BF16's ~3.4e38 after rounding) is `Err((position, value))`;
+/// NaN and infinities pass through unchanged (the gate's `tensor-finite` reports them).
+fn encode(ty: GgmlType, values: &[f32], out: &mut Vec<u8>) -> Result<(), (usize, f32)> {
+    match ty {
         GgmlType::F16 => {
             for (i, &x) in values.iter().enumerate() {
                 let h = half::f16::from_f32(x);
                 if x.is_finite() && !h.is_finite() {
-                    return Err(overflow(i, x, "F16", "bf16 or f32"));
+                    return Err((i, x));
                 }
                 out.extend_from_slice(&h.to_bits().to_le_bytes());
             }
@@ -156,7 +170,7 @@ fn encode(job: &Job<'_>, values: &[f32], first: u64, out: &mut Vec<u8>) -> Resul
             for (i, &x) in values.iter().enumerate() {
                 let h = half::bf16::from_f32(x);
                 if x.is_finite() && !h.is_finite() {
-                    return Err(overflow(i, x, "BF16", "f32"));
+                    return Err((i, x));
                 }
                 out.extend_from_slice(&h.to_bits().to_le_bytes());
             }

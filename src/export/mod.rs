@@ -152,6 +152,15 @@ struct Plan {
     skipped: Vec<(String, String)>,
 }
 
+/// A small input file read whole: its path and bytes (hashed for `.meta.json`).
+type InputFile = (PathBuf, Vec<u8>);
+
+/// The tokenizer's GGUF keys and the files besides tokenizer.json they came from.
+struct TokenizerMeta {
+    keys: Vec<(String, Value)>,
+    read: Vec<InputFile>,
+}
+
 /// Read a whole file of at most `limit` bytes.
 pub(crate) fn read_bounded(
     path: &Path,
@@ -443,11 +452,7 @@ fn scale_unit(
 /// The tokenizer keys, padded to `vocab` tokens as convert_hf_to_gguf.py pads them, plus
 /// the chat template. Returns the keys and the files read (tokenizer_config.json and
 /// chat_template.jinja when present).
-fn tokenizer_metadata(
-    path: &Path,
-    json: &Json,
-    vocab: u32,
-) -> Result<(Vec<(String, Value)>, Vec<(PathBuf, Vec<u8>)>), ExportError> {
+fn tokenizer_metadata(path: &Path, json: &Json, vocab: u32) -> Result<TokenizerMeta, ExportError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut read = Vec::new();
     let config_path = dir.join("tokenizer_config.json");
@@ -518,7 +523,7 @@ fn tokenizer_metadata(
     if let Some(t) = template {
         keys.push(("tokenizer.chat_template".into(), Value::String(t)));
     }
-    Ok((keys, read))
+    Ok(TokenizerMeta { keys, read })
 }
 
 fn check_name(name: &str) -> Result<(), ExportError> {
@@ -602,13 +607,16 @@ pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
     let config_path = dir.join("config.json");
     let config_bytes = read_bounded(&config_path, config::MAX_CONFIG_BYTES, "config.json")?;
     let cfg = config::parse(&config_path, &config_bytes)?;
-    let ckpt = Checkpoint::open(dir)?;
-    let plan = plan(&cfg, &ckpt, opts.outtype, opts.allow_unmapped)?;
     let tok_path = opts
         .tokenizer
         .map_or_else(|| dir.join("tokenizer.json"), Path::to_path_buf);
     let (tok_bytes, tok_json) = read_json(&tok_path, MAX_TOKENIZER_BYTES, "tokenizer.json")?;
-    let (tok_keys, tok_extra) = tokenizer_metadata(&tok_path, &tok_json, cfg.vocab)?;
+    let TokenizerMeta {
+        keys: tok_keys,
+        read: tok_extra,
+    } = tokenizer_metadata(&tok_path, &tok_json, cfg.vocab)?;
+    let ckpt = Checkpoint::open(dir)?;
+    let plan = plan(&cfg, &ckpt, opts.outtype, opts.allow_unmapped)?;
 
     // Outputs: never an input, never an existing file without --force.
     std::fs::create_dir_all(opts.out_dir).map_err(|e| ExportError::io(opts.out_dir, e))?;
