@@ -8,6 +8,7 @@ pub mod cli;
 pub mod fingerprint;
 pub mod gguf;
 pub mod glob;
+pub mod infer;
 pub mod inspect;
 pub mod progress;
 pub mod quant;
