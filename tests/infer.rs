@@ -63,6 +63,15 @@ fn with_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
         .install(f)
 }
 
+/// How far our first-step logits may be from llama.cpp's. Activation quantization
+/// (Q8_1 per 32 values before every Q4_1 product) makes the logits a chaotic function of
+/// float rounding: a one-ulp difference anywhere flips some int8 roundings, and those
+/// flips compound over 30 layers. Measured here: exact f64 math vs llama.cpp 0.17;
+/// ggml's generic C kernels (ours) vs llama.cpp's AVX2/AVX-512 build 0.27; emulating the
+/// x86 SIMD quantizer, dot-product order and vector `expf` still 0.15. A real wiring bug
+/// (NeoX instead of normal RoPE, say) moves them by 0.9 and more. See docs/probe.md.
+const LOGIT_TOLERANCE: f32 = 0.35;
+
 #[test]
 fn smollm2_greedy_tokens_and_logits_match_llama_cpp() {
     let (Some(path), Some(reference)) = (common::smollm2(), reference()) else {
@@ -104,8 +113,24 @@ fn smollm2_greedy_tokens_and_logits_match_llama_cpp() {
             .total_cmp(&logits[a as usize])
             .then(a.cmp(&b))
     });
-    eprintln!("order {:?}", &order[..10]); //TMP
-                                           //TMP
+    let mut ours_top10 = order[..10].to_vec();
+    let mut want_top10 = reference.top10_ids.clone();
+    assert_eq!(ours_top10[0], want_top10[0], "top-1 token");
+    ours_top10.sort_unstable();
+    want_top10.sort_unstable();
+    assert_eq!(ours_top10, want_top10, "the ten most likely tokens");
+    // Pairs that llama.cpp separates by more than the noise band keep their order.
+    for i in 0..10 {
+        for j in i + 1..10 {
+            if reference.top10_logits[i] - reference.top10_logits[j] > 2.0 * LOGIT_TOLERANCE {
+                assert!(ours[i] > ours[j], "order of top-10 ids #{i} and #{j}");
+            }
+        }
+    }
+    assert!(
+        max_diff < LOGIT_TOLERANCE,
+        "max logit difference {max_diff} (tolerance {LOGIT_TOLERANCE})"
+    );
 
     // 32 greedy tokens.
     let start = Instant::now();
@@ -124,7 +149,6 @@ fn smollm2_greedy_tokens_and_logits_match_llama_cpp() {
         generation.decode_tok_s
     );
     assert_eq!(generation.prompt_tokens, reference.prompt_tokens);
-    eprintln!("tokens {:?}", generation.tokens);
     assert_eq!(generation.tokens, reference.tokens);
 }
 
