@@ -521,8 +521,8 @@ impl NaiveForward<'_> {
         (0..rows)
             .map(|r| {
                 let mut sum = 0.0f64;
-                for c in 0..cols {
-                    sum += f64::from(w.values[r * cols + c]) * f64::from(a[c]);
+                for (wv, av) in w.values[r * cols..(r + 1) * cols].iter().zip(&a) {
+                    sum += f64::from(*wv) * f64::from(*av);
                 }
                 (sum / f64::from(div)) as f32
             })

@@ -602,20 +602,21 @@ fn dot_tq1_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
         let mut sum = 0i32;
         // qs[0..32]: five digits each, element 5 * 32 * 0 + 32 * l + m.
         for (l, &p) in POW3.iter().enumerate() {
-            for m in 0..32 {
-                sum += trit(qs[m], p) * i32::from(y.qs[l * 32 + m]);
+            for (&q, &yq) in qs[..32].iter().zip(&y.qs[l * 32..l * 32 + 32]) {
+                sum += trit(q, p) * i32::from(yq);
             }
         }
         // qs[32..48]: element 160 + 16 * l + m.
         for (l, &p) in POW3.iter().enumerate() {
-            for m in 0..16 {
-                sum += trit(qs[32 + m], p) * i32::from(y.qs[160 + l * 16 + m]);
+            let ys = &y.qs[160 + l * 16..160 + l * 16 + 16];
+            for (&q, &yq) in qs[32..48].iter().zip(ys) {
+                sum += trit(q, p) * i32::from(yq);
             }
         }
         // qh[0..4]: four digits each, element 240 + 4 * l + j.
         for (l, &p) in POW3[..4].iter().enumerate() {
-            for j in 0..4 {
-                sum += trit(qh[j], p) * i32::from(y.qs[240 + l * 4 + j]);
+            for (&q, &yq) in qh.iter().zip(&y.qs[240 + l * 4..240 + l * 4 + 4]) {
+                sum += trit(q, p) * i32::from(yq);
             }
         }
         sumf += sum as f32 * (d * y.d);
@@ -934,13 +935,16 @@ mod tests {
 
     #[test]
     fn q8_k_rounds_half_to_even_and_q8_0_away_from_zero() {
-        // max = -127 gives iscale = 1: 2.5 -> 2 (even), and Q8_0 with amax 127: 2.5 -> 3.
+        // max = -127 gives iscale = -127 / max = 1: 2.5 -> 2 and -3.5 -> -4 (to even);
+        // Q8_0 with amax 127 has d = 1: 2.5 -> 3 (away from zero).
         let mut x = vec![0.0f32; QK_K];
         x[0] = -127.0;
         x[1] = 2.5;
         x[2] = -3.5;
         let b = quantize_q8_k(&x);
-        assert_eq!((b[0].qs[0], b[0].qs[1], b[0].qs[2]), (127, -2, 4));
+        assert_eq!((b[0].qs[0], b[0].qs[1], b[0].qs[2]), (-127, 2, -4));
+        assert_eq!(b[0].d, 1.0);
+        assert_eq!(b[0].bsums[0], -127 + 2 - 4);
         let mut y = vec![0.0f32; QK];
         y[0] = 127.0;
         y[1] = 2.5;

@@ -571,7 +571,7 @@ impl<'a> Model<'a> {
             }
             layer.wo.apply(&s.att_out, &mut s.proj);
             for (x, &p) in s.x.iter_mut().zip(&s.proj) {
-                *x = p + *x;
+                *x += p;
             }
 
             // Feed-forward block.
@@ -596,7 +596,7 @@ impl<'a> Model<'a> {
             }
             layer.w_down.apply(&s.gate, &mut s.proj);
             for (x, &p) in s.x.iter_mut().zip(&s.proj) {
-                *x = p + *x;
+                *x += p;
             }
         }
         s.filled = pos + 1;
