@@ -57,7 +57,8 @@ pub struct Config {
     pub vocab: usize,
     pub context_length: usize,
     pub ffn_act: FfnAct,
-    /// No `output.weight`: the logits use the token embedding matrix.
+    /// The logits use the token embedding matrix: `llama` without `output.weight`, and
+    /// always for `bitnet` (as llama.cpp's graph does).
     pub tied_embeddings: bool,
 }
 
@@ -259,7 +260,9 @@ fn read_config(header: &Header) -> Result<Config, InferError> {
             format!("is {rope_dims}; it must be even and at most the head size {head_dim}"),
         ));
     }
-    let tied_embeddings = header.tensor("output.weight").is_none();
+    // llama.cpp's bitnet graphs always project with the embedding matrix (even when a
+    // file carries `output.weight`); llama ties only when `output.weight` is absent.
+    let tied_embeddings = arch == Arch::Bitnet || header.tensor("output.weight").is_none();
     // The vocabulary size comes from the embedding matrix (checked when it is loaded).
     let vocab = header
         .tensor("token_embd.weight")
@@ -471,7 +474,11 @@ impl<'a> Model<'a> {
     pub fn new_session(&self, max_tokens: usize) -> Session {
         let c = &self.config;
         let capacity = max_tokens.min(c.context_length);
-        let cache = c.n_layer * capacity * c.kv_dim();
+        // Bounded in practice: n_layer and kv_dim are backed by tensor data in the file.
+        let cache = c
+            .n_layer
+            .saturating_mul(capacity)
+            .saturating_mul(c.kv_dim());
         let q_dim = c.n_head * c.head_dim;
         Session {
             capacity,
