@@ -27,6 +27,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use crate::gguf::GgmlType;
+use crate::quant::{f16_le, scale_min_k4};
 
 /// Elements per block of the legacy formats and of Q8_0 / Q8_1.
 pub const QK: usize = 32;
@@ -313,11 +314,6 @@ pub fn matvec(w: &MatRef<'_>, act: &Activations, out: &mut [f32]) {
     }
 }
 
-#[inline(always)]
-fn f16_at(lo: u8, hi: u8) -> f32 {
-    f16::from_bits(u16::from_le_bytes([lo, hi])).to_f32()
-}
-
 /// `ggml_vec_dot_f32` (generic): products in f32, summed in f64.
 fn dot_f32(row: &[u8], a: &[f32]) -> f32 {
     let mut sum = 0.0f64;
@@ -332,7 +328,7 @@ fn dot_f32(row: &[u8], a: &[f32]) -> f32 {
 fn dot_f16(row: &[u8], a: &[f32]) -> f32 {
     let mut sum = 0.0f64;
     for (w, &x) in row.chunks_exact(2).zip(a) {
-        sum += f64::from(f16_at(w[0], w[1]) * x);
+        sum += f64::from(f16_le(w[0], w[1]) * x);
     }
     sum as f32
 }
@@ -351,7 +347,7 @@ fn dot_bf16(row: &[u8], a: &[f32]) -> f32 {
 fn dot_q4_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(18).zip(a) {
-        let d = f16_at(x[0], x[1]);
+        let d = f16_le(x[0], x[1]);
         let mut sumi = 0i32;
         for j in 0..QK / 2 {
             let q = x[2 + j];
@@ -367,8 +363,8 @@ fn dot_q4_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
 fn dot_q4_1(row: &[u8], a: &[BlockQ8_1]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(20).zip(a) {
-        let d = f16_at(x[0], x[1]);
-        let m = f16_at(x[2], x[3]);
+        let d = f16_le(x[0], x[1]);
+        let m = f16_le(x[2], x[3]);
         let mut sumi = 0i32;
         for j in 0..QK / 2 {
             let q = x[4 + j];
@@ -392,7 +388,7 @@ fn q5_high(qh: u32, j: usize) -> (i32, i32) {
 fn dot_q5_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(22).zip(a) {
-        let d = f16_at(x[0], x[1]);
+        let d = f16_le(x[0], x[1]);
         let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
         let mut sumi = 0i32;
         for j in 0..QK / 2 {
@@ -410,8 +406,8 @@ fn dot_q5_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
 fn dot_q5_1(row: &[u8], a: &[BlockQ8_1]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(24).zip(a) {
-        let d = f16_at(x[0], x[1]);
-        let m = f16_at(x[2], x[3]);
+        let d = f16_le(x[0], x[1]);
+        let m = f16_le(x[2], x[3]);
         let qh = u32::from_le_bytes([x[4], x[5], x[6], x[7]]);
         let mut sumi = 0i32;
         for j in 0..QK / 2 {
@@ -429,7 +425,7 @@ fn dot_q5_1(row: &[u8], a: &[BlockQ8_1]) -> f32 {
 fn dot_q8_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(34).zip(a) {
-        let d = f16_at(x[0], x[1]);
+        let d = f16_le(x[0], x[1]);
         let mut sumi = 0i32;
         for (&q, &yq) in x[2..].iter().zip(&y.qs) {
             sumi += i32::from(q as i8) * i32::from(yq);
@@ -439,22 +435,15 @@ fn dot_q8_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
     sumf
 }
 
-/// Q4_K/Q5_K's 6-bit scales and mins (the `utmp` shuffle of the generic dot):
-/// `get_scale_min_k4` for sub-blocks 0..8.
+/// Q4_K/Q5_K's eight 6-bit scales and mins (the `utmp` shuffle of the generic dot), via
+/// the dequantizer's `get_scale_min_k4`.
 #[inline(always)]
 fn k4_scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
-    if s.len() < 12 {
-        return (sc, mn);
-    }
-    for j in 0..8 {
-        if j < 4 {
-            sc[j] = s[j] & 63;
-            mn[j] = s[j + 4] & 63;
-        } else {
-            sc[j] = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-            mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    if let Ok(packed) = <&[u8; 12]>::try_from(s) {
+        for j in 0..8 {
+            (sc[j], mn[j]) = scale_min_k4(j, packed);
         }
     }
     (sc, mn)
@@ -486,8 +475,8 @@ fn dot_q4_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(144).zip(a) {
-        let d = f16_at(x[0], x[1]) * y.d;
-        let dmin = f16_at(x[2], x[3]) * y.d;
+        let d = f16_le(x[0], x[1]) * y.d;
+        let dmin = f16_le(x[2], x[3]) * y.d;
         let (sc, mn) = k4_scales_mins(&x[4..16]);
         let qs = &x[16..144];
         let mut aux8 = [0i8; QK_K];
@@ -519,8 +508,8 @@ fn dot_q5_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut sums = [0.0f32; 8];
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(176).zip(a) {
-        let d = f16_at(x[0], x[1]) * y.d;
-        let dmin = f16_at(x[2], x[3]) * y.d;
+        let d = f16_le(x[0], x[1]) * y.d;
+        let dmin = f16_le(x[2], x[3]) * y.d;
         let (sc, mn) = k4_scales_mins(&x[4..16]);
         let qh = &x[16..48];
         let qs = &x[48..176];
@@ -557,7 +546,7 @@ fn dot_q6_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
         let ql = &x[0..128];
         let qh = &x[128..192];
         let sc = &x[192..208];
-        let d = f16_at(x[208], x[209]) * y.d;
+        let d = f16_le(x[208], x[209]) * y.d;
         let mut aux8 = [0i8; QK_K];
         for half in 0..2 {
             let (ql, qh) = (&ql[64 * half..], &qh[32 * half..]);
@@ -586,7 +575,8 @@ fn dot_q6_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
     sumf
 }
 
-/// One base-3 digit of a TQ1_0 byte, minus one (ggml's u8/u16 arithmetic).
+/// One base-3 digit of a TQ1_0 byte, minus one (ggml's u8/u16 arithmetic): the integer
+/// twin of the dequantizer's `trit` in `quant/ternary.rs`.
 #[inline(always)]
 fn trit(q: u8, pow: u8) -> i32 {
     let shifted = q.wrapping_mul(pow);
@@ -598,7 +588,7 @@ fn dot_tq1_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
     const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(54).zip(a) {
-        let (qs, qh, d) = (&x[0..48], &x[48..52], f16_at(x[52], x[53]));
+        let (qs, qh, d) = (&x[0..48], &x[48..52], f16_le(x[52], x[53]));
         let mut sum = 0i32;
         // qs[0..32]: five digits each, element 5 * 32 * 0 + 32 * l + m.
         for (l, &p) in POW3.iter().enumerate() {
@@ -628,7 +618,7 @@ fn dot_tq1_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
 fn dot_tq2_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(66).zip(a) {
-        let d = y.d * f16_at(x[64], x[65]);
+        let d = y.d * f16_le(x[64], x[65]);
         let mut sumi = 0i32;
         for c in 0..2 {
             for l in 0..4 {

@@ -77,15 +77,34 @@ struct Linear<'a> {
 }
 
 impl Linear<'_> {
-    /// `out = W · x` (then `* scale`), quantizing `x` as ggml would for this weight type.
-    fn apply(&self, x: &[f32], out: &mut [f32]) {
-        let act = match kernels::vec_dot_type(self.m.ty) {
-            Some(kind) => kernels::quantize_activations(kind, x),
-            None => Activations::F32(Vec::new()),
-        };
-        kernels::matvec(&self.m, &act, out);
+    /// `out = W · x` (then `* scale`) with `x` already in this weight's activation format.
+    fn apply(&self, act: &Activations, out: &mut [f32]) {
+        kernels::matvec(&self.m, act, out);
         if let Some(s) = self.out_scale {
             out.iter_mut().for_each(|v| *v *= s);
+        }
+    }
+}
+
+/// Multiply one input vector by several matrices, quantizing it once per activation
+/// format as ggml does per `mul_mat` (Q, K and V usually share one; so do gate and up).
+fn project<const N: usize>(x: &[f32], jobs: [(&Linear<'_>, &mut [f32]); N]) {
+    let mut formats: Vec<(kernels::VecDotType, Activations)> = Vec::with_capacity(1);
+    for (linear, out) in jobs {
+        // The loader only accepts types that have a kernel.
+        let Some(kind) = kernels::vec_dot_type(linear.m.ty) else {
+            out.fill(0.0);
+            continue;
+        };
+        let i = match formats.iter().position(|(k, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                formats.push((kind, kernels::quantize_activations(kind, x)));
+                formats.len() - 1
+            }
+        };
+        if let Some((_, act)) = formats.get(i) {
+            linear.apply(act, out);
         }
     }
 }
@@ -549,9 +568,14 @@ impl<'a> Model<'a> {
         for (l, layer) in self.layers.iter().enumerate() {
             // Attention block: xb = rmsnorm(x) * attn_norm; q, k, v projections.
             kernels::rmsnorm(&mut s.xb, &s.x, &layer.attn_norm, c.rms_eps);
-            layer.wq.apply(&s.xb, &mut s.q);
-            layer.wk.apply(&s.xb, &mut s.k);
-            layer.wv.apply(&s.xb, &mut s.v);
+            project(
+                &s.xb,
+                [
+                    (&layer.wq, &mut s.q),
+                    (&layer.wk, &mut s.k),
+                    (&layer.wv, &mut s.v),
+                ],
+            );
             for head in s.q.chunks_exact_mut(hd).chain(s.k.chunks_exact_mut(hd)) {
                 kernels::rope_head(head, &s.rope, c.rope_dims, c.rope_mode);
             }
@@ -576,15 +600,17 @@ impl<'a> Model<'a> {
             if let Some(w) = &layer.attn_sub_norm {
                 kernels::rmsnorm_in_place(&mut s.att_out, w, c.rms_eps);
             }
-            layer.wo.apply(&s.att_out, &mut s.proj);
+            project(&s.att_out, [(&layer.wo, &mut s.proj)]);
             for (x, &p) in s.x.iter_mut().zip(&s.proj) {
                 *x += p;
             }
 
             // Feed-forward block.
             kernels::rmsnorm(&mut s.xb, &s.x, &layer.ffn_norm, c.rms_eps);
-            layer.w_gate.apply(&s.xb, &mut s.gate);
-            layer.w_up.apply(&s.xb, &mut s.up);
+            project(
+                &s.xb,
+                [(&layer.w_gate, &mut s.gate), (&layer.w_up, &mut s.up)],
+            );
             match c.ffn_act {
                 FfnAct::SwiGlu => {
                     for (g, &u) in s.gate.iter_mut().zip(&s.up) {
@@ -601,7 +627,7 @@ impl<'a> Model<'a> {
             if let Some(w) = &layer.ffn_sub_norm {
                 kernels::rmsnorm_in_place(&mut s.gate, w, c.rms_eps);
             }
-            layer.w_down.apply(&s.gate, &mut s.proj);
+            project(&s.gate, [(&layer.w_down, &mut s.proj)]);
             for (x, &p) in s.x.iter_mut().zip(&s.proj) {
                 *x += p;
             }
@@ -609,7 +635,7 @@ impl<'a> Model<'a> {
         s.filled = pos + 1;
         if want_logits {
             kernels::rmsnorm(&mut s.xb, &s.x, &self.output_norm, c.rms_eps);
-            self.output.apply(&s.xb, &mut s.logits);
+            project(&s.xb, [(&self.output, &mut s.logits)]);
         }
         Ok(())
     }
