@@ -67,10 +67,10 @@ fn with_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
 /// How far our first-step logits may be from llama.cpp's. Activation quantization
 /// (Q8_1 per 32 values before every Q4_1 product) makes the logits a chaotic function of
 /// float rounding: a one-ulp difference anywhere flips some int8 roundings, and those
-/// flips compound over 30 layers. Measured here: exact f64 math vs llama.cpp 0.17;
-/// ggml's generic C kernels (ours) vs llama.cpp's AVX2/AVX-512 build 0.27; emulating the
-/// x86 SIMD quantizer, dot-product order and vector `expf` still 0.15. A real wiring bug
-/// (NeoX instead of normal RoPE, say) moves them by 0.9 and more. See docs/probe.md.
+/// flips compound over 30 layers. Measured here: exact f64 math vs llama.cpp 0.26
+/// (`scripts/smollm2-f64-logits.py`); ggml's generic C kernels (ours) 0.27; an
+/// experiment emulating the x86 SIMD quantizer, dot-product order and vector `expf`
+/// still 0.15. A real wiring bug (NeoX instead of normal RoPE) is 1.6. See docs/probe.md.
 const LOGIT_TOLERANCE: f32 = 0.35;
 
 #[test]
