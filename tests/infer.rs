@@ -217,6 +217,8 @@ struct Spec {
     omit_tensor: Option<&'static str>,
     wrong_shape: Option<(&'static str, Vec<u64>)>,
     omit_key: Option<&'static str>,
+    /// An extra `*.scale` tensor (llama.cpp's per-tensor multiplier for `bitnet`).
+    scale_tensor: Option<(&'static str, f32)>,
 }
 
 impl Spec {
@@ -240,6 +242,7 @@ impl Spec {
             omit_tensor: None,
             wrong_shape: None,
             omit_key: None,
+            scale_tensor: None,
         }
     }
 
@@ -263,6 +266,7 @@ impl Spec {
             omit_tensor: None,
             wrong_shape: None,
             omit_key: None,
+            scale_tensor: None,
         }
     }
 }
@@ -413,6 +417,18 @@ fn build(spec: &Spec, seed: u64) -> (tempfile::TempDir, PathBuf, HashMap<String,
 
     let mut data = Vec::new();
     let mut written = HashMap::new();
+    if let Some((name, v)) = spec.scale_tensor {
+        w.add_tensor(TensorSpec::new(name, GgmlType::F32, &[1]))
+            .unwrap();
+        data.push(v.to_le_bytes().to_vec());
+        written.insert(
+            name.to_string(),
+            Written {
+                ty: GgmlType::F32,
+                values: vec![v],
+            },
+        );
+    }
     for (name, ty, cols, rows, scale) in tensors {
         if spec.omit_tensor == Some(name.as_str()) {
             continue;
@@ -518,13 +534,18 @@ impl NaiveForward<'_> {
         let w = self.w(name);
         let (a, div) = reference_activations(w.ty, x);
         let cols = x.len();
+        let scale = self
+            .t
+            .get(&name.replace(".weight", ".scale"))
+            .filter(|_| self.spec.arch.starts_with("bitnet"))
+            .map_or(1.0, |s| s.values[0]);
         (0..rows)
             .map(|r| {
                 let mut sum = 0.0f64;
                 for (wv, av) in w.values[r * cols..(r + 1) * cols].iter().zip(&a) {
                     sum += f64::from(*wv) * f64::from(*av);
                 }
-                (sum / f64::from(div)) as f32
+                (sum / f64::from(div)) as f32 * scale
             })
             .collect()
     }
@@ -683,6 +704,15 @@ fn engine_matches_reference(spec: Spec, seed: u64) {
 #[test]
 fn tiny_bitnet_matches_naive_reference() {
     engine_matches_reference(Spec::bitnet(), 0x5eed_0001);
+}
+
+#[test]
+fn tiny_bitnet_applies_per_tensor_scales() {
+    let spec = Spec {
+        scale_tensor: Some(("blk.1.ffn_up.scale", 1.75)),
+        ..Spec::bitnet()
+    };
+    engine_matches_reference(spec, 0x5eed_0005);
 }
 
 #[test]

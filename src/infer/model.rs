@@ -282,11 +282,6 @@ fn read_config(header: &Header) -> Result<Config, InferError> {
     // llama.cpp's bitnet graphs always project with the embedding matrix (even when a
     // file carries `output.weight`); llama ties only when `output.weight` is absent.
     let tied_embeddings = arch == Arch::Bitnet || header.tensor("output.weight").is_none();
-    // The vocabulary size comes from the embedding matrix (checked when it is loaded).
-    let vocab = header
-        .tensor("token_embd.weight")
-        .and_then(|t| t.dims.get(1).copied())
-        .unwrap_or(0) as usize;
     Ok(Config {
         architecture,
         arch,
@@ -300,7 +295,8 @@ fn read_config(header: &Header) -> Result<Config, InferError> {
         rope_base,
         rope_mode,
         rms_eps,
-        vocab,
+        // Set by `Model::load` from the embedding matrix.
+        vocab: 0,
         context_length,
         ffn_act,
         tied_embeddings,
@@ -404,17 +400,20 @@ fn vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>, InferErro
     })
 }
 
+/// The projection `name.weight`, with its optional `name.scale` multiplier when the
+/// architecture has them (llama.cpp loads `*.scale` for `bitnet` only).
 fn linear<'a>(
     file: &'a GgufFile,
     name: &str,
     cols: usize,
     rows: usize,
+    scaled: bool,
 ) -> Result<Linear<'a>, InferError> {
     let m = matrix(file, &format!("{name}.weight"), cols, rows, true)?;
     let scale_name = format!("{name}.scale");
     let out_scale = match file.header.tensor(&scale_name) {
-        None => None,
-        Some(_) => vector(file, &scale_name, 1)?.first().copied(),
+        Some(_) if scaled => vector(file, &scale_name, 1)?.first().copied(),
+        _ => None,
     };
     Ok(Linear { m, out_scale })
 }
@@ -451,17 +450,17 @@ impl<'a> Model<'a> {
             let bitnet = c.arch == Arch::Bitnet;
             layers.push(Layer {
                 attn_norm: vector(file, &p("attn_norm.weight"), c.dim)?,
-                wq: linear(file, &p("attn_q"), c.dim, q_dim)?,
-                wk: linear(file, &p("attn_k"), c.dim, kv_dim)?,
-                wv: linear(file, &p("attn_v"), c.dim, kv_dim)?,
-                wo: linear(file, &p("attn_output"), q_dim, c.dim)?,
+                wq: linear(file, &p("attn_q"), c.dim, q_dim, bitnet)?,
+                wk: linear(file, &p("attn_k"), c.dim, kv_dim, bitnet)?,
+                wv: linear(file, &p("attn_v"), c.dim, kv_dim, bitnet)?,
+                wo: linear(file, &p("attn_output"), q_dim, c.dim, bitnet)?,
                 attn_sub_norm: bitnet
                     .then(|| vector(file, &p("attn_sub_norm.weight"), q_dim))
                     .transpose()?,
                 ffn_norm: vector(file, &p("ffn_norm.weight"), c.dim)?,
-                w_gate: linear(file, &p("ffn_gate"), c.dim, c.ffn_dim)?,
-                w_up: linear(file, &p("ffn_up"), c.dim, c.ffn_dim)?,
-                w_down: linear(file, &p("ffn_down"), c.ffn_dim, c.dim)?,
+                w_gate: linear(file, &p("ffn_gate"), c.dim, c.ffn_dim, bitnet)?,
+                w_up: linear(file, &p("ffn_up"), c.dim, c.ffn_dim, bitnet)?,
+                w_down: linear(file, &p("ffn_down"), c.ffn_dim, c.dim, bitnet)?,
                 ffn_sub_norm: bitnet
                     .then(|| vector(file, &p("ffn_sub_norm.weight"), c.ffn_dim))
                     .transpose()?,
