@@ -10,6 +10,7 @@ pub mod cli;
 pub mod fingerprint;
 pub mod gguf;
 pub mod glob;
+pub mod infer;
 pub mod inspect;
 pub mod policy;
 pub mod progress;
