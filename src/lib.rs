@@ -13,6 +13,7 @@ pub mod glob;
 pub mod infer;
 pub mod inspect;
 pub mod policy;
+pub mod probe;
 pub mod progress;
 pub mod quant;
 pub mod report;
