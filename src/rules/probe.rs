@@ -44,26 +44,30 @@ pub fn check(
     sink: &mut Sink<'_>,
 ) -> ProbeReport {
     let loc = Some(policy.probe.loc.clone());
-    let Some(run) = run else {
-        let note = if policy.probe.enabled {
-            "the probe was skipped (--no-probe)".to_string()
-        } else {
-            "the probe is disabled by the policy".to_string()
-        };
+    // The probe did not run: one finding, and a report that says why.
+    let mut not_run = |rule: &'static str, note: String| {
         sink.push(Check {
-            rule: "probe-skipped",
+            rule,
             subject: "(probe)",
             passed: false,
             message: note.clone(),
             value: None,
             bound: None,
-            loc,
+            loc: loc.clone(),
         });
-        return ProbeReport {
+        ProbeReport {
             ran: false,
             note,
             prompts: Vec::new(),
+        }
+    };
+    let Some(run) = run else {
+        let note = if policy.probe.enabled {
+            "the probe was skipped (--no-probe)"
+        } else {
+            "the probe is disabled by the policy"
         };
+        return not_run("probe-skipped", note.to_string());
     };
     let continuations = match run {
         Ok(c) => c,
@@ -75,20 +79,7 @@ pub fn check(
                 ),
                 other => ("probe-text", format!("the probe could not run: {other}")),
             };
-            sink.push(Check {
-                rule,
-                subject: "(probe)",
-                passed: false,
-                message: note.clone(),
-                value: None,
-                bound: None,
-                loc,
-            });
-            return ProbeReport {
-                ran: false,
-                note,
-                prompts: Vec::new(),
-            };
+            return not_run(rule, note);
         }
     };
 
