@@ -14,6 +14,7 @@ use crate::fingerprint::{fingerprint_file, sidecar_path, Fingerprint};
 use crate::gguf::GgufFile;
 use crate::inspect;
 use crate::policy;
+use crate::probe;
 use crate::progress::bytes_bar;
 use crate::report::{github, human, json as json_report, junit, sarif, Report};
 use crate::rules::{registry, Severity};
@@ -33,7 +34,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Check {
             model,
             policy,
-            tokenizer: _,
+            tokenizer,
             strict,
             format,
             json,
@@ -42,7 +43,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             summary,
             fail_level,
             exit_zero,
+            record_probe,
+            no_probe,
+            threads,
         } => {
+            configure_threads(threads)?;
             let strict = strict || std::env::var("BITNET_STRICT_MODE").is_ok_and(|v| v == "1");
             let options = CheckOptions {
                 policy: policy.as_deref(),
@@ -51,6 +56,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                     FailLevel::Error => Severity::Error,
                     FailLevel::Warning => Severity::Warning,
                 },
+                tokenizer: tokenizer.as_deref(),
+                record_probe: record_probe.as_deref(),
+                probe: !no_probe,
             };
             let report = run_check(&model, &options)?;
             write_reports(
@@ -66,6 +74,37 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             } else {
                 Outcome::Fail
             })
+        }
+        Command::Run {
+            model,
+            prompt,
+            tokenizer,
+            max_tokens,
+            threads,
+            format,
+        } => {
+            configure_threads(threads)?;
+            if max_tokens == 0 {
+                bail!("--max-tokens must be at least 1");
+            }
+            let file = GgufFile::open(&model)?;
+            let tok = probe::load_tokenizer(&file, tokenizer.as_deref())?;
+            let engine = probe::load_model(&file)?;
+            let c = probe::continue_prompt(&engine, &tok, &prompt, max_tokens)?;
+            let text = match format {
+                Format::Text => format!("{}{}\n", c.prompt, c.text),
+                Format::Json => {
+                    let v = serde_json::json!({
+                        "prompt_tokens": c.prompt_tokens,
+                        "tokens": c.tokens,
+                        "text": c.text,
+                        "timings": {"prompt_ms": c.prompt_ms, "decode_tok_s": c.decode_tok_s},
+                    });
+                    format!("{}\n", serde_json::to_string_pretty(&v)?)
+                }
+            };
+            emit(None, &text)?;
+            Ok(Outcome::Pass)
         }
         Command::Rules { format } => {
             let text = match format {

@@ -8,8 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 
+use crate::atomic::{write_text, Overwrite};
+use crate::fingerprint::Fingerprint;
 use crate::gguf::GgufFile;
-use crate::policy;
+use crate::policy::{self, Policy};
+use crate::probe::{self, Baseline, BaselinePrompt, Continuation, ProbeError};
 use crate::progress::bytes_bar;
 use crate::report::{Report, Timings};
 use crate::rules::{self, Context, Severity, Sink};
@@ -21,6 +24,12 @@ pub struct CheckOptions<'a> {
     pub policy: Option<&'a Path>,
     pub strict: bool,
     pub fail_level: Severity,
+    /// tokenizer.json for the probe (default: the GGUF's own vocabulary).
+    pub tokenizer: Option<&'a Path>,
+    /// Write the probe's token ids here as a baseline (`--record-probe`).
+    pub record_probe: Option<&'a Path>,
+    /// Run the probe (when the policy enables it); false for `--no-probe`.
+    pub probe: bool,
 }
 
 /// Run the gate on `model`. Errors are usage or input errors (exit 2).
@@ -63,7 +72,16 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
     let rules_ms = rules_start.elapsed().as_secs_f64() * 1e3;
 
     let probe_start = Instant::now();
-    let probe = rules::check_probe(&policy, &mut sink);
+    let run = (options.probe && policy.probe.enabled)
+        .then(|| run_probe(&file, options.tokenizer, &policy));
+    let baseline = policy.probe.baseline.as_deref().map(read_baseline);
+    let probe = rules::check_probe(&policy, run.as_ref(), baseline.as_ref(), &mut sink);
+    if let Some(path) = options.record_probe {
+        let Some(Ok(continuations)) = &run else {
+            anyhow::bail!("--record-probe: the probe did not run ({})", probe.note);
+        };
+        write_baseline(path, &fingerprint, &policy, continuations)?;
+    }
     let probe_ms = probe_start.elapsed().as_secs_f64() * 1e3;
 
     let findings = sink.findings;
@@ -85,4 +103,62 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
             total_ms: start.elapsed().as_secs_f64() * 1e3,
         },
     })
+}
+
+/// Continue every policy prompt greedily.
+fn run_probe(
+    file: &GgufFile,
+    tokenizer: Option<&Path>,
+    policy: &Policy,
+) -> Result<Vec<Continuation>, ProbeError> {
+    // The model first: an architecture the engine cannot run is the finding that matters.
+    let model = probe::load_model(file)?;
+    let tokenizer = probe::load_tokenizer(file, tokenizer)?;
+    policy
+        .probe
+        .prompts
+        .iter()
+        .map(|p| probe::continue_prompt(&model, &tokenizer, &p.text, p.max_tokens as usize))
+        .collect()
+}
+
+/// Baselines are small JSON files; anything larger is refused.
+const MAX_BASELINE_BYTES: u64 = 16 << 20;
+
+fn read_baseline(path: &Path) -> Result<Baseline, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > MAX_BASELINE_BYTES {
+        return Err(format!(
+            "{}: {size} bytes is too large for a probe baseline",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_baseline(
+    path: &Path,
+    fingerprint: &Fingerprint,
+    policy: &Policy,
+    continuations: &[Continuation],
+) -> Result<()> {
+    let baseline = Baseline {
+        version: 1,
+        model_fingerprint: fingerprint.to_string(),
+        prompts: continuations
+            .iter()
+            .zip(&policy.probe.prompts)
+            .map(|(c, p)| BaselinePrompt {
+                text: c.prompt.clone(),
+                max_tokens: p.max_tokens,
+                tokens: c.tokens.clone(),
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&baseline)?;
+    text.push('\n');
+    write_text(path, Overwrite::Allow, &text).with_context(|| format!("writing {}", path.display()))
 }

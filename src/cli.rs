@@ -82,6 +82,43 @@ Examples:
         /// Exit 0 even when the policy fails (reports still say FAILED).
         #[arg(long)]
         exit_zero: bool,
+        /// Skip the probe (a structural gate only; reported as the note `probe-skipped`).
+        #[arg(long, conflicts_with = "record_probe")]
+        no_probe: bool,
+        /// Record the probe's token ids to this file (a baseline for `probe.baseline`).
+        #[arg(long, value_name = "FILE")]
+        record_probe: Option<PathBuf>,
+        /// Worker threads (default: all cores). Results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Greedy generation on the CPU, as the probe runs it.
+    #[command(after_help = "\
+Runs llama-family and bitnet-b1.58 models with kernels that follow llama.cpp's CPU
+backend (quantized activations, F16 KV cache), so the tokens agree with llama.cpp's.
+JSON: {\"prompt_tokens\": [...], \"tokens\": [...], \"text\": \"...\",
+\"timings\": {\"prompt_ms\": ..., \"decode_tok_s\": ...}}.
+
+Example:
+  gguf-gate run model.gguf --prompt \"The capital of France is\" --max-tokens 32")]
+    Run {
+        /// The GGUF model.
+        model: PathBuf,
+        /// The text to continue.
+        #[arg(long)]
+        prompt: String,
+        /// tokenizer.json (default: the vocabulary embedded in the GGUF).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Tokens to generate (stops early at end of generation).
+        #[arg(long, default_value_t = 32)]
+        max_tokens: usize,
+        /// Worker threads (default: all cores). Results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// List every rule code with its family, default severity and summary.
     Rules {

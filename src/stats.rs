@@ -17,7 +17,7 @@ use crate::glob::glob_match;
 use crate::quant::{self, QuantError};
 
 /// Bytes of tensor data decoded at a time by one thread (rounded to whole blocks).
-pub const PIECE_BYTES: u64 = 64 << 10;
+pub const PIECE_BYTES: u64 = 16 << 10;
 /// Bytes of file hashed (and then released from memory) per step of `scan`.
 pub const WINDOW_BYTES: u64 = 16 << 20;
 
@@ -113,6 +113,18 @@ unsafe fn raw_sums_avx2(values: &[f32]) -> RawSums {
     raw_sums_portable(values)
 }
 
+/// Add one value to lane `l`. Plain comparisons (not `f32::min`) so the loop
+/// vectorizes; NaN is handled by the caller's slow path.
+#[inline(always)]
+fn accumulate(r: &mut RawSums, zeros: &mut [u32; LANES], l: usize, x: f32) {
+    let v = f64::from(x);
+    r.sum[l] += v;
+    r.sum_sq[l] += v * v;
+    r.lo[l] = if x < r.lo[l] { x } else { r.lo[l] };
+    r.hi[l] = if x > r.hi[l] { x } else { r.hi[l] };
+    zeros[l] += u32::from(x == 0.0);
+}
+
 #[inline(always)]
 fn raw_sums_portable(values: &[f32]) -> RawSums {
     let mut r = RawSums {
@@ -127,25 +139,12 @@ fn raw_sums_portable(values: &[f32]) -> RawSums {
         let mut zeros = [0u32; LANES];
         let mut chunks = run.chunks_exact(LANES);
         for chunk in &mut chunks {
-            for l in 0..LANES {
-                let x = chunk[l];
-                let v = f64::from(x);
-                r.sum[l] += v;
-                r.sum_sq[l] += v * v;
-                // Plain comparisons (not f32::min) so they vectorize; NaN is handled
-                // by the caller's slow path.
-                r.lo[l] = if x < r.lo[l] { x } else { r.lo[l] };
-                r.hi[l] = if x > r.hi[l] { x } else { r.hi[l] };
-                zeros[l] += u32::from(x == 0.0);
+            for (l, &x) in chunk.iter().enumerate() {
+                accumulate(&mut r, &mut zeros, l, x);
             }
         }
         for (l, &x) in chunks.remainder().iter().enumerate() {
-            let v = f64::from(x);
-            r.sum[l] += v;
-            r.sum_sq[l] += v * v;
-            r.lo[l] = if x < r.lo[l] { x } else { r.lo[l] };
-            r.hi[l] = if x > r.hi[l] { x } else { r.hi[l] };
-            zeros[l] += u32::from(x == 0.0);
+            accumulate(&mut r, &mut zeros, l, x);
         }
         r.zeros += zeros.iter().map(|&z| u64::from(z)).sum::<u64>();
     }

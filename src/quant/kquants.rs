@@ -89,7 +89,7 @@ impl BlockFormat for Q3K {
 /// The 6-bit scale and min of sub-block `j` (0..8) from the 12 packed bytes.
 /// Follows `get_scale_min_k4` in `ggml/src/ggml-quants.c`.
 #[inline(always)]
-fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -19,6 +19,8 @@ mod ternary;
 use crate::gguf::GgmlType;
 use thiserror::Error;
 
+/// Shared with the inference kernels, which decode the same blocks.
+pub(crate) use kquants::scale_min_k4;
 pub use ternary::{dequantize_i2_s, dequantize_i2_s_codes, I2S_BLOCK};
 
 /// Why a tensor could not be decoded. Callers add the tensor name.
@@ -211,7 +213,7 @@ fn fixed<'a, const BYTES: usize, const BLOCK: usize>(
 /// input; a signalling NaN comes out quiet in both. numpy, which gguf-py uses, keeps a
 /// signalling NaN signalling instead, so the two references differ there and nowhere else.
 #[inline(always)]
-fn f16_le(lo: u8, hi: u8) -> f32 {
+pub(crate) fn f16_le(lo: u8, hi: u8) -> f32 {
     half::f16::from_bits(u16::from_le_bytes([lo, hi])).to_f32()
 }
 

@@ -26,6 +26,16 @@ pub fn render(r: &Report, colour: bool) -> String {
         if r.strict { ", strict" } else { "" }
     );
     let _ = writeln!(out, "fingerprint: {}", r.fingerprint);
+    for p in &r.probe.prompts {
+        let _ = writeln!(
+            out,
+            "probe: {:?} -> {:?} ({:.0}% English, {:.1} tok/s)",
+            p.prompt,
+            p.text,
+            100.0 * p.word_share,
+            p.decode_tok_s
+        );
+    }
     let failures = r.failures();
     if !failures.is_empty() {
         let _ = writeln!(out);

@@ -32,6 +32,17 @@ pub fn render(r: &Report) -> Result<String, std::io::Error> {
         };
         let mut case = case;
         case.set_classname(f.rule);
+        if f.rule == "probe-text" {
+            if let Some(p) = r.probe.prompts.iter().find(|p| {
+                f.subject
+                    .contains(p.prompt.chars().take(40).collect::<String>().as_str())
+            }) {
+                case.set_system_out(&format!(
+                    "prompt tokens: {:?}\ntokens: {:?}\ntext: {:?}\n{:.1} tok/s",
+                    p.prompt_tokens, p.tokens, p.text, p.decode_tok_s
+                ));
+            }
+        }
         families.entry(family).or_default().push(case);
     }
     let mut report = ReportBuilder::new();

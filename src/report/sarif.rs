@@ -114,6 +114,8 @@ pub fn render(r: &Report) -> Value {
                 "model": r.model,
                 "modelFingerprint": r.fingerprint.to_string(),
                 "policy": r.policy,
+                "probe": r.probe,
+                "timings": r.timings,
             },
         }],
     })

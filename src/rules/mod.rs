@@ -66,6 +66,43 @@ pub fn passed(findings: &[Finding], fail_level: Severity) -> bool {
         .any(|f| f.is_failure() && f.severity >= fail_level)
 }
 
+/// Check a tensor's RMS against the first envelope whose pattern matches its name
+/// (`None` when no envelope applies).
+pub(crate) fn rms_check<'a>(
+    rule: &'static str,
+    envelopes: &[crate::policy::Envelope],
+    name: &'a str,
+    rms: f64,
+) -> Option<finding::Check<'a>> {
+    let env = envelopes
+        .iter()
+        .find(|e| crate::glob::glob_match(&e.pattern, name))?;
+    let ok =
+        rms.is_finite() && env.min.is_none_or(|m| rms >= m) && env.max.is_none_or(|m| rms <= m);
+    let bound = format!(
+        "[{}, {}]",
+        env.min.map_or("-".into(), num),
+        env.max.map_or("-".into(), num)
+    );
+    Some(finding::Check {
+        rule,
+        subject: name,
+        passed: ok,
+        message: if ok {
+            format!("RMS {} within {bound}", num(rms))
+        } else {
+            format!(
+                "RMS {} outside the envelope {bound} (pattern {:?})",
+                num(rms),
+                env.pattern
+            )
+        },
+        value: Some(num(rms)),
+        bound: Some(bound),
+        loc: Some(env.loc.clone()),
+    })
+}
+
 /// `blk.N.` -> N.
 pub fn layer_of(name: &str) -> Option<u32> {
     name.strip_prefix("blk.")?.split('.').next()?.parse().ok()

@@ -2,7 +2,7 @@
 //! lie in the envelope of the first matching pattern (`norm-rms`).
 
 use super::finding::{Check, Sink};
-use super::{num, Context};
+use super::{rms_check, Context};
 use crate::gguf::TensorInfo;
 use crate::glob::glob_match;
 
@@ -38,40 +38,10 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
                 loc: Some(norms.dtypes_loc.clone()),
             });
         }
-        let Some(env) = norms
-            .envelopes
-            .iter()
-            .find(|e| glob_match(&e.pattern, &t.name))
-        else {
-            continue;
-        };
-        let Some(stats) = ctx.stats.get(t.name.as_str()) else {
-            continue;
-        };
-        let rms = stats.rms;
-        let ok =
-            rms.is_finite() && env.min.is_none_or(|m| rms >= m) && env.max.is_none_or(|m| rms <= m);
-        let bound = format!(
-            "[{}, {}]",
-            env.min.map_or("-".into(), num),
-            env.max.map_or("-".into(), num)
-        );
-        sink.push(Check {
-            rule: "norm-rms",
-            subject: &t.name,
-            passed: ok,
-            message: if ok {
-                format!("RMS {} within {bound}", num(rms))
-            } else {
-                format!(
-                    "RMS {} outside the envelope {bound} (pattern {:?})",
-                    num(rms),
-                    env.pattern
-                )
-            },
-            value: Some(num(rms)),
-            bound: Some(bound),
-            loc: Some(env.loc.clone()),
-        });
+        if let Some(stats) = ctx.stats.get(t.name.as_str()) {
+            if let Some(check) = rms_check("norm-rms", &norms.envelopes, &t.name, stats.rms) {
+                sink.push(check);
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::finding::{Check, Sink};
-use super::{layer_of, num, Context};
+use super::{layer_of, num, rms_check, Context};
 use crate::glob::glob_match;
 
 pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
@@ -20,32 +20,8 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
             continue;
         };
         let rms = stats.rms;
-        if let Some(env) = policy
-            .envelopes
-            .iter()
-            .find(|e| glob_match(&e.pattern, &t.name))
-        {
-            let ok = rms.is_finite()
-                && env.min.is_none_or(|m| rms >= m)
-                && env.max.is_none_or(|m| rms <= m);
-            let bound = format!(
-                "[{}, {}]",
-                env.min.map_or("-".into(), num),
-                env.max.map_or("-".into(), num)
-            );
-            sink.push(Check {
-                rule: "proj-rms",
-                subject: &t.name,
-                passed: ok,
-                message: if ok {
-                    format!("RMS {} within {bound}", num(rms))
-                } else {
-                    format!("RMS {} outside {bound}", num(rms))
-                },
-                value: Some(num(rms)),
-                bound: Some(bound),
-                loc: Some(env.loc.clone()),
-            });
+        if let Some(check) = rms_check("proj-rms", &policy.envelopes, &t.name, rms) {
+            sink.push(check);
         }
         if let Some(layer) = layer_of(&t.name) {
             let kind = t.name.splitn(3, '.').nth(2).unwrap_or("").to_string();

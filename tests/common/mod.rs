@@ -232,7 +232,11 @@ pub fn tiny_llama(
 ) -> PathBuf {
     let (embd, ff, layers, vocab) = (64u64, 128u64, 2u32, 32u64);
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
-    let tokens: Vec<String> = (0..vocab).map(|i| format!("t{i}")).collect();
+    // A byte-level BPE vocabulary the probe can run: space, a-z, 1-4 and one merge "ab".
+    let mut tokens: Vec<String> = vec!["Ġ".to_string()];
+    tokens.extend((b'a'..=b'z').map(|c| (c as char).to_string()));
+    tokens.extend(["1", "2", "3", "4", "ab"].map(String::from));
+    assert_eq!(tokens.len() as u64, vocab);
     let mut keys: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String("llama".into())),
         ("general.name".into(), Value::String("tiny".into())),
@@ -253,9 +257,10 @@ pub fn tiny_llama(
             "tokenizer.ggml.tokens".into(),
             Value::Array(gguf_gate::gguf::Array::String(tokens)),
         ),
+        ("tokenizer.ggml.pre".into(), Value::String("default".into())),
         (
             "tokenizer.ggml.merges".into(),
-            Value::Array(gguf_gate::gguf::Array::String(vec!["t 1".into()])),
+            Value::Array(gguf_gate::gguf::Array::String(vec!["a b".into()])),
         ),
     ];
     let mut tensors: Vec<(String, GgmlType, Vec<u64>, Vec<u8>)> = Vec::new();

@@ -1,0 +1,184 @@
+//! The inference engine behind the probe: a CPU forward pass for `llama` and
+//! `bitnet-b1.58` / `bitnet` GGUF models and a greedy decoding loop. The gate uses it to
+//! check that a model file still *works* — that it produces the same tokens llama.cpp
+//! would — so the arithmetic follows llama.cpp's CPU backend step by step (activation
+//! quantization per weight type, F16 KV cache, f64 sums where ggml uses `ggml_float`);
+//! see `docs/probe.md`, "The inference engine".
+//!
+//! Weights are never copied out of the memory map: [`Model`] borrows the [`GgufFile`]
+//! and multiplies the quantized blocks in place. A GGUF file is untrusted, so loading
+//! checks every tensor's presence, shape and type against the hyper-parameters and
+//! reports problems as [`InferError`]s naming the key or tensor; nothing here panics on
+//! input.
+//!
+//! [`GgufFile`]: crate::gguf::GgufFile
+
+pub mod kernels;
+mod model;
+
+use std::time::Instant;
+
+pub use kernels::RopeMode;
+pub use model::{Arch, Config, FfnAct, Model, Session};
+
+use crate::gguf::GgmlType;
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error("unsupported architecture {arch:?}: the inference probe runs \"llama\", \"bitnet-b1.58\" and \"bitnet\" models")]
+    UnsupportedArchitecture { arch: String },
+
+    #[error("metadata key general.architecture is missing")]
+    MissingArchitecture,
+
+    #[error("metadata key {key} is missing")]
+    MissingKey { key: String },
+
+    #[error("metadata key {key} {problem}")]
+    BadKey { key: String, problem: String },
+
+    #[error("tensor {name} is missing")]
+    MissingTensor { name: String },
+
+    #[error("tensor {name} has shape {found:?}; the hyper-parameters require {expected:?}")]
+    BadShape {
+        name: String,
+        expected: Vec<u64>,
+        found: Vec<u64>,
+    },
+
+    #[error("tensor {name} has type {ty}, which the inference engine cannot {role}")]
+    UnsupportedType {
+        name: String,
+        ty: GgmlType,
+        role: &'static str,
+    },
+
+    #[error("tensor {name}: {problem}")]
+    BadTensor { name: String, problem: String },
+
+    #[error("token id {token} is out of range: the vocabulary has {vocab} tokens")]
+    TokenOutOfRange { token: u32, vocab: usize },
+
+    #[error(
+        "position {pos} cannot be run: the session has {filled} of {capacity} positions filled"
+    )]
+    PositionOutOfRange {
+        pos: usize,
+        filled: usize,
+        capacity: usize,
+    },
+
+    #[error("{needed} positions exceed the model's context length of {context_length}")]
+    ContextTooLong {
+        needed: usize,
+        context_length: usize,
+    },
+
+    #[error("the prompt is empty: greedy decoding needs at least one token")]
+    EmptyPrompt,
+
+    #[error("the session was created for a different model")]
+    SessionMismatch,
+}
+
+/// The result of [`generate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generation {
+    pub prompt_tokens: Vec<u32>,
+    /// Generated ids; a stop token, when one ended the run, is the last element.
+    pub tokens: Vec<u32>,
+    /// Wall time to process the prompt (through the logits of its last token).
+    pub prompt_ms: f64,
+    /// Forward passes per second after the prompt (0 when there were none).
+    pub decode_tok_s: f64,
+}
+
+/// The id of the largest logit; ties go to the lowest id, NaNs are never chosen (an
+/// all-NaN vector gives 0).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &v) in logits.iter().enumerate() {
+        if v.is_nan() {
+            continue;
+        }
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map_or(0, |(i, _)| i as u32)
+}
+
+/// Greedy decoding: run the prompt, then repeatedly take the argmax until `max_tokens`
+/// ids were produced or `is_stop` accepts one. Parallel over rows with rayon's current
+/// pool; the output does not depend on its thread count.
+pub fn generate(
+    model: &Model<'_>,
+    prompt_tokens: &[u32],
+    max_tokens: usize,
+    is_stop: impl Fn(u32) -> bool,
+) -> Result<Generation, InferError> {
+    let Some(last) = prompt_tokens.len().checked_sub(1) else {
+        return Err(InferError::EmptyPrompt);
+    };
+    let vocab = model.config().vocab;
+    if let Some(&token) = prompt_tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(InferError::TokenOutOfRange { token, vocab });
+    }
+    // The last generated token is never run, so the prompt plus max_tokens - 1 positions.
+    let needed = prompt_tokens.len() + max_tokens.saturating_sub(1);
+    let context_length = model.config().context_length;
+    if needed > context_length {
+        return Err(InferError::ContextTooLong {
+            needed,
+            context_length,
+        });
+    }
+    let mut session = model.new_session(needed);
+    let start = Instant::now();
+    for (pos, &token) in prompt_tokens.iter().enumerate() {
+        model.step(&mut session, token, pos, pos == last)?;
+    }
+    let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
+
+    let mut tokens = Vec::with_capacity(max_tokens);
+    let decode_start = Instant::now();
+    let mut passes = 0usize;
+    while tokens.len() < max_tokens {
+        let next = argmax(session.logits());
+        tokens.push(next);
+        if is_stop(next) || tokens.len() == max_tokens {
+            break;
+        }
+        let pos = session.len();
+        model.step(&mut session, next, pos, true)?;
+        passes += 1;
+    }
+    let secs = decode_start.elapsed().as_secs_f64();
+    let decode_tok_s = if passes > 0 && secs > 0.0 {
+        passes as f64 / secs
+    } else {
+        0.0
+    };
+    Ok(Generation {
+        prompt_tokens: prompt_tokens.to_vec(),
+        tokens,
+        prompt_ms,
+        decode_tok_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    #[test]
+    fn argmax_prefers_lowest_id_and_skips_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, 2.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, -1.0, f32::NAN, -0.5]), 3);
+        assert_eq!(argmax(&[f32::NAN]), 0);
+        assert_eq!(argmax(&[]), 0);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
+    }
+}

@@ -1,0 +1,98 @@
+//! The probe: greedy continuations of a few prompts, computed on the CPU by our
+//! inference engine (`infer`) with the model's own tokenizer, and measured as text. The
+//! rules in `rules/probe.rs` judge the measures; `gguf-gate run` shows a continuation.
+
+pub mod text;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::gguf::GgufFile;
+use crate::infer::{self, InferError, Model};
+use crate::tokenizer::{Tokenizer, TokenizerError};
+
+pub use text::{measure, TextMeasures};
+
+/// Why the probe could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("the inference engine does not run architecture {0:?}")]
+    UnsupportedArchitecture(String),
+    #[error("inference: {0}")]
+    Infer(#[from] InferError),
+    #[error("tokenizer: {0}")]
+    Tokenizer(#[from] TokenizerError),
+}
+
+/// One prompt's continuation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Continuation {
+    pub prompt: String,
+    pub prompt_tokens: Vec<u32>,
+    /// Generated ids (a final end-of-generation token included when one ended the run).
+    pub tokens: Vec<u32>,
+    /// The generated text (without a final end-of-generation token).
+    pub text: String,
+    pub prompt_ms: f64,
+    pub decode_tok_s: f64,
+}
+
+/// Load the tokenizer the probe uses: `tokenizer.json` when given, else the GGUF's own.
+pub fn load_tokenizer(
+    file: &GgufFile,
+    tokenizer_json: Option<&Path>,
+) -> Result<Tokenizer, ProbeError> {
+    Ok(match tokenizer_json {
+        Some(path) => Tokenizer::from_json_file(path)?,
+        None => Tokenizer::from_gguf(&file.header)?,
+    })
+}
+
+/// Load the model for inference, mapping an unsupported architecture to its own error.
+pub fn load_model(file: &GgufFile) -> Result<Model<'_>, ProbeError> {
+    Model::load(file).map_err(|e| match e {
+        InferError::UnsupportedArchitecture { arch } => ProbeError::UnsupportedArchitecture(arch),
+        other => ProbeError::Infer(other),
+    })
+}
+
+/// Continue `prompt` greedily for up to `max_tokens` tokens (stopping at end of generation).
+pub fn continue_prompt(
+    model: &Model<'_>,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    max_tokens: usize,
+) -> Result<Continuation, ProbeError> {
+    let prompt_tokens = tokenizer.encode(prompt, None, false)?;
+    let generation = infer::generate(model, &prompt_tokens, max_tokens, |t| {
+        tokenizer.is_end_of_generation(t)
+    })?;
+    let shown: &[u32] = match generation.tokens.split_last() {
+        Some((&last, rest)) if tokenizer.is_end_of_generation(last) => rest,
+        _ => &generation.tokens,
+    };
+    Ok(Continuation {
+        prompt: prompt.to_string(),
+        text: tokenizer.decode(shown),
+        prompt_tokens,
+        tokens: generation.tokens,
+        prompt_ms: generation.prompt_ms,
+        decode_tok_s: generation.decode_tok_s,
+    })
+}
+
+/// A recorded probe (`check --record-probe`): the token ids each prompt produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub version: u32,
+    pub model_fingerprint: String,
+    pub prompts: Vec<BaselinePrompt>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselinePrompt {
+    pub text: String,
+    pub max_tokens: u64,
+    pub tokens: Vec<u32>,
+}
