@@ -394,9 +394,28 @@ fn smollm2_round_trip_through_a_hugging_face_checkpoint() {
         .collect();
     assert!(diff.is_empty(), "metadata differs: {diff:?}");
 
-    // It passes the gate with the default policy.
-    let c = run(&["check", gguf.to_str().unwrap()]);
+    // It passes the gate with the default policy, probe included.
+    let c = run(&["check", gguf.to_str().unwrap(), "--format", "json"]);
     assert_eq!(c.status.code(), Some(0), "{}", text(&c));
+    let report: Json = serde_json::from_slice(&c.stdout).unwrap();
+    assert_eq!(report["probe"]["ran"], true, "{}", report["probe"]);
+
+    // And it still knows the capital of France (greedy, as llama.cpp runs the original).
+    let g = run(&[
+        "run",
+        gguf.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is",
+        "--max-tokens",
+        "8",
+        "--format",
+        "json",
+    ]);
+    assert_ok(&g);
+    let generated: Json = serde_json::from_slice(&g.stdout).unwrap();
+    let continuation = generated["text"].as_str().unwrap();
+    eprintln!("greedy continuation: {continuation:?}");
+    assert!(continuation.starts_with(" Paris."), "{continuation:?}");
 
     // The sidecars.
     let fp = std::fs::read_to_string(out.join("SmolLM2-135M-Instruct-f16.fingerprint")).unwrap();
@@ -627,6 +646,16 @@ fn tiny_llama_exports_with_names_types_permutation_and_metadata() {
     let (_, report, failed) = gate_failures(&out.join("tiny-f16.gguf"), &["--strict"]);
     assert_eq!(report["preset"], "llama");
     assert!(failed.is_empty(), "{failed:?}");
+    // gguf-gate's engine loads it and runs it.
+    let g = run(&[
+        "run",
+        out.join("tiny-f16.gguf").to_str().unwrap(),
+        "--prompt",
+        "ab c",
+        "--max-tokens",
+        "3",
+    ]);
+    assert_ok(&g);
     // The output lines name the files and the fingerprint.
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -1350,6 +1379,16 @@ fn tiny_bitnet_exports_unpacked_with_sub_norms_and_strict_keys() {
     let (_, report, failed) = gate_failures(&path, &["--strict"]);
     assert_eq!(report["preset"], "bitnet-b1.58");
     assert!(failed.is_empty(), "{failed:?}");
+    // gguf-gate's engine loads it as a bitnet-b1.58 model and runs it.
+    let g = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--prompt",
+        "ab c",
+        "--max-tokens",
+        "3",
+    ]);
+    assert_ok(&g);
     let meta: Json =
         serde_json::from_slice(&std::fs::read(out.join("bitnet-f16.meta.json")).unwrap()).unwrap();
     assert_eq!(meta["kept_f32"].as_array().unwrap().len(), 1 + 4 * LAYERS);

@@ -736,10 +736,15 @@ pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
             if !opts.strict {
                 return Ok(());
             }
+            // The probe is not part of an export's gate (its families are ignored), so
+            // it does not run: `check` the written file to probe it.
             let options = CheckOptions {
                 policy: None,
                 strict: true,
                 fail_level: Severity::Error,
+                tokenizer: None,
+                record_probe: None,
+                probe: false,
             };
             let report = run_check(temp, &options).map_err(|e| {
                 *failure.borrow_mut() = Some(ExportError::Gate {
