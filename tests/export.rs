@@ -450,7 +450,7 @@ fn smollm2_round_trip_through_a_hugging_face_checkpoint() {
             .unwrap()
             .to_string();
     assert_eq!(meta["source"]["files"][3]["sha256"], shard_sha.as_str());
-    assert_eq!(meta["kept_f32"].as_array().unwrap().len(), 61);
+    assert_eq!(meta["norms_kept_f32"].as_array().unwrap().len(), 61);
     assert_eq!(meta["tokenizer"]["file"], "tokenizer.json");
     assert_eq!(meta["tokenizer"]["config"]["file"], "tokenizer_config.json");
     assert!(
@@ -1391,7 +1391,10 @@ fn tiny_bitnet_exports_unpacked_with_sub_norms_and_strict_keys() {
     assert_ok(&g);
     let meta: Json =
         serde_json::from_slice(&std::fs::read(out.join("bitnet-f16.meta.json")).unwrap()).unwrap();
-    assert_eq!(meta["kept_f32"].as_array().unwrap().len(), 1 + 4 * LAYERS);
+    assert_eq!(
+        meta["norms_kept_f32"].as_array().unwrap().len(),
+        1 + 4 * LAYERS
+    );
     assert_eq!(meta["output"]["architecture"], "bitnet-b1.58");
 
     // AutoBitLinear multiplies by the scale instead.
@@ -1482,4 +1485,48 @@ fn help_documents_export() {
     }
     let o = run(&["--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("export"));
+}
+
+#[test]
+fn mutated_safetensors_headers_never_panic() {
+    use gguf_gate::export::{export, ExportOptions, OutType};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = checkpoint(
+        tmp.path(),
+        "tiny",
+        &tiny_config("llama"),
+        &tiny_llama_tensors(),
+    );
+    let good = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let header_end = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let out = tmp.path().join("out");
+    let options = ExportOptions {
+        dir: &dir,
+        tokenizer: None,
+        out_dir: &out,
+        outtype: OutType::F16,
+        name: None,
+        force: true,
+        strict: false,
+        allow_unmapped: false,
+    };
+    let mut rng = Rng(0xF0CC_AC1A);
+    let (mut ok, mut failed) = (0, 0);
+    for _ in 0..400 {
+        let mut bytes = good.clone();
+        for _ in 0..1 + (rng.next().abs() * 3.0) as usize {
+            let at = ((rng.next().abs() * header_end as f32) as usize).min(header_end - 1);
+            bytes[at] = (rng.next().abs() * 255.0) as u8;
+        }
+        std::fs::write(dir.join("model.safetensors"), &bytes).unwrap();
+        match export(&options) {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                failed += 1;
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+    eprintln!("{ok} mutated headers still exported, {failed} refused");
+    assert!(failed > 0);
 }

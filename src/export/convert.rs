@@ -78,6 +78,14 @@ pub fn run(
         }
     }
     let packed_rows = job.rows / 4;
+    if matches!(job.decode, Decode::Ternary { .. }) && job.rows % 4 != 0 {
+        return Err(ExportError::ShapeMismatch {
+            tensor: job.name.to_string(),
+            expected: vec![],
+            found: vec![job.rows as u64, job.cols as u64],
+            why: "packed ternary weights hold 4 rows per byte row".into(),
+        });
+    }
     let src_row_bytes = match job.decode {
         Decode::Float(t) => job.cols.checked_mul(t.bytes()),
         Decode::Ternary { .. } => Some(job.cols),
@@ -339,6 +347,24 @@ mod tests {
         bad[5] = 0b1110_1010;
         let job = Job { data: &bad, ..job };
         assert!(matches!(convert(&job), Err(ExportError::Bitnet { .. })));
+    }
+
+    #[test]
+    fn ternary_rows_must_come_in_fours() {
+        let job = Job {
+            name: "w",
+            data: &[0b1010_1010; 3],
+            decode: Decode::Ternary { unit: 1.0 },
+            rows: 3,
+            cols: 1,
+            permute: None,
+            out: GgmlType::F32,
+            output: Path::new("out.gguf"),
+        };
+        assert!(matches!(
+            convert(&job),
+            Err(ExportError::ShapeMismatch { .. })
+        ));
     }
 
     #[test]

@@ -825,7 +825,7 @@ pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
             "files": sources,
         },
         "tokenizer": tokenizer,
-        "kept_f32": norms,
+        "norms_kept_f32": norms,
         "skipped": plan.skipped.iter().map(|(t, why)| json!({"tensor": t, "reason": why})).collect::<Vec<_>>(),
     });
     let mut text =
