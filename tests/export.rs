@@ -461,6 +461,43 @@ fn smollm2_round_trip_through_a_hugging_face_checkpoint() {
         "meta.json must not record absolute paths"
     );
 
+    // Killed midway (SIGKILL as soon as the temporary file appears): nothing under the
+    // output names. Only the temporary file can remain, and it is never a `.gguf`.
+    let out3 = tmp.path().join("killed");
+    std::fs::create_dir_all(&out3).unwrap();
+    let mut child = common::gguf_gate()
+        .args([
+            "export",
+            dir.to_str().unwrap(),
+            "--out",
+            out3.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let temp = std::fs::read_dir(&out3)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp-"));
+        if temp || started.elapsed().as_secs() > 60 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left: Vec<String> = std::fs::read_dir(&out3)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|n| n.starts_with('.') && n.contains(".tmp-")),
+        "a killed export left {left:?}"
+    );
+
     // Byte-identical on a second run, single-threaded or not.
     let out2 = tmp.path().join("dist2");
     let o = common::gguf_gate()
