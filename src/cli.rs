@@ -11,8 +11,9 @@ const LONG_ABOUT: &str = "\
 gguf-gate checks GGUF model files (llama.cpp's format) before they are released:
 `check` reads the file strictly, runs a declarative policy (required metadata, norm
 weights kept float and within RMS envelopes, projection RMS spread, finite and
-non-degenerate tensors, pinned fingerprints) and writes the verdict as text, JSON,
-JUnit XML, SARIF 2.1.0 or GitHub annotations.
+non-degenerate tensors, pinned fingerprints), runs a short CPU greedy-decoding probe
+that must read as language, and writes the verdict as text, JSON, JUnit XML, SARIF 2.1.0
+or GitHub annotations. `export` turns a Hugging Face checkpoint into a clean GGUF.
 
 Exit codes: 0 pass, 1 the check failed (policy failed, fingerprint mismatch),
 2 usage, policy-file or input error (unreadable or malformed file, bad arguments).";
@@ -21,7 +22,7 @@ const AFTER_HELP: &str = "\
 Examples:
   gguf-gate check model.gguf                   the default policy for its architecture
   gguf-gate check model.gguf --policy gate.yaml --sarif gate.sarif --junit gate.xml
-  gguf-gate init > gate.yaml                   a commented starter policy
+  gguf-gate init -o gate.yaml                  a commented starter policy
   gguf-gate inspect model.gguf                 header, metadata, tensor table
   gguf-gate inspect model.gguf --format json --full > header.json
   gguf-gate fingerprint model.gguf --write     writes model.fingerprint
