@@ -487,20 +487,34 @@ fn dot_q4_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
                 aux8[64 * c + 32 + l] = (q >> 4) as i8;
             }
         }
-        let mut sumi = 0i32;
-        for j in 0..16 {
-            sumi += i32::from(y.bsums[j]) * i32::from(mn[j / 2]);
-        }
-        let aux32 = lane_sums(&aux8, &y.qs, 32, &sc.map(i32::from));
-        for l in 0..8 {
-            sums[l] += d * aux32[l] as f32;
-        }
-        sumf -= dmin * sumi as f32;
+        sumf -= k4_accumulate(&aux8, y, &sc, &mn, d, dmin, &mut sums);
     }
     for s in sums {
         sumf += s;
     }
     sumf
+}
+
+/// What Q4_K and Q5_K dot products share once the 4-/5-bit values are unpacked: the
+/// scaled lane sums go into `sums`; the returned min correction is subtracted by the caller.
+fn k4_accumulate(
+    aux8: &[i8; QK_K],
+    y: &BlockQ8K,
+    sc: &[u8; 8],
+    mn: &[u8; 8],
+    d: f32,
+    dmin: f32,
+    sums: &mut [f32; 8],
+) -> f32 {
+    let mut sumi = 0i32;
+    for j in 0..16 {
+        sumi += i32::from(y.bsums[j]) * i32::from(mn[j / 2]);
+    }
+    let aux32 = lane_sums(aux8, &y.qs, 32, &sc.map(i32::from));
+    for l in 0..8 {
+        sums[l] += d * aux32[l] as f32;
+    }
+    dmin * sumi as f32
 }
 
 /// `ggml_vec_dot_q5_K_q8_K_generic`.
@@ -523,15 +537,7 @@ fn dot_q5_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
                 aux8[64 * c + 32 + l] = ((q >> 4) + if h & m2 != 0 { 16 } else { 0 }) as i8;
             }
         }
-        let mut sumi = 0i32;
-        for j in 0..16 {
-            sumi += i32::from(y.bsums[j]) * i32::from(mn[j / 2]);
-        }
-        let aux32 = lane_sums(&aux8, &y.qs, 32, &sc.map(i32::from));
-        for l in 0..8 {
-            sums[l] += d * aux32[l] as f32;
-        }
-        sumf -= dmin * sumi as f32;
+        sumf -= k4_accumulate(&aux8, y, &sc, &mn, d, dmin, &mut sums);
     }
     for s in sums {
         sumf += s;
