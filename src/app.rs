@@ -157,11 +157,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Init {
             preset,
             stdout,
-            copy,
             output,
             force,
         } => {
-            let Some(text) = policy::starter_policy(&preset, copy) else {
+            let Some(text) = policy::starter_policy(&preset) else {
                 bail!(
                     "unknown preset {preset:?}; known: default, {}",
                     policy::preset_names().join(", ")

@@ -134,11 +134,11 @@ Example:
     },
     /// Print the JSON Schema of the policy file.
     Schema,
-    /// Write a commented starter policy (or a preset, with --copy).
+    /// Write a starter policy: commented, extending `default`; or a copy of a named preset.
     #[command(after_help = "\
 Examples:
   gguf-gate init                          writes gguf-gate.yaml extending `default`
-  gguf-gate init --preset llama --stdout --copy   print the llama preset itself")]
+  gguf-gate init --preset llama --stdout  print the llama preset (a valid policy to edit)")]
     Init {
         /// The preset to extend: default, llama, bitnet-b1.58, generic.
         #[arg(long, default_value = "default")]
@@ -146,9 +146,6 @@ Examples:
         /// Print instead of writing a file.
         #[arg(long)]
         stdout: bool,
-        /// Output the preset's full contents rather than a policy that extends it.
-        #[arg(long)]
-        copy: bool,
         /// Where to write (refuses to overwrite unless --force).
         #[arg(long, short, default_value = "gguf-gate.yaml")]
         output: PathBuf,

@@ -588,13 +588,21 @@ fn rules_explain_schema_init() {
     assert_eq!(run(&["explain", "nope"]).status.code(), Some(2));
     let schema: Json = serde_json::from_slice(&run(&["schema"]).stdout).unwrap();
     assert!(schema["properties"]["norms"].is_object());
-    let out = run(&["init", "--preset", "llama", "--stdout"]);
+    let out = run(&["init", "--stdout"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.starts_with("# yaml-language-server: $schema="));
-    let copy =
-        String::from_utf8_lossy(&run(&["init", "--preset", "llama", "--stdout", "--copy"]).stdout)
-            .to_string();
+    assert!(
+        text.starts_with("# yaml-language-server: $schema=") && text.contains("extends: default")
+    );
+    let copy = String::from_utf8_lossy(&run(&["init", "--preset", "llama", "--stdout"]).stdout)
+        .to_string();
+    assert!(copy.starts_with("# yaml-language-server: $schema="));
     assert!(copy.contains("llama.context_length"));
+    assert_eq!(
+        run(&["init", "--preset", "llama2", "--stdout"])
+            .status
+            .code(),
+        Some(2)
+    );
     // The starter policy and the copied preset are valid policies.
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_llama(dir.path(), "i.gguf", |_, _| {});

@@ -926,23 +926,23 @@ impl fmt::Display for RawScalar {
     }
 }
 
-/// A commented starter policy extending `preset` (or a copy of the preset itself when
-/// `copy` is set), beginning with the schema line editors understand.
-pub fn starter_policy(preset: &str, copy: bool) -> Option<String> {
+/// A starter policy beginning with the schema line editors understand: for `default`, a
+/// commented policy extending it (the preset is chosen per model); for a named preset,
+/// the preset itself, ready to edit — which is also how presets are read.
+pub fn starter_policy(preset: &str) -> Option<String> {
     let schema_line = "# yaml-language-server: $schema=https://raw.githubusercontent.com/gguf-gate/gguf-gate/main/docs/policy.schema.json\n";
-    if copy {
-        return preset_source(preset).map(|s| format!("{schema_line}{s}"));
-    }
-    if preset != "default" && preset_source(preset).is_none() {
-        return None;
+    if preset != "default" {
+        return preset_source(preset).map(|s| {
+            format!("{schema_line}# A copy of gguf-gate's embedded preset `{preset}`; edit freely (docs/policy.md).\n{s}")
+        });
     }
     Some(format!(
         "{schema_line}# gguf-gate policy: what a model must satisfy to be released.
 # Every key is optional except `version`; sections you write replace the preset's
-# fields. Reference: docs/policy.md; see the preset with
-# `gguf-gate init --preset {preset} --stdout --copy`.
+# fields. Reference: docs/policy.md. `default` picks the preset for each model's
+# architecture; read one with `gguf-gate init --preset llama --stdout`.
 version: 1
-extends: {preset}
+extends: default
 
 # strict: true            # warnings become errors; waivers are not applied
 
