@@ -171,18 +171,19 @@ fn tq1_0_block(x: &[f32], out: &mut [u8]) -> f32 {
     let d = amax(x);
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let t = |i: usize| x.get(i).map_or(1, |&v| trit(v * id));
-    let pack = |q: u16| ((q * 256 + 242) / 243) as u8;
-    for m in 0..32 {
-        let q = (0..5).fold(0u16, |q, n| q * 3 + u16::from(t(m + 32 * n)));
-        out[m] = pack(q);
+    // ceil(q * 256 / 243): q < 243, so it fits a byte.
+    let pack = |q: u16| (q * 256).div_ceil(243) as u8;
+    let (qs0, rest) = out.split_at_mut(32);
+    let (qs1, qh) = rest.split_at_mut(16);
+    for (m, o) in qs0.iter_mut().enumerate() {
+        *o = pack((0..5).fold(0u16, |q, n| q * 3 + u16::from(t(m + 32 * n))));
     }
-    for m in 0..16 {
-        let q = (0..5).fold(0u16, |q, n| q * 3 + u16::from(t(160 + m + 16 * n)));
-        out[32 + m] = pack(q);
+    for (m, o) in qs1.iter_mut().enumerate() {
+        *o = pack((0..5).fold(0u16, |q, n| q * 3 + u16::from(t(160 + m + 16 * n))));
     }
-    for j in 0..4 {
+    for (j, o) in qh.iter_mut().take(4).enumerate() {
         let q = (0..4).fold(0u16, |q, m| q * 3 + u16::from(t(240 + j + 4 * m)));
-        out[48 + j] = pack(q * 3);
+        *o = pack(q * 3);
     }
     out[52..54].copy_from_slice(&f16_bytes(d));
     d
@@ -254,7 +255,8 @@ mod tests {
         let x = rows(4096, 7);
         for (ty, bound) in [
             (GgmlType::Q8_0, 1.0 / 254.0 + 1e-3),
-            (GgmlType::Q4_0, 1.0 / 16.0 + 1e-3),
+            // Q4_0 clamps the side opposite the extreme at code 7: up to a whole step.
+            (GgmlType::Q4_0, 1.0 / 8.0 + 1e-3),
         ] {
             let q = quantize(ty, &x).unwrap();
             let y = to_f32(ty, &q, x.len()).unwrap();
