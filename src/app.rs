@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::atomic::{write_text, Overwrite};
 use crate::check::{run_check, CheckOptions};
-use crate::cli::{CheckFormat, Cli, Command, FailLevel, Format, OutType, RulesFormat};
+use crate::cli::{
+    CheckFormat, Cli, Command, FailLevel, Format, OutType, QuantTypeArg, RulesFormat,
+};
 use crate::export::{self, ExportOptions};
 use crate::fingerprint::{fingerprint_file, sidecar_path, Fingerprint};
 use crate::gguf::GgufFile;
@@ -16,6 +18,7 @@ use crate::inspect;
 use crate::policy;
 use crate::probe;
 use crate::progress::bytes_bar;
+use crate::quantize::{self, QuantType, QuantizeOptions};
 use crate::report::{github, human, json as json_report, junit, sarif, Report};
 use crate::rules::{registry, Severity};
 use crate::stats;
@@ -296,22 +299,78 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                     emit(None, &text)?;
                     Ok(Outcome::Pass)
                 }
-                export::Outcome::GateFailed { findings } => {
-                    let mut text =
-                        String::from("export --strict: the gate failed; no file was written\n");
-                    for f in &findings {
-                        text.push_str(&format!("  {} {}: {}", f.rule, f.subject, f.message));
-                        if let (Some(v), Some(b)) = (&f.value, &f.bound) {
-                            text.push_str(&format!(" (value {v}, bound {b})"));
+                export::Outcome::GateFailed { findings } => gate_failed("export", &findings),
+            }
+        }
+        Command::Quantize {
+            input,
+            ty,
+            out,
+            force,
+            strict,
+        } => {
+            let options = QuantizeOptions {
+                input: &input,
+                ty: match ty {
+                    QuantTypeArg::Q8_0 => QuantType::Q8_0,
+                    QuantTypeArg::Q4_0 => QuantType::Q4_0,
+                    QuantTypeArg::Tq1_0 => QuantType::Tq1_0,
+                    QuantTypeArg::Tq2_0 => QuantType::Tq2_0,
+                    QuantTypeArg::I2S => QuantType::I2S,
+                },
+                out: out.as_deref(),
+                force,
+                strict,
+            };
+            match quantize::quantize(&options)? {
+                quantize::Outcome::Written(done) => {
+                    let quantized = done
+                        .tensors
+                        .iter()
+                        .filter(|t| matches!(t.action, quantize::Action::Quantize(_)))
+                        .count();
+                    let mut text = format!(
+                        "wrote {} ({} tensors, {quantized} quantized, {} bytes)\nwrote {}\nwrote {}\n{}\n",
+                        done.gguf.display(),
+                        done.tensors.len(),
+                        done.bytes,
+                        done.fingerprint_file.display(),
+                        done.meta.display(),
+                        done.fingerprint
+                    );
+                    // Norms and vectors are listed in .meta.json; other kept tensors here.
+                    let vectors = done.tensors.iter().filter(|t| t.dims.len() == 1).count();
+                    text.push_str(&format!(
+                        "kept {vectors} norm and 1-D tensor(s) unquantized (listed in the .meta.json)\n"
+                    ));
+                    for t in done.tensors.iter().filter(|t| t.dims.len() != 1) {
+                        if let quantize::Action::Keep(why) | quantize::Action::ToF32(why) =
+                            &t.action
+                        {
+                            text.push_str(&format!("kept {} as {}: {why}\n", t.name, t.out_type()));
                         }
-                        text.push_str(&format!("\n    fix: {}\n", f.hint));
                     }
                     emit(None, &text)?;
-                    Ok(Outcome::Fail)
+                    Ok(Outcome::Pass)
                 }
+                quantize::Outcome::GateFailed { findings } => gate_failed("quantize", &findings),
             }
         }
     }
+}
+
+/// `export --strict` / `quantize --strict` refused the file: print each failure with its fix.
+fn gate_failed(command: &str, findings: &[crate::rules::Finding]) -> Result<Outcome> {
+    let mut text = format!("{command} --strict: the gate failed; no file was written\n");
+    for f in findings {
+        text.push_str(&format!("  {} {}: {}", f.rule, f.subject, f.message));
+        if let (Some(v), Some(b)) = (&f.value, &f.bound) {
+            text.push_str(&format!(" (value {v}, bound {b})"));
+        }
+        text.push_str(&format!("\n    fix: {}\n", f.hint));
+    }
+    emit(None, &text)?;
+    Ok(Outcome::Fail)
 }
 
 /// Print the report in `format` and write every requested report file.

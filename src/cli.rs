@@ -13,7 +13,8 @@ gguf-gate checks GGUF model files (llama.cpp's format) before they are released:
 weights kept float and within RMS envelopes, projection RMS spread, finite and
 non-degenerate tensors, pinned fingerprints), runs a short CPU greedy-decoding probe
 that must read as language, and writes the verdict as text, JSON, JUnit XML, SARIF 2.1.0
-or GitHub annotations. `export` turns a Hugging Face checkpoint into a clean GGUF.
+or GitHub annotations. `export` turns a Hugging Face checkpoint into a clean GGUF;
+`quantize` makes Q8_0/Q4_0/TQ1_0/TQ2_0/I2_S files that never quantize a norm.
 
 Exit codes: 0 pass, 1 the check failed (policy failed, fingerprint mismatch),
 2 usage, policy-file or input error (unreadable or malformed file, bad arguments).";
@@ -28,7 +29,8 @@ Examples:
   gguf-gate fingerprint model.gguf --write     writes model.fingerprint
   gguf-gate fingerprint model.gguf --verify model.fingerprint
   gguf-gate stats model.gguf --filter '*_norm.weight'
-  gguf-gate export ./SmolLM2-135M --out dist/   HF checkpoint -> dist/SmolLM2-135M-f16.gguf";
+  gguf-gate export ./SmolLM2-135M --out dist/   HF checkpoint -> dist/SmolLM2-135M-f16.gguf
+  gguf-gate quantize dist/SmolLM2-135M-f16.gguf --type q8_0   -> dist/SmolLM2-135M-f16-q8_0.gguf";
 
 #[derive(Debug, Parser)]
 #[command(name = "gguf-gate", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
@@ -256,6 +258,57 @@ Examples:
         #[arg(long)]
         allow_unmapped: bool,
     },
+    /// Quantize a GGUF to Q8_0, Q4_0, TQ1_0, TQ2_0 or I2_S, never quantizing a norm.
+    #[command(after_help = "\
+Every 2-D weight matrix whose row length is a whole number of blocks (32 for q8_0/q4_0,
+256 for tq1_0/tq2_0, 128 for i2_s) is decoded (any type gguf-gate reads) and quantized
+as ggml's reference quantizers do. Norms (the default policy's norm patterns) and every
+1-D tensor are never quantized; other tensors are kept as they are and listed. For the
+ternary types (tq1_0, tq2_0, i2_s: BitNet b1.58 weights) token_embd.weight and
+output.weight become q8_0. general.file_type is set (q8_0 7, q4_0 2, tq1_0 36, tq2_0 37,
+i2_s 40 as bitnet.cpp). Writes, atomically:
+  OUT (default IN-<type>.gguf beside IN), OUT's .fingerprint and .meta.json
+The same input gives the same bytes, whatever the thread count. Existing outputs are kept
+unless --force; OUT may never be IN.
+Exit 0 written, 1 --strict gate failed (nothing written), 2 usage or input error.
+
+Examples:
+  gguf-gate quantize model-f16.gguf --type q8_0            # model-f16-q8_0.gguf
+  gguf-gate quantize bitnet-f16.gguf --type i2_s --out dist/bitnet-i2_s.gguf --strict
+  gguf-gate quantize model-f16.gguf --type q4_0 --force
+  gguf-gate check model-f16-q8_0.gguf                       # then gate it, probe included")]
+    Quantize {
+        /// The GGUF to quantize (never modified).
+        input: PathBuf,
+        /// The target type.
+        #[arg(long = "type", short = 't', value_enum, value_name = "TYPE")]
+        ty: QuantTypeArg,
+        /// The output file (default: IN-<type>.gguf beside IN).
+        #[arg(long, short, value_name = "OUT.gguf")]
+        out: Option<PathBuf>,
+        /// Replace existing outputs.
+        #[arg(long)]
+        force: bool,
+        /// Gate the written file (strict mode, default policy: metadata, norm and tensor
+        /// rules; no probe) before it takes its name; a failure leaves no file and exits 1.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+/// `quantize --type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QuantTypeArg {
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+    #[value(name = "tq1_0")]
+    Tq1_0,
+    #[value(name = "tq2_0")]
+    Tq2_0,
+    #[value(name = "i2_s")]
+    I2S,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod probe;
 pub mod progress;
 pub mod quant;
+pub mod quantize;
 pub mod report;
 pub mod rules;
 pub mod stats;

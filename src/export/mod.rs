@@ -548,10 +548,10 @@ fn check_name(name: &str) -> Result<(), ExportError> {
     Ok(())
 }
 
-/// A writer that hashes what passes through it.
-struct Hashing<'a, W: Write> {
-    inner: &'a mut W,
-    hasher: Sha256,
+/// A writer that hashes what passes through it (shared with `quantize`).
+pub(crate) struct Hashing<'a, W: Write> {
+    pub(crate) inner: &'a mut W,
+    pub(crate) hasher: Sha256,
 }
 
 impl<W: Write> Write for Hashing<'_, W> {
@@ -566,7 +566,8 @@ impl<W: Write> Write for Hashing<'_, W> {
     }
 }
 
-fn canonical(path: &Path) -> Option<PathBuf> {
+/// `path` made absolute through its existing parent (the file itself may not exist yet).
+pub(crate) fn canonical(path: &Path) -> Option<PathBuf> {
     if let Ok(p) = path.canonicalize() {
         return Some(p);
     }
@@ -579,7 +580,7 @@ fn canonical(path: &Path) -> Option<PathBuf> {
 
 /// The file name to record in `.meta.json` (never an absolute path: the record must
 /// not depend on where the checkpoint happened to live).
-fn file_label(path: &Path) -> String {
+pub(crate) fn file_label(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -736,24 +737,13 @@ pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
             if !opts.strict {
                 return Ok(());
             }
-            // The probe is not part of an export's gate (its families are ignored), so
-            // it does not run: `check` the written file to probe it.
-            let options = CheckOptions {
-                policy: None,
-                strict: true,
-                fail_level: Severity::Error,
-                tokenizer: None,
-                record_probe: None,
-                probe: false,
-            };
-            let report = run_check(temp, &options).map_err(|e| {
+            let failed = strict_gate(temp).map_err(|message| {
                 *failure.borrow_mut() = Some(ExportError::Gate {
                     path: gguf_path.clone(),
-                    message: format!("{e:#}"),
+                    message,
                 });
                 io::Error::other("gate error")
             })?;
-            let failed = gate_failures_of(report.findings);
             if failed.is_empty() {
                 Ok(())
             } else {
@@ -842,6 +832,23 @@ pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
         bytes: total,
         skipped: plan.skipped,
     }))
+}
+
+/// `--strict`'s gate (shared by `export` and `quantize`): check `path` in strict mode
+/// with the default policy and return the failures of the metadata, norm and tensor
+/// families. The probe is not part of it (its family is ignored anyway), so it does not
+/// run: `check` the written file to probe it. `Err` is a message: the check could not run.
+pub fn strict_gate(path: &Path) -> Result<Vec<Finding>, String> {
+    let options = CheckOptions {
+        policy: None,
+        strict: true,
+        fail_level: Severity::Error,
+        tokenizer: None,
+        record_probe: None,
+        probe: false,
+    };
+    let report = run_check(path, &options).map_err(|e| format!("{e:#}"))?;
+    Ok(gate_failures_of(report.findings))
 }
 
 /// The failures `--strict` refuses: errors of the metadata, norm and tensor families.

@@ -4,6 +4,8 @@
 //! weights through this one entry point, so a value that differs here from what
 //! llama.cpp would compute would make every later verdict wrong.
 //!
+//! The inverse, `quantize` (Q8_0, Q4_0, TQ1_0, TQ2_0, I2_S), lives in `quantize.rs`.
+//!
 //! One file per block family (`float`, `legacy`, `kquants`, `iquants`, `ternary`);
 //! each type is a unit struct implementing [`BlockFormat`] whose doc comment names the
 //! llama.cpp function it follows. Decoding reads bytes with `from_le_bytes` from
@@ -14,6 +16,7 @@ mod float;
 mod iquants;
 mod kquants;
 mod legacy;
+mod quantize;
 mod ternary;
 
 use crate::gguf::GgmlType;
@@ -21,6 +24,7 @@ use thiserror::Error;
 
 /// Shared with the inference kernels, which decode the same blocks.
 pub(crate) use kquants::scale_min_k4;
+pub use quantize::{i2_s_scale, quant_block, quantize, QuantizeError};
 pub use ternary::{dequantize_i2_s, dequantize_i2_s_codes, I2S_BLOCK};
 
 /// Why a tensor could not be decoded. Callers add the tensor name.

@@ -1,0 +1,621 @@
+//! `gguf-gate quantize`: a GGUF in (any type `quant::dequantize` reads) becomes a Q8_0,
+//! Q4_0, TQ1_0, TQ2_0 or I2_S GGUF out, **never quantizing a norm**: norms (the policy's
+//! norm patterns) and every tensor that is not a 2-D weight matrix are kept, and a
+//! matrix whose row length is not a whole number of blocks is kept too and reported.
+//! For the ternary targets `token_embd.weight` and `output.weight` become Q8_0 (as
+//! llama.cpp and bitnet.cpp keep them at higher precision). Tensors stream one at a time
+//! from the memory-mapped input (decode, quantize, write), so memory is about the largest
+//! tensor; the file is written atomically beside a `.fingerprint` and a `.meta.json`, and
+//! `--strict` gates it before the rename — the same pieces `export` uses.
+//! docs/quantize.md is the user's guide.
+
+use std::cell::RefCell;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::atomic::{write_atomic_verified, write_text, Overwrite};
+use crate::export::{canonical, file_label, strict_gate, Hashing};
+use crate::fingerprint::{fingerprint_file, Fingerprint};
+use crate::gguf::{GgmlType, GgufFile, GgufWriter, OpenError, TensorInfo, TensorSpec, Value};
+use crate::glob::glob_match;
+use crate::progress::bytes_bar;
+use crate::quant;
+use crate::rules::Finding;
+
+/// The converter's name in `.meta.json`.
+pub const CONVERTER: &str = "gguf-gate quantize";
+
+/// A target type of `quantize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantType {
+    Q8_0,
+    Q4_0,
+    Tq1_0,
+    Tq2_0,
+    I2S,
+}
+
+impl QuantType {
+    pub const ALL: [QuantType; 5] = [
+        QuantType::Q8_0,
+        QuantType::Q4_0,
+        QuantType::Tq1_0,
+        QuantType::Tq2_0,
+        QuantType::I2S,
+    ];
+
+    pub fn ggml(self) -> GgmlType {
+        match self {
+            QuantType::Q8_0 => GgmlType::Q8_0,
+            QuantType::Q4_0 => GgmlType::Q4_0,
+            QuantType::Tq1_0 => GgmlType::Tq1_0,
+            QuantType::Tq2_0 => GgmlType::Tq2_0,
+            QuantType::I2S => GgmlType::I2S,
+        }
+    }
+
+    /// The `--type` spelling and file-name suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantType::Q8_0 => "q8_0",
+            QuantType::Q4_0 => "q4_0",
+            QuantType::Tq1_0 => "tq1_0",
+            QuantType::Tq2_0 => "tq2_0",
+            QuantType::I2S => "i2_s",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<QuantType> {
+        QuantType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    /// `general.file_type` (`enum llama_ftype`): MOSTLY_Q8_0 7, MOSTLY_Q4_0 2,
+    /// MOSTLY_TQ1_0 36, MOSTLY_TQ2_0 37; I2_S is bitnet.cpp's `LLAMA_FTYPE_MOSTLY_I2_S`
+    /// 40 (its llama.cpp fork; upstream llama.cpp has no I2_S and uses 40 for Q1_0).
+    pub fn file_type(self) -> u32 {
+        match self {
+            QuantType::Q8_0 => 7,
+            QuantType::Q4_0 => 2,
+            QuantType::Tq1_0 => 36,
+            QuantType::Tq2_0 => 37,
+            QuantType::I2S => 40,
+        }
+    }
+
+    /// TQ1_0, TQ2_0 and I2_S: only for ternary (BitNet b1.58) weights.
+    pub fn is_ternary(self) -> bool {
+        matches!(self, QuantType::Tq1_0 | QuantType::Tq2_0 | QuantType::I2S)
+    }
+}
+
+/// What to quantize and how.
+#[derive(Clone, Debug)]
+pub struct QuantizeOptions<'a> {
+    pub input: &'a Path,
+    pub ty: QuantType,
+    /// Default: `<input stem>-<type>.gguf` beside the input.
+    pub out: Option<&'a Path>,
+    /// Replace existing outputs.
+    pub force: bool,
+    /// Gate the file (strict, default policy, no probe) before it is renamed into place.
+    pub strict: bool,
+}
+
+/// What happens to one tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Decoded and quantized to this type.
+    Quantize(GgmlType),
+    /// Copied byte for byte; the reason is reported.
+    Keep(String),
+    /// A norm or 1-D tensor stored quantized in the input: written as F32 (its decoded
+    /// values), so the output never carries a quantized norm.
+    ToF32(String),
+}
+
+/// One tensor of the output, in input order.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub name: String,
+    pub from: GgmlType,
+    pub dims: Vec<u64>,
+    pub action: Action,
+}
+
+impl Planned {
+    pub fn out_type(&self) -> GgmlType {
+        match &self.action {
+            Action::Quantize(t) => *t,
+            Action::Keep(_) => self.from,
+            Action::ToF32(_) => GgmlType::F32,
+        }
+    }
+}
+
+/// The files a quantization wrote.
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    pub gguf: PathBuf,
+    pub fingerprint_file: PathBuf,
+    pub meta: PathBuf,
+    pub fingerprint: Fingerprint,
+    pub bytes: u64,
+    pub tensors: Vec<Planned>,
+}
+
+/// How a quantization that ran to the end finished.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Written(Quantized),
+    /// `--strict`: the gate failed these checks; nothing was written.
+    GateFailed {
+        findings: Vec<Finding>,
+    },
+}
+
+/// A quantization that could not be completed. No file is left under the output names.
+#[derive(Debug, Error)]
+pub enum QuantizeError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+
+    #[error(transparent)]
+    Open(#[from] OpenError),
+
+    #[error("{path} already exists (use --force to replace it)")]
+    OutputExists { path: PathBuf },
+
+    #[error("output {path} would overwrite the input {input}; choose another --out")]
+    OutputIsInput { path: PathBuf, input: PathBuf },
+
+    #[error("{input}: no norm patterns: {message}")]
+    Policy { input: PathBuf, message: String },
+
+    #[error("tensor {tensor}: cannot decode its {ty} data: {source}")]
+    Decode {
+        tensor: String,
+        ty: GgmlType,
+        source: quant::QuantError,
+    },
+
+    #[error("tensor {tensor}: cannot quantize to {ty}: {source}")]
+    Quantize {
+        tensor: String,
+        ty: GgmlType,
+        source: quant::QuantizeError,
+    },
+
+    #[error("{path}: cannot write the GGUF: {source}")]
+    Write {
+        path: PathBuf,
+        source: crate::gguf::WriteError,
+    },
+
+    #[error("{path}: the --strict gate could not run: {message}")]
+    Gate { path: PathBuf, message: String },
+}
+
+impl QuantizeError {
+    fn io(path: &Path, e: impl std::fmt::Display) -> QuantizeError {
+        QuantizeError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The norm patterns of the default policy for this architecture (`norms.patterns`).
+pub fn norm_patterns(input: &Path, arch: Option<&str>) -> Result<Vec<String>, QuantizeError> {
+    let policy = crate::policy::load(None, arch, false).map_err(|e| QuantizeError::Policy {
+        input: input.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(policy.norms.patterns.clone())
+}
+
+/// Decide what happens to one tensor (see the module docs and docs/quantize.md).
+pub fn plan_tensor(t: &TensorInfo, ty: QuantType, norms: &[String]) -> Action {
+    let is_norm = norms.iter().any(|p| glob_match(p, &t.name));
+    let floatish = |why: String| {
+        if t.ty.is_float() || !quant::is_supported(t.ty) {
+            Action::Keep(why)
+        } else {
+            Action::ToF32(why)
+        }
+    };
+    if is_norm {
+        return floatish("a norm: never quantized".into());
+    }
+    if t.dims.len() != 2 {
+        return floatish(format!(
+            "{}-D: only 2-D matrices are quantized",
+            t.dims.len()
+        ));
+    }
+    if !t.name.ends_with(".weight") {
+        return Action::Keep("not a weight matrix".into());
+    }
+    if !quant::is_supported(t.ty) {
+        return Action::Keep(format!("gguf-gate cannot decode {}", t.ty));
+    }
+    let target =
+        if ty.is_ternary() && matches!(t.name.as_str(), "token_embd.weight" | "output.weight") {
+            GgmlType::Q8_0
+        } else {
+            ty.ggml()
+        };
+    let block = quant::quant_block(target).map_or(1, |(b, _)| b as u64);
+    let row = t.dims.first().copied().unwrap_or(0);
+    if row % block != 0 {
+        return Action::Keep(format!(
+            "row length {row} is not a multiple of {target}'s {block}-element block"
+        ));
+    }
+    Action::Quantize(target)
+}
+
+/// The default output: `<stem>-<type>.gguf` beside the input.
+pub fn default_output(input: &Path, ty: QuantType) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    input.with_file_name(format!("{stem}-{}.gguf", ty.name()))
+}
+
+/// `X.gguf` -> (`X.fingerprint`, `X.meta.json`); a name without `.gguf` gets the suffixes appended.
+fn sidecars(out: &Path) -> (PathBuf, PathBuf) {
+    let name = out
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let base = name
+        .strip_suffix(".gguf")
+        .or_else(|| name.strip_suffix(".GGUF"))
+        .unwrap_or(&name);
+    (
+        out.with_file_name(format!("{base}.fingerprint")),
+        out.with_file_name(format!("{base}.meta.json")),
+    )
+}
+
+/// Decode one tensor and produce its output bytes.
+fn convert(file: &GgufFile, t: &TensorInfo, p: &Planned) -> Result<Vec<u8>, QuantizeError> {
+    let data = file.tensor_data(t);
+    let elements = usize::try_from(t.elements).unwrap_or(usize::MAX);
+    let decode = || {
+        quant::to_f32(t.ty, data, elements).map_err(|source| QuantizeError::Decode {
+            tensor: t.name.clone(),
+            ty: t.ty,
+            source,
+        })
+    };
+    match &p.action {
+        Action::Keep(_) => Ok(data.to_vec()),
+        Action::ToF32(_) => Ok(decode()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        Action::Quantize(ty) => {
+            let values = decode()?;
+            quant::quantize(*ty, &values).map_err(|source| QuantizeError::Quantize {
+                tensor: t.name.clone(),
+                ty: *ty,
+                source,
+            })
+        }
+    }
+}
+
+/// Run the quantization.
+pub fn quantize(opts: &QuantizeOptions<'_>) -> Result<Outcome, QuantizeError> {
+    let input = opts.input;
+    let file = GgufFile::open(input)?;
+    let header = &file.header;
+    let norms = norm_patterns(input, header.architecture())?;
+    let plan: Vec<Planned> = header
+        .tensors
+        .iter()
+        .map(|t| Planned {
+            name: t.name.clone(),
+            from: t.ty,
+            dims: t.dims.clone(),
+            action: plan_tensor(t, opts.ty, &norms),
+        })
+        .collect();
+
+    // Outputs: never the input, never an existing file without --force.
+    let gguf_path = opts
+        .out
+        .map_or_else(|| default_output(input, opts.ty), Path::to_path_buf);
+    let (fp_path, meta_path) = sidecars(&gguf_path);
+    let canonical_input = canonical(input);
+    for out in [&gguf_path, &fp_path, &meta_path] {
+        if canonical_input.is_some() && canonical(out) == canonical_input {
+            return Err(QuantizeError::OutputIsInput {
+                path: out.clone(),
+                input: input.to_path_buf(),
+            });
+        }
+        if !opts.force && out.symlink_metadata().is_ok() {
+            return Err(QuantizeError::OutputExists { path: out.clone() });
+        }
+    }
+
+    // The header: the input's keys in order, general.file_type and
+    // general.quantization_version set.
+    let write_err = |source| QuantizeError::Write {
+        path: gguf_path.clone(),
+        source,
+    };
+    let mut keys: Vec<(String, Value)> = header
+        .metadata
+        .iter()
+        .map(|e| (e.key.clone(), e.value.clone()))
+        .collect();
+    for (key, value) in [
+        ("general.file_type", opts.ty.file_type()),
+        ("general.quantization_version", 2),
+    ] {
+        match keys.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = Value::U32(value),
+            None => keys.push((key.into(), Value::U32(value))),
+        }
+    }
+    let mut w = GgufWriter::new();
+    for (k, v) in keys {
+        w.add(k, v).map_err(write_err)?;
+    }
+    for p in &plan {
+        w.add_tensor(TensorSpec::new(p.name.clone(), p.out_type(), &p.dims))
+            .map_err(write_err)?;
+    }
+
+    // The data, streamed into a temporary file; gated there under --strict.
+    let failure: RefCell<Option<QuantizeError>> = RefCell::new(None);
+    let gate_failures: RefCell<Option<Vec<Finding>>> = RefCell::new(None);
+    let digest: RefCell<Option<[u8; 32]>> = RefCell::new(None);
+    let total = w.file_size();
+    let bar = bytes_bar(total, "quantize");
+    let overwrite = if opts.force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
+    };
+    let result = write_atomic_verified(
+        &gguf_path,
+        overwrite,
+        |out_file| {
+            let mut out = Hashing {
+                inner: out_file,
+                hasher: Sha256::new(),
+            };
+            let written = w.write(&mut out, |i, _, sink| {
+                let (Some(t), Some(p)) = (header.tensors.get(i), plan.get(i)) else {
+                    return Ok(());
+                };
+                let bytes = convert(&file, t, p);
+                file.release(header.data_range(t));
+                let bytes = bytes.map_err(|e| {
+                    *failure.borrow_mut() = Some(e);
+                    io::Error::other("tensor conversion failed")
+                })?;
+                bar.inc(bytes.len() as u64);
+                sink.write_all(&bytes)
+            });
+            match written {
+                Ok(_) => {
+                    *digest.borrow_mut() = Some(out.hasher.finalize().into());
+                    Ok(())
+                }
+                Err(e) => {
+                    if failure.borrow().is_none() {
+                        *failure.borrow_mut() = Some(write_err(e));
+                    }
+                    Err(io::Error::other("quantize failed"))
+                }
+            }
+        },
+        |temp| {
+            bar.finish_and_clear();
+            if !opts.strict {
+                return Ok(());
+            }
+            let failed = strict_gate(temp).map_err(|message| {
+                *failure.borrow_mut() = Some(QuantizeError::Gate {
+                    path: gguf_path.clone(),
+                    message,
+                });
+                io::Error::other("gate error")
+            })?;
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                *gate_failures.borrow_mut() = Some(failed);
+                Err(io::Error::other("the strict gate failed"))
+            }
+        },
+    );
+    bar.finish_and_clear();
+    if let Some(findings) = gate_failures.into_inner() {
+        return Ok(Outcome::GateFailed { findings });
+    }
+    if let Some(e) = failure.into_inner() {
+        return Err(e);
+    }
+    result.map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            QuantizeError::OutputExists {
+                path: gguf_path.clone(),
+            }
+        } else {
+            QuantizeError::io(&gguf_path, e)
+        }
+    })?;
+    let fingerprint = Fingerprint(digest.into_inner().unwrap_or_default());
+
+    // The sidecars.
+    write_text(&fp_path, overwrite, &format!("{fingerprint}\n"))
+        .map_err(|e| QuantizeError::io(&fp_path, e))?;
+    let source_fp = fingerprint_file(input).map_err(|e| QuantizeError::io(input, e))?;
+    let quantized: Vec<_> = plan
+        .iter()
+        .filter_map(|p| match &p.action {
+            Action::Quantize(to) => {
+                Some(json!({"tensor": p.name, "from": p.from.name(), "to": to.name()}))
+            }
+            _ => None,
+        })
+        .collect();
+    let kept: Vec<_> = plan
+        .iter()
+        .filter_map(|p| match &p.action {
+            Action::Keep(why) | Action::ToF32(why) => Some(json!({
+                "tensor": p.name, "from": p.from.name(), "to": p.out_type().name(), "reason": why
+            })),
+            Action::Quantize(_) => None,
+        })
+        .collect();
+    let meta = json!({
+        "converter": {"name": CONVERTER, "version": env!("CARGO_PKG_VERSION")},
+        "output": {
+            "file": file_label(&gguf_path),
+            "fingerprint": fingerprint.to_string(),
+            "bytes": total,
+            "type": opts.ty.name(),
+            "general.file_type": opts.ty.file_type(),
+            "architecture": header.architecture(),
+            "tensors": plan.len(),
+        },
+        "source": {
+            "file": file_label(input),
+            "sha256": source_fp.to_string(),
+            "general.file_type": header.get_u64("general.file_type"),
+        },
+        "quantized": quantized,
+        "kept": kept,
+    });
+    let mut text =
+        serde_json::to_string_pretty(&meta).map_err(|e| QuantizeError::io(&meta_path, e))?;
+    text.push('\n');
+    write_text(&meta_path, overwrite, &text).map_err(|e| QuantizeError::io(&meta_path, e))?;
+
+    Ok(Outcome::Written(Quantized {
+        gguf: gguf_path,
+        fingerprint_file: fp_path,
+        meta: meta_path,
+        fingerprint,
+        bytes: total,
+        tensors: plan,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, ty: GgmlType, dims: &[u64]) -> TensorInfo {
+        TensorInfo {
+            name: name.into(),
+            ty,
+            dims: dims.to_vec(),
+            offset: 0,
+            size: 0,
+            elements: dims.iter().product(),
+            info_offset: 0,
+        }
+    }
+
+    #[test]
+    fn types_names_and_file_types() {
+        for t in QuantType::ALL {
+            assert_eq!(QuantType::from_name(t.name()), Some(t));
+        }
+        assert_eq!(QuantType::from_name("Q8_0"), Some(QuantType::Q8_0));
+        assert_eq!(QuantType::from_name("q5_0"), None);
+        assert_eq!(QuantType::ALL.map(QuantType::file_type), [7, 2, 36, 37, 40]);
+        assert_eq!(
+            QuantType::ALL.map(|t| crate::gguf::file_type_name(t.file_type().into())),
+            [
+                Some("MOSTLY_Q8_0"),
+                Some("MOSTLY_Q4_0"),
+                Some("MOSTLY_TQ1_0"),
+                Some("MOSTLY_TQ2_0"),
+                // Upstream's 40; bitnet.cpp's fork uses it for I2_S.
+                Some("MOSTLY_Q1_0"),
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_never_quantizes_norms_or_vectors() {
+        let norms = norm_patterns(Path::new("x.gguf"), Some("llama")).unwrap();
+        let q = |name: &str, ty, dims: &[u64], to| plan_tensor(&info(name, ty, dims), to, &norms);
+        use GgmlType as G;
+        use QuantType as Q;
+        assert_eq!(
+            q("blk.0.attn_q.weight", G::F16, &[256, 256], Q::Tq2_0),
+            Action::Quantize(G::Tq2_0)
+        );
+        assert!(matches!(
+            q("blk.0.attn_norm.weight", G::F32, &[256], Q::Q8_0),
+            Action::Keep(_)
+        ));
+        // A 2-D tensor that matches a norm pattern is still a norm.
+        assert!(matches!(
+            q("blk.0.attn_norm.weight", G::F32, &[32, 2], Q::Q8_0),
+            Action::Keep(_)
+        ));
+        assert!(matches!(
+            q("blk.0.ffn_sub_norm.weight", G::Q8_0, &[256], Q::I2S),
+            Action::ToF32(_)
+        ));
+        assert!(matches!(
+            q("blk.0.attn_q.bias", G::F32, &[256], Q::Q8_0),
+            Action::Keep(_)
+        ));
+        assert_eq!(
+            q("token_embd.weight", G::F16, &[256, 32], Q::I2S),
+            Action::Quantize(G::Q8_0)
+        );
+        assert_eq!(
+            q("output.weight", G::F16, &[576, 32], Q::Tq1_0),
+            Action::Quantize(G::Q8_0)
+        );
+        assert_eq!(
+            q("token_embd.weight", G::F16, &[256, 32], Q::Q4_0),
+            Action::Quantize(G::Q4_0)
+        );
+        let Action::Keep(why) = q("blk.0.ffn_down.weight", G::F16, &[576, 64], Q::Tq2_0) else {
+            panic!("kept");
+        };
+        assert!(why.contains("576") && why.contains("256"), "{why}");
+        assert!(matches!(
+            q("blk.0.ffn_down.weight", G::Iq2Xxs, &[256, 64], Q::Tq2_0),
+            Action::Keep(_)
+        ));
+    }
+
+    #[test]
+    fn output_names() {
+        assert_eq!(
+            default_output(Path::new("/m/SmolLM2.Q4_1.gguf"), QuantType::Q8_0),
+            Path::new("/m/SmolLM2.Q4_1-q8_0.gguf")
+        );
+        assert_eq!(
+            sidecars(Path::new("d/x.gguf")),
+            (
+                PathBuf::from("d/x.fingerprint"),
+                PathBuf::from("d/x.meta.json")
+            )
+        );
+        assert_eq!(
+            sidecars(Path::new("d/x.bin")),
+            (
+                PathBuf::from("d/x.bin.fingerprint"),
+                PathBuf::from("d/x.bin.meta.json")
+            )
+        );
+    }
+}
