@@ -227,7 +227,8 @@ pub fn file_type_name(ftype: u64) -> Option<&'static str> {
         37 => "MOSTLY_TQ2_0",
         38 => "MOSTLY_MXFP4_MOE",
         39 => "MOSTLY_NVFP4",
-        40 => "MOSTLY_Q1_0",
+        // bitnet.cpp's llama.cpp fork uses 40 for I2_S; upstream for Q1_0.
+        40 => "MOSTLY_Q1_0 or MOSTLY_I2_S (bitnet.cpp)",
         _ => return None,
     })
 }
