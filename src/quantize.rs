@@ -543,7 +543,7 @@ mod tests {
                 Some("MOSTLY_TQ1_0"),
                 Some("MOSTLY_TQ2_0"),
                 // Upstream's 40; bitnet.cpp's fork uses it for I2_S.
-                Some("MOSTLY_Q1_0"),
+                Some("MOSTLY_Q1_0 or MOSTLY_I2_S (bitnet.cpp)"),
             ]
         );
     }
