@@ -77,12 +77,40 @@ fn preset_for_architecture(arch: Option<&str>) -> Option<&'static str> {
 /// architecture `arch`. `strict` is the command line's `--strict` (or
 /// `BITNET_STRICT_MODE=1`), which the policy cannot turn off.
 pub fn load(path: Option<&Path>, arch: Option<&str>, strict: bool) -> Result<Policy, PolicyErrors> {
-    let mut errors: Vec<PolicyError> = Vec::new();
-    let (user, name) = match path {
+    match path {
         Some(p) => {
-            let name = p.display().to_string();
             let text = read_policy_file(p).map_err(|e| PolicyErrors(vec![e]))?;
-            let (raw, problems) = parse_document(&text, &name);
+            let source = PolicySource {
+                text: &text,
+                name: &p.display().to_string(),
+                base_dir: p.parent(),
+            };
+            load_source(Some(source), arch, strict)
+        }
+        None => load_source(None, arch, strict),
+    }
+}
+
+/// A policy document already in memory: its text, the name errors cite, and the
+/// directory relative paths in it (fingerprint files, baselines) are resolved against.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicySource<'a> {
+    pub text: &'a str,
+    pub name: &'a str,
+    pub base_dir: Option<&'a Path>,
+}
+
+/// `load` for a policy in memory (`None`: the default policy).
+pub fn load_source(
+    source: Option<PolicySource<'_>>,
+    arch: Option<&str>,
+    strict: bool,
+) -> Result<Policy, PolicyErrors> {
+    let mut errors: Vec<PolicyError> = Vec::new();
+    let (user, name) = match source {
+        Some(src) => {
+            let name = src.name.to_string();
+            let (raw, problems) = parse_document(src.text, &name);
             errors.extend(problems);
             match raw {
                 Some(raw) => (Some(raw), name),
@@ -147,7 +175,7 @@ pub fn load(path: Option<&Path>, arch: Option<&str>, strict: bool) -> Result<Pol
     if let Some(u) = user {
         merged = raw::merge(merged, u);
     }
-    let base_dir = path.and_then(Path::parent).map(Path::to_path_buf);
+    let base_dir = source.and_then(|s| s.base_dir).map(Path::to_path_buf);
     match validate(merged, name, preset, generic_fallback, strict, base_dir) {
         Ok(policy) if errors.is_empty() => Ok(policy),
         Ok(_) => Err(sorted(errors)),
@@ -231,9 +259,11 @@ fn parse_document(text: &str, source: &str) -> (Option<RawPolicy>, Vec<PolicyErr
         Ok(tree) => tree,
         Err(e) => return (None, vec![yaml_error(e)]),
     };
-    let schema = schema();
+    // The schema is static: build it once per process, not once per document.
+    static SCHEMA: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(schema);
     let mut errors = Vec::new();
-    check_keys(&tree, &schema, &schema, &mut errors);
+    check_keys(&tree, schema, schema, &mut errors);
     match with_source(source, || serde_saphyr::from_str::<RawPolicy>(text)) {
         Ok(raw) => (Some(raw), errors),
         Err(e) => {

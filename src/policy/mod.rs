@@ -18,7 +18,10 @@ use crate::fingerprint::Fingerprint;
 use crate::gguf::{GgmlType, ValueType};
 use crate::rules::registry::Severity;
 
-pub use load::{load, preset_names, preset_source, schema, starter_policy, PolicyErrors};
+pub use load::{
+    load, load_source, preset_names, preset_source, schema, starter_policy, PolicyErrors,
+    PolicySource,
+};
 pub use located::Located;
 pub use raw::RawScalar;
 
