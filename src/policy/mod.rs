@@ -4,9 +4,11 @@
 //! `validate` turns the raw document into a [`Policy`], collecting every problem with
 //! its file:line:column before giving up. Presets are embedded in the binary.
 
+mod keys;
 mod load;
 mod located;
 pub mod raw;
+mod validate;
 
 use std::collections::HashMap;
 use std::fmt;

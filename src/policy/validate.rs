@@ -1,0 +1,542 @@
+//! Phase two of policy loading: the merged raw document becomes a validated [`Policy`].
+//! Every problem — a bound that contradicts another, an invalid pattern or regex, an
+//! unknown rule code, dtype or type, a bad date — is collected with its location.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use super::keys::suggest;
+use super::load::{PolicyError, PolicyErrors};
+use super::located::Located;
+use super::raw::{self, RawEnvelope, RawPolicy, RawScalar};
+use super::{
+    DtypeRule, Envelope, KeyRule, Loc, NormPolicy, Policy, ProbePolicy, ProjectionPolicy, Prompt,
+    TensorPolicy, TypeSpec, Waiver,
+};
+use crate::fingerprint::Fingerprint;
+use crate::gguf::{GgmlType, ValueType};
+use crate::rules::registry::{self, Severity};
+
+/// Phase two: raw document -> `Policy`, every problem collected.
+pub(super) fn validate(
+    raw: RawPolicy,
+    name: String,
+    preset: Option<String>,
+    generic_fallback: bool,
+    strict_flag: bool,
+    base_dir: Option<PathBuf>,
+) -> Result<Policy, PolicyErrors> {
+    let mut v = Validator::default();
+    match &raw.version {
+        Some(ver) if ver.value == 1 => {}
+        Some(ver) => v.err(
+            &ver.loc(),
+            format!(
+                "unsupported policy version {}; this gguf-gate reads version 1",
+                ver.value
+            ),
+        ),
+        None => v.errors.push(PolicyError {
+            loc: Loc {
+                file: name.clone(),
+                line: 1,
+                column: 1,
+            },
+            message: "missing `version: 1`".into(),
+        }),
+    }
+    let strict = strict_flag || raw.strict.as_ref().is_some_and(|s| s.value);
+
+    let mut severity = HashMap::new();
+    for (code, level) in raw.severity.iter().flatten() {
+        let Some(rule) = v.rule(code, &level.loc()) else {
+            continue;
+        };
+        let sev = match level.value.as_str() {
+            "error" => Some(Severity::Error),
+            "warning" => Some(Severity::Warning),
+            "off" => None,
+            other => {
+                v.err(
+                    &level.loc(),
+                    format!("severity {other:?} for `{code}`: expected error, warning or off"),
+                );
+                continue;
+            }
+        };
+        severity.insert(rule, sev);
+    }
+
+    let metadata = raw.metadata.unwrap_or_default();
+    let keys = metadata
+        .keys
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| v.key_rule(k))
+        .collect();
+
+    let norms_raw = raw.norms.unwrap_or_default();
+    let norms = NormPolicy {
+        patterns: v.patterns(norms_raw.patterns.unwrap_or_default()),
+        dtypes_loc: norms_raw
+            .dtypes
+            .as_ref()
+            .map(Located::loc)
+            .unwrap_or_default(),
+        dtypes: norms_raw.dtypes.map(|d| v.dtypes(&d)).unwrap_or_default(),
+        envelopes: v.envelopes(norms_raw.rms.unwrap_or_default()),
+    };
+
+    let proj_raw = raw.projections.unwrap_or_default();
+    let projections = ProjectionPolicy {
+        patterns: v.patterns(proj_raw.patterns.unwrap_or_default()),
+        envelopes: v.envelopes(proj_raw.rms.unwrap_or_default()),
+        max_spread_in_layer: proj_raw.max_spread_in_layer.map(|s| v.spread(s)),
+        max_spread_across_layers: proj_raw.max_spread_across_layers.map(|s| v.spread(s)),
+    };
+
+    let t = raw.tensors.unwrap_or_default();
+    let tensors = TensorPolicy {
+        loc: t.finite.as_ref().map(Located::loc).unwrap_or_default(),
+        finite: t.finite.is_none_or(|b| b.value),
+        nonzero: t.nonzero.is_none_or(|b| b.value),
+        nonconstant: t.nonconstant.is_none_or(|b| b.value),
+        dtypes: t
+            .dtypes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| {
+                let pattern = v.pattern(d.pattern)?;
+                Some(DtypeRule {
+                    pattern,
+                    allowed: v.dtypes(&d.allowed),
+                    loc: d.allowed.loc(),
+                })
+            })
+            .collect(),
+        count: t.count.map(|c| (c.value, c.loc())),
+    };
+
+    let mut fingerprints = Vec::new();
+    let fp = raw.fingerprint.unwrap_or_default();
+    for e in fp.expected.unwrap_or_default() {
+        if let Some(f) = v.fingerprint(&e) {
+            fingerprints.push((f, e.loc()));
+        }
+    }
+    if let Some(file) = fp.file {
+        let path = relative_to(&base_dir, &file.value);
+        match std::fs::read_to_string(&path) {
+            Ok(text) if text.len() <= 1 << 16 => {
+                for line in text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                {
+                    match line.parse::<Fingerprint>() {
+                        Ok(f) => fingerprints.push((f, file.loc())),
+                        Err(e) => v.err(&file.loc(), format!("{}: {e}", path.display())),
+                    }
+                }
+            }
+            Ok(_) => v.err(
+                &file.loc(),
+                format!("{}: too large for a fingerprint file", path.display()),
+            ),
+            Err(e) => v.err(
+                &file.loc(),
+                format!("cannot read fingerprint file {}: {e}", path.display()),
+            ),
+        }
+    }
+
+    let p = raw.probe.unwrap_or_default();
+    let default_tokens = p.max_tokens.as_ref().map_or(32, |m| m.value);
+    if let Some(m) = &p.max_tokens {
+        if m.value == 0 || m.value > 4096 {
+            v.err(
+                &m.loc(),
+                format!("probe.max_tokens {} must be between 1 and 4096", m.value),
+            );
+        }
+    }
+    let min_word_share = match &p.min_word_share {
+        Some(s) if !(0.0..=1.0).contains(&s.value) => {
+            v.err(
+                &s.loc(),
+                format!("probe.min_word_share {} must be between 0 and 1", s.value),
+            );
+            0.6
+        }
+        Some(s) => s.value,
+        None => 0.6,
+    };
+    let prompts = p
+        .prompts
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|pr| {
+            if pr.text.value.trim().is_empty() {
+                v.err(&pr.text.loc(), "an empty probe prompt".into());
+                return None;
+            }
+            Some(Prompt {
+                loc: pr.text.loc(),
+                text: pr.text.value,
+                max_tokens: pr.max_tokens.map_or(default_tokens, |m| m.value),
+                expect_contains: pr
+                    .expect_contains
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| s.value)
+                    .collect(),
+                expect_regex: pr.expect_regex.and_then(|r| v.regex(&r, false)),
+            })
+        })
+        .collect();
+    let probe = ProbePolicy {
+        loc: p.enabled.as_ref().map(Located::loc).unwrap_or_default(),
+        enabled: p.enabled.is_none_or(|e| e.value),
+        prompts,
+        max_tokens: default_tokens,
+        min_word_share,
+        baseline: p.baseline.map(|b| relative_to(&base_dir, &b.value)),
+    };
+
+    let waivers = raw
+        .waivers
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|w| {
+            let rule = v.rule(&w.rule.value, &w.rule.loc());
+            let target = v.pattern(w.target.clone());
+            let expires = parse_date(&w.expires.value);
+            if expires.is_none() {
+                v.err(
+                    &w.expires.loc(),
+                    format!(
+                        "waiver expiry {:?} is not a date (YYYY-MM-DD)",
+                        w.expires.value
+                    ),
+                );
+            }
+            if w.reason.value.trim().is_empty() {
+                v.err(&w.reason.loc(), "a waiver needs a reason".into());
+            }
+            let fingerprint = match &w.fingerprint {
+                Some(f) => Some(v.fingerprint(f)?),
+                None => None,
+            };
+            Some(Waiver {
+                rule: rule?,
+                target: target?,
+                reason: w.reason.value,
+                expires: expires?,
+                fingerprint,
+                loc: w.rule.loc(),
+            })
+        })
+        .collect();
+
+    if !v.errors.is_empty() {
+        return Err(PolicyErrors(v.errors));
+    }
+    Ok(Policy {
+        name,
+        preset,
+        generic_fallback,
+        strict,
+        severity,
+        keys,
+        consistency: metadata.consistency.is_none_or(|c| c.value),
+        norms,
+        projections,
+        tensors,
+        fingerprints,
+        probe,
+        waivers,
+    })
+}
+
+fn relative_to(base: &Option<PathBuf>, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    match base {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// `YYYY-MM-DD` -> (year, month, day), with the day checked against the month.
+pub(crate) fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
+    let mut parts = s.trim().splitn(3, '-');
+    let y: i32 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let max = *days.get(m.checked_sub(1)? as usize)?;
+    (s.trim().len() == 10 && (1..=max).contains(&d)).then_some((y, m, d))
+}
+
+/// Collects problems while converting.
+#[derive(Default)]
+struct Validator {
+    errors: Vec<PolicyError>,
+}
+
+impl Validator {
+    fn err(&mut self, loc: &Loc, message: String) {
+        self.errors.push(PolicyError {
+            loc: loc.clone(),
+            message,
+        });
+    }
+
+    fn rule(&mut self, code: &str, loc: &Loc) -> Option<&'static str> {
+        match registry::lookup(code) {
+            Some(r) => Some(r.code),
+            None => {
+                let codes: Vec<&str> = registry::RULES.iter().map(|r| r.code).collect();
+                let hint = suggest(code, &codes)
+                    .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+                self.err(
+                    loc,
+                    format!("unknown rule code `{code}`{hint} (see `gguf-gate rules`)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn pattern(&mut self, p: Located<String>) -> Option<String> {
+        if p.value.trim().is_empty() {
+            self.err(&p.loc(), "an empty pattern".into());
+            return None;
+        }
+        Some(p.value)
+    }
+
+    fn patterns(&mut self, list: Vec<Located<String>>) -> Vec<String> {
+        list.into_iter().filter_map(|p| self.pattern(p)).collect()
+    }
+
+    fn regex(&mut self, r: &Located<String>, anchored: bool) -> Option<Regex> {
+        if r.value.is_empty() {
+            self.err(&r.loc(), "an empty regular expression".into());
+            return None;
+        }
+        let source = if anchored {
+            format!("^(?:{})$", r.value)
+        } else {
+            r.value.clone()
+        };
+        match regex::RegexBuilder::new(&source)
+            .size_limit(1 << 20)
+            .build()
+        {
+            Ok(re) => Some(re),
+            Err(e) => {
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or("invalid");
+                let msg = last.strip_prefix("error: ").unwrap_or(last).to_string();
+                self.err(
+                    &r.loc(),
+                    format!("invalid regular expression {:?}: {msg}", r.value),
+                );
+                None
+            }
+        }
+    }
+
+    fn dtypes(&mut self, list: &Located<Vec<String>>) -> Vec<GgmlType> {
+        if list.value.is_empty() {
+            self.err(&list.loc(), "an empty dtype list allows nothing".into());
+        }
+        list.value
+            .iter()
+            .filter_map(|name| match GgmlType::from_name(name) {
+                Some(t) => Some(t),
+                None => {
+                    let names: Vec<&str> = GgmlType::all().map(GgmlType::name).collect();
+                    let hint = suggest(&name.to_uppercase(), &names)
+                        .map_or(String::new(), |s| format!("; did you mean {s}?"));
+                    self.err(&list.loc(), format!("unknown dtype {name:?}{hint}"));
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn bounds(&mut self, min: &Option<Located<f64>>, max: &Option<Located<f64>>, what: &str) {
+        for b in [min, max].into_iter().flatten() {
+            if !b.value.is_finite() {
+                self.err(
+                    &b.loc(),
+                    format!("{what}: bound {} is not a finite number", b.value),
+                );
+            }
+        }
+        if let (Some(lo), Some(hi)) = (min, max) {
+            if lo.value > hi.value {
+                self.err(
+                    &lo.loc(),
+                    format!(
+                        "{what}: min {} is greater than max {} (line {})",
+                        lo.value, hi.value, hi.line
+                    ),
+                );
+            }
+        }
+    }
+
+    fn envelopes(&mut self, list: Vec<RawEnvelope>) -> Vec<Envelope> {
+        list.into_iter()
+            .filter_map(|e| {
+                let what = format!("rms for {:?}", e.pattern.value);
+                self.bounds(&e.min, &e.max, &what);
+                if let Some(m) = &e.min {
+                    if m.value < 0.0 {
+                        self.err(
+                            &m.loc(),
+                            format!("{what}: an RMS is never negative (min {})", m.value),
+                        );
+                    }
+                }
+                let loc = e
+                    .min
+                    .as_ref()
+                    .or(e.max.as_ref())
+                    .map_or_else(|| e.pattern.loc(), Located::loc);
+                let pattern = self.pattern(e.pattern)?;
+                Some(Envelope {
+                    pattern,
+                    min: e.min.map(|m| m.value),
+                    max: e.max.map(|m| m.value),
+                    loc,
+                })
+            })
+            .collect()
+    }
+
+    fn spread(&mut self, s: Located<f64>) -> (f64, Loc) {
+        if s.value.is_nan() || s.value < 1.0 {
+            self.err(
+                &s.loc(),
+                format!("a max/min spread must be at least 1 (got {})", s.value),
+            );
+        }
+        (s.value, s.loc())
+    }
+
+    fn fingerprint(&mut self, s: &Located<String>) -> Option<Fingerprint> {
+        match s.value.parse() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                self.err(&s.loc(), format!("{e}"));
+                None
+            }
+        }
+    }
+
+    fn type_spec(&mut self, t: &Located<String>) -> Option<TypeSpec> {
+        let name = t.value.trim();
+        let scalar = |n: &str| {
+            [
+                "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "u64", "i64",
+                "f64",
+            ]
+            .iter()
+            .position(|x| *x == n)
+            .and_then(|i| ValueType::from_id([0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12][i]))
+        };
+        let spec = if name == "array" {
+            Some(TypeSpec {
+                ty: ValueType::Array,
+                element: None,
+            })
+        } else if let Some(inner) = name
+            .strip_prefix("array[")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            scalar(inner).map(|e| TypeSpec {
+                ty: ValueType::Array,
+                element: Some(e),
+            })
+        } else {
+            scalar(name).map(|ty| TypeSpec { ty, element: None })
+        };
+        if spec.is_none() {
+            self.err(
+                &t.loc(),
+                format!("unknown type {name:?}: expected u8 i8 u16 i16 u32 i32 u64 i64 f32 f64 bool string, array or array[<type>]"),
+            );
+        }
+        spec
+    }
+
+    fn key_rule(&mut self, k: raw::RawKeyRule) -> Option<KeyRule> {
+        let ty = k.ty.as_ref().and_then(|t| self.type_spec(t));
+        let what = format!("key {:?}", k.key.value);
+        self.bounds(&k.min, &k.max, &what);
+        let regex = k.regex.as_ref().and_then(|r| self.regex(r, true));
+        if let Some(vals) = &k.values {
+            if vals.value.is_empty() {
+                self.err(
+                    &vals.loc(),
+                    format!("{what}: an empty `values` list allows nothing"),
+                );
+            }
+        }
+        let key = self.pattern(k.key.clone())?;
+        Some(KeyRule {
+            key,
+            ty,
+            required: k.required.is_none_or(|r| r.value),
+            values: k.values.map(|v| v.value).unwrap_or_default(),
+            min: k.min.map(|m| m.value),
+            max: k.max.map(|m| m.value),
+            regex,
+            when: k.when.map(|w| (w.key.value, w.equals.value)),
+            loc: k.key.loc(),
+        })
+    }
+}
+
+impl RawScalar {
+    /// Whether a metadata value equals this scalar (numbers compare by value).
+    pub fn matches(&self, v: &crate::gguf::Value) -> bool {
+        match self {
+            RawScalar::Bool(b) => v.as_bool() == Some(*b),
+            RawScalar::Int(i) => v.as_f64() == Some(*i as f64),
+            RawScalar::Float(f) => v.as_f64() == Some(*f),
+            RawScalar::Str(s) => v.as_str() == Some(s.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for RawScalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawScalar::Bool(b) => write!(f, "{b}"),
+            RawScalar::Int(i) => write!(f, "{i}"),
+            RawScalar::Float(x) => write!(f, "{x}"),
+            RawScalar::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
