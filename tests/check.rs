@@ -453,6 +453,10 @@ fn broken_policy_exits_2_with_every_problem() {
         ("version: 2\n", "unsupported policy version"),
         ("version: 1\nnorms: {dtypes: 5}\n", ":2:17"),
         ("version: 1\nextends: llama2\n", "unknown preset"),
+        (
+            "version: 1\nprobe:\n  prompts:\n    - {text: hi, max_tokens: 0}\n",
+            "max_tokens 0 must be between 1 and 4096",
+        ),
     ] {
         let policy = write_policy(dir.path(), text);
         let out = run(&[

@@ -1231,10 +1231,51 @@ fn tokenizer_problems_are_input_errors() {
         &out,
         &["tokenizer.json", "Unigram"],
     );
-    // More tokens than embedding rows.
+    // Hostile sizes in config.json are refused quickly, without allocating for them.
+    for (field, value, needle) in [
+        (
+            "num_hidden_layers",
+            json!(4_000_000_000u64),
+            "num_hidden_layers",
+        ),
+        (
+            "vocab_size",
+            json!(4_000_000_000u64),
+            "model.embed_tokens.weight",
+        ),
+    ] {
+        let mut config = tiny_config("llama");
+        config[field] = value;
+        let dir = checkpoint(
+            tmp.path(),
+            &format!("huge-{field}"),
+            &config,
+            &tiny_llama_tensors(),
+        );
+        let start = std::time::Instant::now();
+        assert_input_error(&export(&dir, &out, &[]), &out, &[needle]);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{field}"
+        );
+    }
+    // A config that contradicts the checkpoint is caught before the tokenizer is read.
     let mut config = tiny_config("llama");
     config["vocab_size"] = json!(16);
     let dir = checkpoint(tmp.path(), "small", &config, &tiny_llama_tensors());
+    assert_input_error(
+        &export(&dir, &out, &[]),
+        &out,
+        &["model.embed_tokens.weight", "expected [16, 64]"],
+    );
+    // More tokens than embedding rows (config and checkpoint agree on 16 rows).
+    let mut tensors = tiny_llama_tensors();
+    let embd = tensors
+        .iter_mut()
+        .find(|t| t.name == "model.embed_tokens.weight")
+        .unwrap();
+    *embd = f32_tensor(&embd.name.clone(), &[16, HIDDEN], &vec![0.1; 16 * HIDDEN]);
+    let dir = checkpoint(tmp.path(), "small16", &config, &tensors);
     assert_input_error(
         &export(&dir, &out, &[]),
         &out,

@@ -886,6 +886,11 @@ fn bad_tokens_and_positions_are_errors() {
             ..
         })
     ));
+    // A run length that would overflow the position count is refused, not a panic.
+    assert!(matches!(
+        generate(&model, &[1, 2], usize::MAX, |_| false),
+        Err(InferError::ContextTooLong { .. })
+    ));
     // A session from another model is refused.
     let other = Spec {
         vocab: 384,

@@ -264,6 +264,19 @@ fn plan(
         Role::Embedding,
     )];
     let layer = names::layer_entries(cfg.family);
+    // Every layer needs its tensors in the checkpoint: a layer count above the number of
+    // tensors cannot be satisfied, and must not make us build billions of names.
+    if cfg.layers as usize > ckpt.entries.len() {
+        return Err(ExportError::ConfigInvalid {
+            path: cfg.path.clone(),
+            field: "num_hidden_layers".into(),
+            expected: format!(
+                "at most the {} tensors in the checkpoint",
+                ckpt.entries.len()
+            ),
+            found: cfg.layers.to_string(),
+        });
+    }
     for l in 0..cfg.layers {
         for (hf, gguf, role) in &layer {
             wanted.push((
@@ -612,12 +625,14 @@ pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
         .tokenizer
         .map_or_else(|| dir.join("tokenizer.json"), Path::to_path_buf);
     let (tok_bytes, tok_json) = read_json(&tok_path, MAX_TOKENIZER_BYTES, "tokenizer.json")?;
+    // The checkpoint first: `plan` proves token_embd has `vocab_size` real rows, which
+    // bounds the padding `tokenizer_metadata` may add to the vocabulary.
+    let ckpt = Checkpoint::open(dir)?;
+    let plan = plan(&cfg, &ckpt, opts.outtype, opts.allow_unmapped)?;
     let TokenizerMeta {
         keys: tok_keys,
         read: tok_extra,
     } = tokenizer_metadata(&tok_path, &tok_json, cfg.vocab)?;
-    let ckpt = Checkpoint::open(dir)?;
-    let plan = plan(&cfg, &ckpt, opts.outtype, opts.allow_unmapped)?;
 
     // Outputs: never an input, never an existing file without --force.
     std::fs::create_dir_all(opts.out_dir).map_err(|e| ExportError::io(opts.out_dir, e))?;

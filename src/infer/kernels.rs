@@ -642,13 +642,14 @@ fn dot_tq2_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
 /// bitnet.cpp's `ggml_vec_dot_i2_i8_s`: the integer sum of raw codes (0..3) times the
 /// int8 activations over the row (x86 layout: 128-element blocks of 32 bytes, element
 /// `j` in byte `j % 32` at shift `6 - 2 * (j / 32)`).
-fn dot_i2s(row: &[u8], q: &[i8]) -> i32 {
-    let mut sum = 0i32;
+fn dot_i2s(row: &[u8], q: &[i8]) -> i64 {
+    // i64: a row of millions of columns times 3 x 127 would overflow an i32.
+    let mut sum = 0i64;
     for (block, y) in row.chunks_exact(QK_I2S / 4).zip(q.chunks_exact(QK_I2S)) {
         for group in 0..4 {
             let shift = 6 - 2 * group;
             for (pos, &b) in block.iter().enumerate() {
-                sum += i32::from((b >> shift) & 3) * i32::from(y[32 * group + pos]);
+                sum += i64::from((b >> shift) & 3) * i64::from(y[32 * group + pos]);
             }
         }
     }

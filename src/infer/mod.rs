@@ -127,8 +127,10 @@ pub fn generate(
         return Err(InferError::TokenOutOfRange { token, vocab });
     }
     // The last generated token is never run, so the prompt plus max_tokens - 1 positions.
-    let needed = prompt_tokens.len() + max_tokens.saturating_sub(1);
     let context_length = model.config().context_length;
+    let needed = prompt_tokens
+        .len()
+        .saturating_add(max_tokens.saturating_sub(1));
     if needed > context_length {
         return Err(InferError::ContextTooLong {
             needed,

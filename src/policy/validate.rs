@@ -183,6 +183,14 @@ pub(super) fn validate(
                 v.err(&pr.text.loc(), "an empty probe prompt".into());
                 return None;
             }
+            if let Some(m) = &pr.max_tokens {
+                if m.value == 0 || m.value > 4096 {
+                    v.err(
+                        &m.loc(),
+                        format!("max_tokens {} must be between 1 and 4096", m.value),
+                    );
+                }
+            }
             Some(Prompt {
                 loc: pr.text.loc(),
                 text: pr.text.value,

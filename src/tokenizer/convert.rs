@@ -336,14 +336,19 @@ pub fn gguf_metadata_from_tokenizer_files(
     // Token types: convert_hf_to_gguf's rules; gaps in the ids are unused padding.
     let mut types = Vec::with_capacity(by_id.len());
     let mut tokens = Vec::with_capacity(by_id.len());
+    // id -> special?, built once (a linear search per id would be quadratic).
+    let mut added_special: std::collections::HashMap<u32, bool> = std::collections::HashMap::new();
+    for (i, _, special) in &added {
+        added_special.entry(*i).or_insert(*special);
+    }
     for (id, t) in (0u32..).zip(&by_id) {
         let (text, ty) = match t {
             None => (format!("[PAD{id}]"), 5),
             Some(t) => {
-                let ty = match added.iter().find(|(i, _, _)| *i == id) {
+                let ty = match added_special.get(&id) {
                     _ if Some(id) == unk => 2,
-                    Some((_, _, true)) => 3,
-                    Some((_, _, false)) => 4,
+                    Some(true) => 3,
+                    Some(false) => 4,
                     None if !byte_level
                         && byte_fallback
                         && super::parse_byte_token(t).is_some() =>
