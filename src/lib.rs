@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod glob;
 pub mod infer;
 pub mod inspect;
+pub mod output;
 pub mod policy;
 pub mod probe;
 pub mod progress;

@@ -9,20 +9,17 @@
 //! `--strict` gates it before the rename — the same pieces `export` uses.
 //! docs/quantize.md is the user's guide.
 
-use std::cell::RefCell;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::atomic::{write_atomic_verified, write_text, Overwrite};
-use crate::export::{canonical, file_label, strict_gate, Hashing};
+use crate::atomic::{write_text, Overwrite};
+use crate::export::{canonical, file_label};
 use crate::fingerprint::{fingerprint_file, Fingerprint};
 use crate::gguf::{GgmlType, GgufFile, GgufWriter, OpenError, TensorInfo, TensorSpec, Value};
 use crate::glob::glob_match;
-use crate::progress::bytes_bar;
+use crate::output::{write_gguf, OutputError, Written};
 use crate::quant;
 use crate::rules::Finding;
 
@@ -373,87 +370,48 @@ pub fn quantize(opts: &QuantizeOptions<'_>) -> Result<Outcome, QuantizeError> {
     }
 
     // The data, streamed into a temporary file; gated there under --strict.
-    let failure: RefCell<Option<QuantizeError>> = RefCell::new(None);
-    let gate_failures: RefCell<Option<Vec<Finding>>> = RefCell::new(None);
-    let digest: RefCell<Option<[u8; 32]>> = RefCell::new(None);
     let total = w.file_size();
-    let bar = bytes_bar(total, "quantize");
     let overwrite = if opts.force {
         Overwrite::Allow
     } else {
         Overwrite::Refuse
     };
-    let result = write_atomic_verified(
+    let written = write_gguf(
         &gguf_path,
         overwrite,
-        |out_file| {
-            let mut out = Hashing {
-                inner: out_file,
-                hasher: Sha256::new(),
-            };
-            let written = w.write(&mut out, |i, _, sink| {
-                let (Some(t), Some(p)) = (header.tensors.get(i), plan.get(i)) else {
-                    return Ok(());
-                };
-                let bytes = convert(&file, t, p);
-                file.release(header.data_range(t));
-                let bytes = bytes.map_err(|e| {
-                    *failure.borrow_mut() = Some(e);
-                    io::Error::other("tensor conversion failed")
-                })?;
-                bar.inc(bytes.len() as u64);
-                sink.write_all(&bytes)
-            });
-            match written {
-                Ok(_) => {
-                    *digest.borrow_mut() = Some(out.hasher.finalize().into());
-                    Ok(())
-                }
-                Err(e) => {
-                    if failure.borrow().is_none() {
-                        *failure.borrow_mut() = Some(write_err(e));
-                    }
-                    Err(io::Error::other("quantize failed"))
-                }
-            }
-        },
-        |temp| {
-            bar.finish_and_clear();
-            if !opts.strict {
+        &w,
+        opts.strict,
+        "quantize",
+        |i, sink, bar| {
+            let (Some(t), Some(p)) = (header.tensors.get(i), plan.get(i)) else {
                 return Ok(());
-            }
-            let failed = strict_gate(temp).map_err(|message| {
-                *failure.borrow_mut() = Some(QuantizeError::Gate {
-                    path: gguf_path.clone(),
-                    message,
-                });
-                io::Error::other("gate error")
-            })?;
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                *gate_failures.borrow_mut() = Some(failed);
-                Err(io::Error::other("the strict gate failed"))
-            }
+            };
+            let bytes = convert(&file, t, p);
+            file.release(header.data_range(t));
+            let bytes = bytes?;
+            bar.inc(bytes.len() as u64);
+            sink.write_all(&bytes)
+                .map_err(|e| QuantizeError::io(&gguf_path, e))
         },
     );
-    bar.finish_and_clear();
-    if let Some(findings) = gate_failures.into_inner() {
-        return Ok(Outcome::GateFailed { findings });
-    }
-    if let Some(e) = failure.into_inner() {
-        return Err(e);
-    }
-    result.map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            QuantizeError::OutputExists {
+    let fingerprint = match written {
+        Ok(Written::Done { fingerprint }) => fingerprint,
+        Ok(Written::GateFailed(findings)) => return Ok(Outcome::GateFailed { findings }),
+        Err(OutputError::Tensor(e)) => return Err(e),
+        Err(OutputError::Write(e)) => return Err(write_err(e)),
+        Err(OutputError::Gate(message)) => {
+            return Err(QuantizeError::Gate {
                 path: gguf_path.clone(),
-            }
-        } else {
-            QuantizeError::io(&gguf_path, e)
+                message,
+            })
         }
-    })?;
-    let fingerprint = Fingerprint(digest.into_inner().unwrap_or_default());
+        Err(OutputError::Exists) => {
+            return Err(QuantizeError::OutputExists {
+                path: gguf_path.clone(),
+            })
+        }
+        Err(OutputError::Io(e)) => return Err(QuantizeError::io(&gguf_path, e)),
+    };
 
     // The sidecars.
     write_text(&fp_path, overwrite, &format!("{fingerprint}\n"))

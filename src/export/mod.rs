@@ -16,24 +16,22 @@ mod error;
 mod names;
 mod safetensors;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ::safetensors::Dtype;
 use serde_json::{json, Value as Json};
-use sha2::{Digest, Sha256};
 
-use crate::atomic::{write_atomic_verified, write_text, Overwrite};
-use crate::check::{run_check, CheckOptions};
+use crate::atomic::{write_text, Overwrite};
 use crate::fingerprint::{fingerprint_file, Fingerprint};
 use crate::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
-use crate::progress::bytes_bar;
-use crate::rules::{registry, Finding, Severity};
+use crate::output::{write_gguf, OutputError, Written};
+use crate::rules::Finding;
 use crate::tokenizer::gguf_metadata_from_tokenizer_files;
 
 pub use self::safetensors::ternary_row;
+pub use crate::output::{gate_failures_of, strict_gate, GATE_FAMILIES};
 pub use config::{Family, ModelConfig, ScaleMode, BITNET_ARCH};
 pub use convert::permuted_source_row;
 pub use error::ExportError;
@@ -50,8 +48,6 @@ pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
 pub const MAX_TOKENIZER_CONFIG_BYTES: u64 = 16 << 20;
 /// `--name` longer than this is refused (it becomes a file name).
 pub const MAX_NAME_BYTES: usize = 200;
-/// The rule families `--strict` gates on (the probe is not part of an export).
-pub const GATE_FAMILIES: &[&str] = &["metadata", "norms", "tensors"];
 
 /// The element type of the exported matrices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -561,24 +557,6 @@ fn check_name(name: &str) -> Result<(), ExportError> {
     Ok(())
 }
 
-/// A writer that hashes what passes through it (shared with `quantize`).
-pub(crate) struct Hashing<'a, W: Write> {
-    pub(crate) inner: &'a mut W,
-    pub(crate) hasher: Sha256,
-}
-
-impl<W: Write> Write for Hashing<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(buf.get(..n).unwrap_or(&[]));
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// `path` made absolute through its existing parent (the file itself may not exist yet).
 pub(crate) fn canonical(path: &Path) -> Option<PathBuf> {
     if let Ok(p) = path.canonicalize() {
@@ -692,98 +670,58 @@ pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
     }
 
     // The data, streamed into a temporary file; gated there under --strict.
-    let failure: RefCell<Option<ExportError>> = RefCell::new(None);
-    let gate_failures: RefCell<Option<Vec<Finding>>> = RefCell::new(None);
-    let digest: RefCell<Option<[u8; 32]>> = RefCell::new(None);
     let total = w.file_size();
-    let bar = bytes_bar(total, "export");
     let overwrite = if opts.force {
         Overwrite::Allow
     } else {
         Overwrite::Refuse
     };
-    let result = write_atomic_verified(
+    let written = write_gguf(
         &gguf_path,
         overwrite,
-        |file| {
-            let mut out = Hashing {
-                inner: file,
-                hasher: Sha256::new(),
-            };
-            let written = w.write(&mut out, |i, _, sink| {
-                let Some(t) = plan.tensors.get(i) else {
-                    return Ok(());
-                };
-                let Some(e) = ckpt.entries.get(t.entry) else {
-                    return Ok(());
-                };
-                let job = Job {
-                    name: &t.hf,
-                    data: ckpt.data(e),
-                    decode: t.decode,
-                    rows: t.rows,
-                    cols: t.cols,
-                    permute: t.permute,
-                    out: t.ty,
-                    output: &gguf_path,
-                };
-                let r = convert::run(&job, sink, &mut |n| bar.inc(n));
-                ckpt.release(e);
-                r.map_err(|e| {
-                    *failure.borrow_mut() = Some(e);
-                    io::Error::other("tensor conversion failed")
-                })
-            });
-            match written {
-                Ok(_) => {
-                    *digest.borrow_mut() = Some(out.hasher.finalize().into());
-                    Ok(())
-                }
-                Err(e) => {
-                    if failure.borrow().is_none() {
-                        *failure.borrow_mut() = Some(write_err(e));
-                    }
-                    Err(io::Error::other("export failed"))
-                }
-            }
-        },
-        |temp| {
-            bar.finish_and_clear();
-            if !opts.strict {
+        &w,
+        opts.strict,
+        "export",
+        |i, sink, bar| {
+            let Some(t) = plan.tensors.get(i) else {
                 return Ok(());
-            }
-            let failed = strict_gate(temp).map_err(|message| {
-                *failure.borrow_mut() = Some(ExportError::Gate {
-                    path: gguf_path.clone(),
-                    message,
-                });
-                io::Error::other("gate error")
-            })?;
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                *gate_failures.borrow_mut() = Some(failed);
-                Err(io::Error::other("the strict gate failed"))
-            }
+            };
+            let Some(e) = ckpt.entries.get(t.entry) else {
+                return Ok(());
+            };
+            let job = Job {
+                name: &t.hf,
+                data: ckpt.data(e),
+                decode: t.decode,
+                rows: t.rows,
+                cols: t.cols,
+                permute: t.permute,
+                out: t.ty,
+                output: &gguf_path,
+            };
+            let r = convert::run(&job, sink, &mut |n| bar.inc(n));
+            ckpt.release(e);
+            r
         },
     );
-    bar.finish_and_clear();
-    if let Some(findings) = gate_failures.into_inner() {
-        return Ok(Outcome::GateFailed { findings });
-    }
-    if let Some(e) = failure.into_inner() {
-        return Err(e);
-    }
-    result.map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            ExportError::OutputExists {
+    let fingerprint = match written {
+        Ok(Written::Done { fingerprint }) => fingerprint,
+        Ok(Written::GateFailed(findings)) => return Ok(Outcome::GateFailed { findings }),
+        Err(OutputError::Tensor(e)) => return Err(e),
+        Err(OutputError::Write(e)) => return Err(write_err(e)),
+        Err(OutputError::Gate(message)) => {
+            return Err(ExportError::Gate {
                 path: gguf_path.clone(),
-            }
-        } else {
-            ExportError::io(&gguf_path, e)
+                message,
+            })
         }
-    })?;
-    let fingerprint = Fingerprint(digest.into_inner().unwrap_or_default());
+        Err(OutputError::Exists) => {
+            return Err(ExportError::OutputExists {
+                path: gguf_path.clone(),
+            })
+        }
+        Err(OutputError::Io(e)) => return Err(ExportError::io(&gguf_path, e)),
+    };
 
     // The sidecars.
     write_text(&fp_path, overwrite, &format!("{fingerprint}\n"))
@@ -847,35 +785,6 @@ pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
         bytes: total,
         skipped: plan.skipped,
     }))
-}
-
-/// `--strict`'s gate (shared by `export` and `quantize`): check `path` in strict mode
-/// with the default policy and return the failures of the metadata, norm and tensor
-/// families. The probe is not part of it (its family is ignored anyway), so it does not
-/// run: `check` the written file to probe it. `Err` is a message: the check could not run.
-pub fn strict_gate(path: &Path) -> Result<Vec<Finding>, String> {
-    let options = CheckOptions {
-        policy: None,
-        strict: true,
-        fail_level: Severity::Error,
-        tokenizer: None,
-        record_probe: None,
-        probe: false,
-    };
-    let report = run_check(path, &options).map_err(|e| format!("{e:#}"))?;
-    Ok(gate_failures_of(report.findings))
-}
-
-/// The failures `--strict` refuses: errors of the metadata, norm and tensor families.
-pub fn gate_failures_of(findings: Vec<Finding>) -> Vec<Finding> {
-    findings
-        .into_iter()
-        .filter(|f| {
-            f.is_failure()
-                && f.severity >= Severity::Error
-                && GATE_FAMILIES.contains(&registry::info(f.rule).family)
-        })
-        .collect()
 }
 
 #[cfg(test)]
