@@ -8,7 +8,8 @@
 - inspect: gguf-gate `inspect --format json` vs gguf-py's `gguf-dump --json` on SmolLM2,
   wall time and peak RSS (/usr/bin/time -v);
 - stats: gguf-gate `stats` (GB/s of file data) vs gguf-py dequantization + numpy RMS on
-  SmolLM2 and on a synthetic 2 GiB GGUF of Q8_0/Q4_0/Q4_1 tensors; peak RSS on the 2 GiB file.
+  SmolLM2 and on a synthetic 2 GiB GGUF of Q8_0/Q4_0/Q4_1 tensors; peak RSS on the 2 GiB file;
+- check and run: the gate's wall time on SmolLM2 and greedy decode speed.
 
 Numbers quoted in docs/performance.md come from this script. Timings are best-of-N
 wall-clock; run on an otherwise idle machine.
@@ -150,6 +151,17 @@ def main():
               f" | gguf-py+numpy RMS {size / t_ref / 1e9:.3f} GB/s ({t_ref:.1f} s) | ratio {t_ref / t_ours:.0f}x")
     rss = peak_rss_mib([str(BIN), "stats", "--format", "json", str(synth)])
     print(f"  peak RSS of stats on the 2 GiB file: {rss:.1f} MiB")
+
+    gate = [str(BIN), "check", str(smollm)]
+    print(f"check SmolLM2 (default policy, probe on): {best_of(n, gate):.2f} s,"
+          f" peak RSS {peak_rss_mib(gate):.0f} MiB")
+    import json
+    for threads in (2, 1):
+        out = sh(str(BIN), "run", str(smollm), "--prompt", "The capital of France is",
+                 "--max-tokens", "32", "--format", "json", "--threads", str(threads)).stdout
+        t = json.loads(out)["timings"]
+        print(f"run SmolLM2, {threads} thread(s): prompt {t['prompt_ms']:.0f} ms,"
+              f" decode {t['decode_tok_s']:.0f} tok/s (llama.cpp, recorded in shared/reference: 76.7)")
 
 
 if __name__ == "__main__":
