@@ -161,7 +161,7 @@ def main():
                  "--max-tokens", "32", "--format", "json", "--threads", str(threads)).stdout
         t = json.loads(out)["timings"]
         print(f"run SmolLM2, {threads} thread(s): prompt {t['prompt_ms']:.0f} ms,"
-              f" decode {t['decode_tok_s']:.0f} tok/s (llama.cpp, recorded in shared/reference: 76.7)")
+              f" decode {t['decode_tok_s']:.0f} tok/s")
 
 
 if __name__ == "__main__":

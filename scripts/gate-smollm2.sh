@@ -4,7 +4,7 @@
 # every report into ./gate-report/. Exit code: 0 pass, 1 policy failed, 2 error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-models="$(bash scripts/fetch-models.sh | tail -n 1)"
+models="$(bash scripts/fetch-models.sh smollm2 | tail -n 1)"
 model="$models/SmolLM2-135M-Instruct.Q4_1.gguf"
 cargo build --release --quiet
 bin=target/x86_64-unknown-linux-gnu/release/gguf-gate

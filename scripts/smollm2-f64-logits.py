@@ -4,7 +4,7 @@
 Runs the llama forward pass in float64 with numpy on weights dequantized by gguf-py, with
 no activation quantization, no f16 KV cache and libm-free math: the "noise-free" answer.
 Prints the logits of llama.cpp's reference top-10 ids and their largest distance from
-llama.cpp's values (shared/reference/smollm2-greedy.json), once with normal RoPE (what
+llama.cpp's values (tests/reference/smollm2-greedy.json), once with normal RoPE (what
 llama uses) and once with NeoX RoPE (a wiring mistake), to show how large quantization
 noise and a real bug are.
 
@@ -22,7 +22,7 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 cache = os.environ.get("GGUF_GATE_MODELS") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gguf-gate", "models")
 model = sys.argv[1] if len(sys.argv) > 1 else os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
-ref_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "..", "shared", "reference", "smollm2-greedy.json")
+ref_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "tests", "reference", "smollm2-greedy.json")
 
 ref = json.load(open(ref_path))
 top = ref["first_step_top10"]

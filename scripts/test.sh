@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Run every test: installs the Python reference packages, fetches the real models into
-# the cache, then runs the whole cargo test suite with skipping disallowed.
+# Run every test: installs the pinned Python reference packages, fetches the real models
+# into the cache (checksum-verified), then runs the whole cargo test suite. A test whose
+# model or reference package is missing fails (it never skips unless GGUF_GATE_ALLOW_SKIP=1
+# is set, which this script does not do).
 # Usage: bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 GGUF_GATE_MODELS="$(bash scripts/fetch-models.sh | tail -n 1)"
 export GGUF_GATE_MODELS
-export GGUF_GATE_NO_SKIP=1
+unset GGUF_GATE_ALLOW_SKIP
 cargo test --all-targets "$@"

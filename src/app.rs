@@ -466,14 +466,7 @@ fn parse_expected(arg: &str) -> Result<Fingerprint> {
     if !path.exists() {
         bail!("--verify {arg:?}: neither a sha256-... fingerprint nor an existing file");
     }
-    let meta = std::fs::metadata(path).with_context(|| arg.to_string())?;
-    if meta.len() > 4096 {
-        bail!(
-            "{arg}: {} bytes is too large for a fingerprint file",
-            meta.len()
-        );
-    }
-    let text = std::fs::read_to_string(path).with_context(|| arg.to_string())?;
+    let text = crate::input::read_text_bounded(path, 4096, "fingerprint file")?;
     text.trim()
         .parse()
         .with_context(|| format!("{arg}: does not hold a fingerprint"))

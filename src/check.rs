@@ -35,6 +35,11 @@ pub struct CheckOptions<'a> {
 /// Run the gate on `model`. Errors are usage or input errors (exit 2).
 pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
     let start = Instant::now();
+    if let Some(path) = options.tokenizer {
+        // A tokenizer the user names must at least be a readable file: that is a usage
+        // error (exit 2), not a probe finding.
+        crate::input::open_regular(path).context("--tokenizer")?;
+    }
     let file = GgufFile::open(model)?;
     let policy = policy::load(options.policy, file.header.architecture(), options.strict)
         .map_err(anyhow::Error::new)
@@ -126,16 +131,8 @@ fn run_probe(
 const MAX_BASELINE_BYTES: u64 = 16 << 20;
 
 fn read_baseline(path: &Path) -> Result<Baseline, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .len();
-    if size > MAX_BASELINE_BYTES {
-        return Err(format!(
-            "{}: {size} bytes is too large for a probe baseline",
-            path.display()
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = crate::input::read_text_bounded(path, MAX_BASELINE_BYTES, "probe baseline")
+        .map_err(|e| e.to_string())?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 

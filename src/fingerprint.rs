@@ -4,7 +4,6 @@
 //! beside exported files.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::str::FromStr;
@@ -81,8 +80,7 @@ pub fn fingerprint_reader<R: Read>(
 
 /// Hash a whole file, with a progress bar on a terminal.
 pub fn fingerprint_file(path: &Path) -> io::Result<Fingerprint> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
+    let (file, len) = crate::input::open_regular(path).map_err(|e| e.problem.into_io())?;
     let bar = bytes_bar(len, "fingerprint");
     let fp = fingerprint_reader(file, |n| bar.inc(n))?;
     bar.finish_and_clear();

@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod gguf;
 pub mod glob;
 pub mod infer;
+pub mod input;
 pub mod inspect;
 pub mod output;
 pub mod policy;

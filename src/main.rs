@@ -1,5 +1,7 @@
 //! The `gguf-gate` binary: parse the arguments, run the command, map the outcome to an
-//! exit code (0 pass, 1 failed, 2 usage or input error). Nothing else.
+//! exit code (0 pass, 1 failed, 2 usage or input error). Nothing else — except making
+//! sure that even a bug never reaches the user as Rust's exit 101: a panic anywhere (any
+//! thread) prints `gguf-gate: internal error: ...` with a request to report it, and exits 2.
 
 use std::process::ExitCode;
 
@@ -7,7 +9,22 @@ use clap::Parser;
 use gguf_gate::app::{run, Outcome};
 use gguf_gate::cli::Cli;
 
+/// Set to any value, makes the binary panic on purpose so the tests can prove the hook.
+const FORCE_PANIC_VAR: &str = "GGUF_GATE_TEST_FORCE_PANIC";
+
 fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "gguf-gate: internal error: {info}\n\
+             This is a bug in gguf-gate, not a problem with your file. Please report it with \
+             the command you ran (and the file, if you can share it): \
+             https://github.com/gguf-gate/gguf-gate/issues"
+        );
+        std::process::exit(2);
+    }));
+    if std::env::var_os(FORCE_PANIC_VAR).is_some() {
+        panic!("forced by {FORCE_PANIC_VAR}");
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(Outcome::Pass) => ExitCode::SUCCESS,

@@ -180,3 +180,105 @@ fn smollm2_inspect_summary() {
     let params = s["parameters"].as_u64().unwrap();
     assert!((134_000_000..135_000_000).contains(&params), "{params}");
 }
+
+/// Run the binary with a deadline: a named input that could block (a FIFO) or never end
+/// (`/dev/zero`) must be refused at once, never read.
+fn run_within(args: &[&str], seconds: u64) -> std::process::Output {
+    let mut child = common::gguf_gate()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(seconds) {
+            child.kill().unwrap();
+            panic!("gguf-gate {args:?} still running after {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn unreadable_named_inputs_exit_2_at_once_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let model = model.to_str().unwrap();
+    let fifo = dir.path().join("policy.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // A 2 GiB sparse file behind a symlink: nothing is read, its size alone refuses it.
+    let huge = dir.path().join("huge.yaml");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let link = dir.path().join("link.yaml");
+    std::os::unix::fs::symlink(&huge, &link).unwrap();
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec!["check", model, "--policy", "/dev/zero"],
+            "/dev/zero",
+            "character device",
+        ),
+        (
+            vec!["check", model, "--policy", fifo.to_str().unwrap()],
+            "policy.fifo",
+            "FIFO",
+        ),
+        (
+            vec!["check", model, "--policy", link.to_str().unwrap()],
+            "link.yaml",
+            "2147483648 bytes",
+        ),
+        (
+            vec!["check", model, "--tokenizer", "/dev/zero"],
+            "/dev/zero",
+            "character device",
+        ),
+        (
+            vec!["fingerprint", model, "--verify", fifo.to_str().unwrap()],
+            "policy.fifo",
+            "FIFO",
+        ),
+        (
+            vec!["inspect", "/dev/zero"],
+            "/dev/zero",
+            "character device",
+        ),
+        (
+            vec!["fingerprint", fifo.to_str().unwrap()],
+            "policy.fifo",
+            "FIFO",
+        ),
+    ];
+    for (args, names, problem) in cases {
+        let out = run_within(&args, 5);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(names) && err.contains(problem),
+            "{args:?} should name {names} and say {problem}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_panic_is_an_internal_error_with_exit_2() {
+    let out = common::gguf_gate()
+        .arg("--version")
+        .env("GGUF_GATE_TEST_FORCE_PANIC", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("gguf-gate: internal error:") && err.contains("report"),
+        "{err}"
+    );
+}

@@ -1,5 +1,5 @@
 //! The inference engine against its references: llama.cpp's greedy tokens and logits on
-//! the real SmolLM2 model (from `shared/reference/smollm2-greedy.json`), thread-count
+//! the real SmolLM2 model (from `tests/reference/smollm2-greedy.json`), thread-count
 //! independence, tiny synthetic llama and bitnet-b1.58 models checked against a naive
 //! f32 forward pass written here from the documented steps, and clear errors (never a
 //! panic) on malformed models and inputs.
@@ -26,13 +26,7 @@ struct Reference {
 }
 
 fn reference() -> Option<Reference> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/smollm2-greedy.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        common::skip(&format!("{} not found", path.display()));
-        return None;
-    };
-    let json: serde_json::Value = serde_json::from_str(&text).expect("reference JSON");
+    let json = common::reference_json("smollm2-greedy.json");
     let ids = |v: &serde_json::Value| -> Vec<u32> {
         v.as_array()
             .expect("array")

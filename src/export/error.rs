@@ -136,6 +136,23 @@ pub enum ExportError {
     Gate { path: PathBuf, message: String },
 }
 
+impl From<crate::input::InputError> for ExportError {
+    fn from(e: crate::input::InputError) -> ExportError {
+        match e.problem {
+            crate::input::Problem::TooLarge { what, bytes, limit } => ExportError::TooLarge {
+                path: e.path,
+                what,
+                bytes,
+                limit,
+            },
+            problem => ExportError::Io {
+                path: e.path,
+                message: problem.to_string(),
+            },
+        }
+    }
+}
+
 impl ExportError {
     pub(crate) fn io(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> ExportError {
         ExportError::Io {

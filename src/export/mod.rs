@@ -17,7 +17,6 @@ mod names;
 mod safetensors;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use ::safetensors::Dtype;
@@ -163,25 +162,7 @@ pub(crate) fn read_bounded(
     limit: u64,
     what: &'static str,
 ) -> Result<Vec<u8>, ExportError> {
-    let file = std::fs::File::open(path).map_err(|e| ExportError::io(path, e))?;
-    let len = file.metadata().map_err(|e| ExportError::io(path, e))?.len();
-    let too_large = |bytes| ExportError::TooLarge {
-        path: path.to_path_buf(),
-        what,
-        bytes,
-        limit,
-    };
-    if len > limit {
-        return Err(too_large(len));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ExportError::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
+    crate::input::read_bounded(path, limit, what).map_err(ExportError::from)
 }
 
 fn read_json(path: &Path, limit: u64, what: &'static str) -> Result<(Vec<u8>, Json), ExportError> {

@@ -10,7 +10,6 @@
 //! packed ternary weights (see [`ternary_row`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -165,8 +164,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message,
         };
-        let file = File::open(path).map_err(|e| ExportError::io(path, e))?;
-        let len = file.metadata().map_err(|e| ExportError::io(path, e))?.len();
+        let (file, len) = crate::input::open_regular(path)?;
         let map = if len == 0 {
             None
         } else {

@@ -8,7 +8,6 @@
 //! `.get()`, strings must be valid UTF-8, and keys and tensors keep file order.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -146,8 +145,8 @@ impl GgufFile {
             path: path.to_path_buf(),
             error,
         };
-        let file = File::open(path).map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
+        let (file, len) =
+            crate::input::open_regular(path).map_err(|e| io_err(e.problem.into_io()))?;
         // An empty file cannot be mapped; it is simply too short to be GGUF.
         let map = if len == 0 {
             None

@@ -194,22 +194,9 @@ fn read_policy_file(path: &Path) -> Result<String, PolicyError> {
         line: 0,
         column: 0,
     };
-    let meta = std::fs::metadata(path).map_err(|e| PolicyError {
-        loc: loc.clone(),
-        message: format!("cannot read the policy: {e}"),
-    })?;
-    if meta.len() > MAX_POLICY_BYTES {
-        return Err(PolicyError {
-            loc,
-            message: format!(
-                "{} bytes is larger than the {MAX_POLICY_BYTES}-byte limit for a policy",
-                meta.len()
-            ),
-        });
-    }
-    std::fs::read_to_string(path).map_err(|e| PolicyError {
+    crate::input::read_text_bounded(path, MAX_POLICY_BYTES, "policy").map_err(|e| PolicyError {
         loc,
-        message: format!("cannot read the policy as UTF-8 text: {e}"),
+        message: format!("cannot read the policy: {}", e.problem),
     })
 }
 

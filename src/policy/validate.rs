@@ -129,8 +129,8 @@ pub(super) fn validate(
     }
     if let Some(file) = fp.file {
         let path = relative_to(&base_dir, &file.value);
-        match std::fs::read_to_string(&path) {
-            Ok(text) if text.len() <= 1 << 16 => {
+        match crate::input::read_text_bounded(&path, 1 << 16, "fingerprint file") {
+            Ok(text) => {
                 for line in text
                     .lines()
                     .map(str::trim)
@@ -142,14 +142,7 @@ pub(super) fn validate(
                     }
                 }
             }
-            Ok(_) => v.err(
-                &file.loc(),
-                format!("{}: too large for a fingerprint file", path.display()),
-            ),
-            Err(e) => v.err(
-                &file.loc(),
-                format!("cannot read fingerprint file {}: {e}", path.display()),
-            ),
+            Err(e) => v.err(&file.loc(), format!("cannot read fingerprint file {e}")),
         }
     }
 

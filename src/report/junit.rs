@@ -1,7 +1,8 @@
 //! JUnit XML via the `junit-report` crate: one testsuite per rule family, one testcase
 //! per rule × subject (classname = rule code, name = subject); failures carry the
 //! message and the value against its bound. Notes and waived failures are passing
-//! testcases with the detail in system-out, so test views stay green for them.
+//! testcases with the detail in system-out, so test views stay green for them. Each
+//! suite's system-out names the model, its fingerprint, the policy and the verdict.
 
 use std::collections::BTreeMap;
 
@@ -45,10 +46,19 @@ pub fn render(r: &Report) -> Result<String, std::io::Error> {
         }
         families.entry(family).or_default().push(case);
     }
+    // Which file and policy the suites are about (junit-report has no <properties>).
+    let about = format!(
+        "model: {}\nfingerprint: {}\npolicy: {}\nverdict: {}\n",
+        r.model,
+        r.fingerprint,
+        r.policy,
+        r.verdict_word()
+    );
     let mut report = ReportBuilder::new();
     for (family, cases) in families {
         let suite = TestSuiteBuilder::new(&format!("gguf-gate.{family}"))
             .add_testcases(cases)
+            .set_system_out(&about)
             .build();
         report.add_testsuite(suite);
     }

@@ -54,15 +54,8 @@ pub fn read_json(path: &Path) -> Result<(Vec<u8>, Json), TokenizerError> {
         path: path.display().to_string(),
         message,
     };
-    let len = std::fs::metadata(path)
-        .map_err(|e| io(e.to_string()))?
-        .len();
-    if len > MAX_JSON_BYTES {
-        return Err(io(format!(
-            "{len} bytes, above the limit of {MAX_JSON_BYTES}"
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| io(e.to_string()))?;
+    let bytes = crate::input::read_bounded(path, MAX_JSON_BYTES, "JSON file")
+        .map_err(|e| io(e.problem.to_string()))?;
     let json = serde_json::from_slice(&bytes).map_err(|e| io(format!("invalid JSON: {e}")))?;
     Ok((bytes, json))
 }
