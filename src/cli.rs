@@ -1,9 +1,10 @@
-//! The command line, as clap derive definitions. Parsing only: what each command does
-//! lives in `app.rs` and the library modules.
+//! The command line, as clap derive definitions: one `…Args` struct per command. Parsing
+//! only: what each command does lives in `cmd/<command>.rs`, which calls the library.
+//! Part of the binary, not the library (the library has no clap).
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const ABOUT: &str = "Decide whether a GGUF model file may be released.";
 
@@ -52,49 +53,7 @@ Examples:
   gguf-gate check model.gguf
   gguf-gate check model.gguf --policy gate.yaml --strict --json report.json
   gguf-gate check model.gguf --format github --sarif gate.sarif   # in GitHub Actions")]
-    Check {
-        /// The GGUF file to gate.
-        model: PathBuf,
-        /// Policy file (YAML); default: the embedded `default` policy.
-        #[arg(long, short)]
-        policy: Option<PathBuf>,
-        /// tokenizer.json for the probe (default: the vocabulary embedded in the GGUF).
-        #[arg(long)]
-        tokenizer: Option<PathBuf>,
-        /// Warnings become errors and waivers are not applied (also BITNET_STRICT_MODE=1).
-        #[arg(long)]
-        strict: bool,
-        /// What to print on stdout.
-        #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
-        format: CheckFormat,
-        /// Also write the JSON report here.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Also write JUnit XML here.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Also write SARIF 2.1.0 here.
-        #[arg(long, value_name = "FILE")]
-        sarif: Option<PathBuf>,
-        /// Also write the Markdown summary here.
-        #[arg(long, value_name = "FILE")]
-        summary: Option<PathBuf>,
-        /// The lowest severity that fails the gate.
-        #[arg(long, value_enum, default_value_t = FailLevel::Error)]
-        fail_level: FailLevel,
-        /// Exit 0 even when the policy fails (reports still say FAILED).
-        #[arg(long)]
-        exit_zero: bool,
-        /// Skip the probe (a structural gate only; reported as the note `probe-skipped`).
-        #[arg(long, conflicts_with = "record_probe")]
-        no_probe: bool,
-        /// Record the probe's token ids to this file (a baseline for `probe.baseline`).
-        #[arg(long, value_name = "FILE")]
-        record_probe: Option<PathBuf>,
-        /// Worker threads (default: all cores). Results do not depend on it.
-        #[arg(long)]
-        threads: Option<usize>,
-    },
+    Check(CheckArgs),
     /// Greedy generation on the CPU, as the probe runs it.
     #[command(after_help = "\
 Runs llama-family and bitnet-b1.58 models with kernels that follow llama.cpp's CPU
@@ -104,36 +63,11 @@ JSON: {\"prompt_tokens\": [...], \"tokens\": [...], \"text\": \"...\",
 
 Example:
   gguf-gate run model.gguf --prompt \"The capital of France is\" --max-tokens 32")]
-    Run {
-        /// The GGUF model.
-        model: PathBuf,
-        /// The text to continue.
-        #[arg(long)]
-        prompt: String,
-        /// tokenizer.json (default: the vocabulary embedded in the GGUF).
-        #[arg(long)]
-        tokenizer: Option<PathBuf>,
-        /// Tokens to generate (stops early at end of generation).
-        #[arg(long, default_value_t = 32)]
-        max_tokens: usize,
-        /// Worker threads (default: all cores). Results do not depend on it.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
+    Run(RunArgs),
     /// List every rule code with its family, default severity and summary.
-    Rules {
-        /// `text` (a table) or `markdown` (docs/rules.md).
-        #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
-        format: RulesFormat,
-    },
+    Rules(RulesArgs),
     /// Explain a rule: what it checks, why it matters, how to fix a failure.
-    Explain {
-        /// A rule code, e.g. norm-dtype.
-        rule: String,
-    },
+    Explain(ExplainArgs),
     /// Print the JSON Schema of the policy file.
     Schema,
     /// Write a starter policy: commented, extending `default`; or a copy of a named preset.
@@ -141,39 +75,14 @@ Example:
 Examples:
   gguf-gate init                          writes gguf-gate.yaml extending `default`
   gguf-gate init --preset llama --stdout  print the llama preset (a valid policy to edit)")]
-    Init {
-        /// The preset to extend: default, llama, bitnet-b1.58, generic.
-        #[arg(long, default_value = "default")]
-        preset: String,
-        /// Print instead of writing a file.
-        #[arg(long)]
-        stdout: bool,
-        /// Where to write (refuses to overwrite unless --force).
-        #[arg(long, short, default_value = "gguf-gate.yaml")]
-        output: PathBuf,
-        /// Replace an existing file.
-        #[arg(long)]
-        force: bool,
-    },
+    Init(InitArgs),
     /// Show the header: version, every metadata key, the tensor table and a summary.
     #[command(after_help = "\
 The JSON shape (documented in docs/inspect.md):
   {\"version\", \"summary\", \"metadata\": [{\"key\",\"type\",\"value\"}...] in file order,
    \"tensors\": [{\"name\",\"type\",\"dims\" (ggml order),\"elements\",\"offset\",\"bytes\"}...]}
 Arrays are abbreviated to {\"len\",\"type\",\"head\"} unless --full is given.")]
-    Inspect {
-        /// The GGUF file to read.
-        model: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-        /// Show arrays and long strings in full.
-        #[arg(long)]
-        full: bool,
-        /// Write the report to this file (atomically) instead of stdout.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-    },
+    Inspect(InspectArgs),
     /// Per-tensor statistics of the true (dequantized) values.
     #[command(after_help = "\
 Columns: elements, RMS, mean, std, min, max (over finite values), and counts of NaN,
@@ -184,36 +93,12 @@ A tensor whose type cannot be decoded is listed under errors and the command exi
 Examples:
   gguf-gate stats model.gguf --filter '*_norm.weight'
   gguf-gate stats model.gguf --format json --output stats.json")]
-    Stats {
-        /// The GGUF file to read.
-        model: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-        /// Only tensors whose name matches this glob (`*`, `?`); repeat to add more.
-        #[arg(long, value_name = "GLOB")]
-        filter: Vec<String>,
-        /// Write the report to this file (atomically) instead of stdout.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// Worker threads (default: all cores). Results do not depend on it.
-        #[arg(long)]
-        threads: Option<usize>,
-    },
+    Stats(StatsArgs),
     /// Print the file's fingerprint, `sha256-<64 hex>` of its bytes.
     #[command(after_help = "\
 --verify accepts either a fingerprint string or a file containing one (such as
 the MODEL.fingerprint that --write makes); a mismatch exits 1.")]
-    Fingerprint {
-        /// The file to hash (any file; typically a GGUF model).
-        model: PathBuf,
-        /// Also write the fingerprint beside the model: model.gguf -> model.fingerprint.
-        #[arg(long)]
-        write: bool,
-        /// Compare with an expected fingerprint (a `sha256-...` string or a file holding one).
-        #[arg(long, value_name = "FINGERPRINT|FILE")]
-        verify: Option<String>,
-    },
+    Fingerprint(FingerprintArgs),
     /// Convert a Hugging Face checkpoint (safetensors) into a clean F16 GGUF.
     #[command(after_help = "\
 DIR holds config.json (model_type llama, mistral or bitnet) and model.safetensors, or
@@ -231,33 +116,7 @@ Examples:
   gguf-gate export ./ckpt --tokenizer ./ckpt/tokenizer.json --out dist/ --name my-model
   gguf-gate export ./bitnet-b1.58-2B-4T --out dist/ --outtype bf16 --strict
   gguf-gate check dist/SmolLM2-135M-Instruct-f16.gguf    # then gate it, probe included")]
-    Export {
-        /// The checkpoint directory (config.json + safetensors).
-        dir: PathBuf,
-        /// tokenizer.json (default: DIR/tokenizer.json); tokenizer_config.json beside it
-        /// supplies BOS/EOS, the add flags and the chat template.
-        #[arg(long, value_name = "T")]
-        tokenizer: Option<PathBuf>,
-        /// The output directory (created if missing).
-        #[arg(long, short, value_name = "OUTDIR")]
-        out: PathBuf,
-        /// Element type of the matrices (norms and 1-D tensors are always F32).
-        #[arg(long, value_enum, default_value_t = OutType::F16)]
-        outtype: OutType,
-        /// Base name of the outputs (default: DIR's name).
-        #[arg(long)]
-        name: Option<String>,
-        /// Replace existing outputs.
-        #[arg(long)]
-        force: bool,
-        /// Gate the written file (strict mode, default policy: metadata, norm and tensor
-        /// rules) before it takes its name; a failure leaves no file and exits 1.
-        #[arg(long)]
-        strict: bool,
-        /// Skip checkpoint tensors that have no GGUF name instead of failing.
-        #[arg(long)]
-        allow_unmapped: bool,
-    },
+    Export(ExportArgs),
     /// Quantize a GGUF to Q8_0, Q4_0, TQ1_0, TQ2_0 or I2_S, never quantizing a norm.
     #[command(after_help = "\
 Every 2-D weight matrix whose row length is a whole number of blocks (32 for q8_0/q4_0,
@@ -277,23 +136,205 @@ Examples:
   gguf-gate quantize bitnet-f16.gguf --type i2_s --out dist/bitnet-i2_s.gguf --strict
   gguf-gate quantize model-f16.gguf --type q4_0 --force
   gguf-gate check model-f16-q8_0.gguf                       # then gate it, probe included")]
-    Quantize {
-        /// The GGUF to quantize (never modified).
-        input: PathBuf,
-        /// The target type.
-        #[arg(long = "type", short = 't', value_enum, value_name = "TYPE")]
-        ty: QuantTypeArg,
-        /// The output file (default: IN-<type>.gguf beside IN).
-        #[arg(long, short, value_name = "OUT.gguf")]
-        out: Option<PathBuf>,
-        /// Replace existing outputs.
-        #[arg(long)]
-        force: bool,
-        /// Gate the written file (strict mode, default policy: metadata, norm and tensor
-        /// rules; no probe) before it takes its name; a failure leaves no file and exits 1.
-        #[arg(long)]
-        strict: bool,
-    },
+    Quantize(QuantizeArgs),
+}
+
+/// `gguf-gate check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The GGUF file to gate.
+    pub model: PathBuf,
+    /// Policy file (YAML); default: the embedded `default` policy.
+    #[arg(long, short)]
+    pub policy: Option<PathBuf>,
+    /// tokenizer.json for the probe (default: the vocabulary embedded in the GGUF).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Warnings become errors and waivers are not applied (also BITNET_STRICT_MODE=1).
+    #[arg(long)]
+    pub strict: bool,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+    pub format: CheckFormat,
+    /// Also write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write SARIF 2.1.0 here.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+    /// Also write the Markdown summary here.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// The lowest severity that fails the gate.
+    #[arg(long, value_enum, default_value_t = FailLevel::Error)]
+    pub fail_level: FailLevel,
+    /// Exit 0 even when the policy fails (reports still say FAILED).
+    #[arg(long)]
+    pub exit_zero: bool,
+    /// Skip the probe (a structural gate only; reported as the note `probe-skipped`).
+    #[arg(long, conflicts_with = "record_probe")]
+    pub no_probe: bool,
+    /// Record the probe's token ids to this file (a baseline for `probe.baseline`).
+    #[arg(long, value_name = "FILE")]
+    pub record_probe: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `gguf-gate run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The GGUF model.
+    pub model: PathBuf,
+    /// The text to continue.
+    #[arg(long)]
+    pub prompt: String,
+    /// tokenizer.json (default: the vocabulary embedded in the GGUF).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Tokens to generate (stops early at end of generation).
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: usize,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `gguf-gate rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// `text` (a table) or `markdown` (docs/rules.md).
+    #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
+    pub format: RulesFormat,
+}
+
+/// `gguf-gate explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A rule code, e.g. norm-dtype.
+    pub rule: String,
+}
+
+/// `gguf-gate init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The preset to extend: default, llama, bitnet-b1.58, generic.
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    /// Print instead of writing a file.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Where to write (refuses to overwrite unless --force).
+    #[arg(long, short, default_value = "gguf-gate.yaml")]
+    pub output: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `gguf-gate inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The GGUF file to read.
+    pub model: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Show arrays and long strings in full.
+    #[arg(long)]
+    pub full: bool,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// `gguf-gate stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The GGUF file to read.
+    pub model: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Only tensors whose name matches this glob (`*`, `?`); repeat to add more.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Vec<String>,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `gguf-gate fingerprint`.
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// The file to hash (any file; typically a GGUF model).
+    pub model: PathBuf,
+    /// Also write the fingerprint beside the model: model.gguf -> model.fingerprint.
+    #[arg(long)]
+    pub write: bool,
+    /// Compare with an expected fingerprint (a `sha256-...` string or a file holding one).
+    #[arg(long, value_name = "FINGERPRINT|FILE")]
+    pub verify: Option<String>,
+}
+
+/// `gguf-gate export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The checkpoint directory (config.json + safetensors).
+    pub dir: PathBuf,
+    /// tokenizer.json (default: DIR/tokenizer.json); tokenizer_config.json beside it
+    /// supplies BOS/EOS, the add flags and the chat template.
+    #[arg(long, value_name = "T")]
+    pub tokenizer: Option<PathBuf>,
+    /// The output directory (created if missing).
+    #[arg(long, short, value_name = "OUTDIR")]
+    pub out: PathBuf,
+    /// Element type of the matrices (norms and 1-D tensors are always F32).
+    #[arg(long, value_enum, default_value_t = OutType::F16)]
+    pub outtype: OutType,
+    /// Base name of the outputs (default: DIR's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub force: bool,
+    /// Gate the written file (strict mode, default policy: metadata, norm and tensor
+    /// rules) before it takes its name; a failure leaves no file and exits 1.
+    #[arg(long)]
+    pub strict: bool,
+    /// Skip checkpoint tensors that have no GGUF name instead of failing.
+    #[arg(long)]
+    pub allow_unmapped: bool,
+}
+
+/// `gguf-gate quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The GGUF to quantize (never modified).
+    pub input: PathBuf,
+    /// The target type.
+    #[arg(long = "type", short = 't', value_enum, value_name = "TYPE")]
+    pub ty: QuantTypeArg,
+    /// The output file (default: IN-<type>.gguf beside IN).
+    #[arg(long, short, value_name = "OUT.gguf")]
+    pub out: Option<PathBuf>,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub force: bool,
+    /// Gate the written file (strict mode, default policy: metadata, norm and tensor
+    /// rules; no probe) before it takes its name; a failure leaves no file and exits 1.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `quantize --type`.

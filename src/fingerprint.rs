@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use crate::progress::bytes_bar;
+use crate::progress::Progress;
 
 /// Read size for hashing: large enough to amortise syscalls, small enough for any machine.
 pub const HASH_CHUNK_BYTES: usize = 4 << 20;
@@ -78,13 +78,11 @@ pub fn fingerprint_reader<R: Read>(
     Ok(Fingerprint(hasher.finalize().into()))
 }
 
-/// Hash a whole file, with a progress bar on a terminal.
-pub fn fingerprint_file(path: &Path) -> io::Result<Fingerprint> {
+/// Hash a whole file (a regular file: see `input::open_regular`).
+pub fn fingerprint_file(path: &Path, progress: &dyn Progress) -> io::Result<Fingerprint> {
     let (file, len) = crate::input::open_regular(path).map_err(|e| e.problem.into_io())?;
-    let bar = bytes_bar(len, "fingerprint");
-    let fp = fingerprint_reader(file, |n| bar.inc(n))?;
-    bar.finish_and_clear();
-    Ok(fp)
+    let count = progress.task("fingerprint", len);
+    fingerprint_reader(file, count)
 }
 
 /// The sidecar path for a model: `model.gguf` -> `model.fingerprint`.

@@ -1,13 +1,18 @@
-//! The `gguf-gate` binary: parse the arguments, run the command, map the outcome to an
-//! exit code (0 pass, 1 failed, 2 usage or input error). Nothing else — except making
+//! The `gguf-gate` binary: parse the arguments (`cli`), run the command (`cmd`), map the
+//! outcome to an exit code (0 pass, 1 failed, 2 usage or input error). The binary is the
+//! only place with clap and terminal code; the library (`lib.rs`) has neither. Nothing
+//! else here — except making
 //! sure that even a bug never reaches the user as Rust's exit 101: a panic anywhere (any
 //! thread) prints `gguf-gate: internal error: ...` with a request to report it, and exits 2.
 
 use std::process::ExitCode;
 
+mod cli;
+mod cmd;
+
 use clap::Parser;
-use gguf_gate::app::{run, Outcome};
-use gguf_gate::cli::Cli;
+use cli::Cli;
+use cmd::{run, Outcome};
 
 /// Set to any value, makes the binary panic on purpose so the tests can prove the hook.
 const FORCE_PANIC_VAR: &str = "GGUF_GATE_TEST_FORCE_PANIC";

@@ -1,21 +1,23 @@
-//! Progress bars on stderr, shown only when stderr is a terminal, so that logs, pipes
-//! and CI output never fill with control characters.
+//! Progress reporting without terminal code: the library says "a task of N bytes named
+//! `label` begins" and counts bytes as it goes; whoever called it decides what that looks
+//! like. The binary draws indicatif bars on stderr when it is a terminal
+//! (`cmd::progress`); tests and library users pass [`Quiet`].
 
-use std::io::IsTerminal;
+/// Counts the bytes of one task; dropping it ends the task.
+pub type Counter<'a> = Box<dyn Fn(u64) + Send + Sync + 'a>;
 
-use indicatif::{ProgressBar, ProgressStyle};
+/// Something that shows progress.
+pub trait Progress: Sync {
+    /// A task of `total` bytes named `label` begins.
+    fn task(&self, label: &str, total: u64) -> Counter<'_>;
+}
 
-/// A byte-count bar for `len` bytes labelled `what`; hidden unless stderr is a TTY.
-pub fn bytes_bar(len: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+/// No progress shown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn task(&self, _label: &str, _total: u64) -> Counter<'_> {
+        Box::new(|_| {})
     }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_string());
-    bar
 }

@@ -13,7 +13,7 @@ use std::process::Output;
 
 use common::{python_with_gguf, run, smollm2, Rng};
 use gguf_gate::gguf::{Array, GgmlType, GgufFile, Value};
-use gguf_gate::rules::registry;
+use gguf_gate::registry::{Family, Rule};
 use serde_json::{json, Value as Json};
 
 // ---- helpers ----
@@ -286,8 +286,9 @@ fn gate_failures(model: &Path, extra: &[&str]) -> (Output, Json, Vec<String>) {
                 .filter(|f| f["waived"].is_null() && f["severity"] == "error")
                 .filter(|f| {
                     let rule = f["rule"].as_str().unwrap_or("");
-                    registry::lookup(rule)
-                        .is_some_and(|r| ["metadata", "norms", "tensors"].contains(&r.family))
+                    rule.parse::<Rule>().is_ok_and(|r| {
+                        [Family::Metadata, Family::Norms, Family::Tensors].contains(&r.family())
+                    })
                 })
                 .map(|f| format!("{} {}: {}", f["rule"], f["subject"], f["message"]))
                 .collect()
@@ -419,7 +420,7 @@ fn smollm2_round_trip_through_a_hugging_face_checkpoint() {
 
     // The sidecars.
     let fp = std::fs::read_to_string(out.join("SmolLM2-135M-Instruct-f16.fingerprint")).unwrap();
-    let actual = gguf_gate::fingerprint::fingerprint_file(&gguf)
+    let actual = gguf_gate::fingerprint::fingerprint_file(&gguf, &gguf_gate::progress::Quiet)
         .unwrap()
         .to_string();
     assert_eq!(fp.trim(), actual);
@@ -445,10 +446,12 @@ fn smollm2_round_trip_through_a_hugging_face_checkpoint() {
             "model-00002-of-00002.safetensors"
         ]
     );
-    let shard_sha =
-        gguf_gate::fingerprint::fingerprint_file(&dir.join("model-00002-of-00002.safetensors"))
-            .unwrap()
-            .to_string();
+    let shard_sha = gguf_gate::fingerprint::fingerprint_file(
+        &dir.join("model-00002-of-00002.safetensors"),
+        &gguf_gate::progress::Quiet,
+    )
+    .unwrap()
+    .to_string();
     assert_eq!(meta["source"]["files"][3]["sha256"], shard_sha.as_str());
     assert_eq!(meta["norms_kept_f32"].as_array().unwrap().len(), 61);
     assert_eq!(meta["tokenizer"]["file"], "tokenizer.json");
@@ -1566,7 +1569,7 @@ fn help_documents_export() {
 
 #[test]
 fn mutated_safetensors_headers_never_panic() {
-    use gguf_gate::export::{export, ExportOptions, OutType};
+    use gguf_gate::convert::export::{export, ExportOptions, OutType};
     let tmp = tempfile::tempdir().unwrap();
     let dir = checkpoint(
         tmp.path(),
@@ -1584,8 +1587,9 @@ fn mutated_safetensors_headers_never_panic() {
         outtype: OutType::F16,
         name: None,
         force: true,
-        strict: false,
+        gate: None::<gguf_gate::convert::Gate<'_, ()>>,
         allow_unmapped: false,
+        progress: &gguf_gate::progress::Quiet,
     };
     let mut rng = Rng(0xF0CC_AC1A);
     let (mut ok, mut failed) = (0, 0);

@@ -247,7 +247,7 @@ fn smollm2_q8_0_keeps_norms_passes_the_gate_and_still_says_paris() {
     }
     // The source is untouched; the sidecars name it.
     assert_eq!(
-        gguf_gate::fingerprint::fingerprint_file(&input)
+        gguf_gate::fingerprint::fingerprint_file(&input, &gguf_gate::progress::Quiet)
             .unwrap()
             .to_string(),
         format!("sha256-{}", common::SMOLLM2_SHA256)

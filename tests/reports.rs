@@ -215,7 +215,7 @@ fn docs_are_generated_from_the_code() {
         "docs/policy.schema.json is stale: run `gguf-gate schema > docs/policy.schema.json`"
     );
     // Every rule code is explained in the policy docs or the rules docs.
-    for r in gguf_gate::rules::registry::RULES {
+    for r in gguf_gate::registry::RULES {
         assert!(rules.contains(&format!("## {}", r.code)));
     }
 }

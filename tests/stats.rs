@@ -118,7 +118,10 @@ fn scan_gives_the_fingerprint_and_the_same_stats() {
     let result = scan(&file, &selected, true, |_| {});
     assert!(result.errors.is_empty());
     let fp = result.fingerprint.unwrap();
-    assert_eq!(fp, fingerprint_file(&path).unwrap());
+    assert_eq!(
+        fp,
+        fingerprint_file(&path, &gguf_gate::progress::Quiet).unwrap()
+    );
     assert_eq!(fp, Fingerprint::of_bytes(&std::fs::read(&path).unwrap()));
     assert_eq!(result.stats, tensor_stats(&file, &selected).0);
     assert_eq!(scan(&file, &selected, false, |_| {}).fingerprint, None);

@@ -18,7 +18,7 @@ use regex::Regex;
 
 use crate::fingerprint::Fingerprint;
 use crate::gguf::{GgmlType, ValueType};
-use crate::rules::registry::Severity;
+use crate::registry::{Rule, Severity};
 
 pub use load::{
     load, load_source, preset_names, preset_source, schema, starter_policy, PolicyErrors,
@@ -53,7 +53,7 @@ pub struct Policy {
     pub generic_fallback: bool,
     pub strict: bool,
     /// Severity overrides; `None` means the rule is off.
-    pub severity: HashMap<&'static str, Option<Severity>>,
+    pub severity: HashMap<Rule, Option<Severity>>,
     pub keys: Vec<KeyRule>,
     pub consistency: bool,
     pub norms: NormPolicy,
@@ -160,7 +160,7 @@ pub struct Prompt {
 /// An accepted exception.
 #[derive(Clone, Debug)]
 pub struct Waiver {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub target: String,
     pub reason: String,
     /// (year, month, day)
@@ -171,10 +171,10 @@ pub struct Waiver {
 
 impl Policy {
     /// The severity a failed check of `rule` gets under this policy (None: the rule is off).
-    pub fn severity_of(&self, rule: &'static str) -> Option<Severity> {
-        let base = match self.severity.get(rule) {
+    pub fn severity_of(&self, rule: Rule) -> Option<Severity> {
+        let base = match self.severity.get(&rule) {
             Some(over) => *over,
-            None => Some(crate::rules::registry::info(rule).default_severity),
+            None => Some(rule.info().default_severity),
         };
         match base {
             Some(Severity::Warning) if self.strict => Some(Severity::Error),

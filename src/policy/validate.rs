@@ -18,7 +18,7 @@ use super::{
 };
 use crate::fingerprint::Fingerprint;
 use crate::gguf::{GgmlType, ValueType};
-use crate::rules::registry::{self, Severity};
+use crate::registry::{Rule, Severity, RULES};
 
 /// Phase two: raw document -> `Policy`, every problem collected.
 pub(super) fn validate(
@@ -309,11 +309,11 @@ impl Validator {
         });
     }
 
-    fn rule(&mut self, code: &str, loc: &Loc) -> Option<&'static str> {
-        match registry::lookup(code) {
-            Some(r) => Some(r.code),
-            None => {
-                let codes: Vec<&str> = registry::RULES.iter().map(|r| r.code).collect();
+    fn rule(&mut self, code: &str, loc: &Loc) -> Option<Rule> {
+        match code.parse::<Rule>() {
+            Ok(r) => Some(r),
+            Err(_) => {
+                let codes: Vec<&str> = RULES.iter().map(|r| r.code).collect();
                 let hint = suggest(code, &codes)
                     .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
                 self.err(

@@ -4,18 +4,18 @@
 //! testcases with the detail in system-out, so test views stay green for them. Each
 //! suite's system-out names the model, its fingerprint, the policy and the verdict.
 
+use crate::registry::Rule;
 use std::collections::BTreeMap;
 
 use junit_report::{Duration, ReportBuilder, TestCase, TestSuiteBuilder};
 
 use super::Report;
-use crate::rules::registry::info;
 use crate::rules::Severity;
 
 pub fn render(r: &Report) -> Result<String, std::io::Error> {
     let mut families: BTreeMap<&str, Vec<TestCase>> = BTreeMap::new();
     for f in &r.findings {
-        let family = info(f.rule).family;
+        let family = f.rule.family().as_str();
         let detail = match (&f.value, &f.bound) {
             (Some(v), Some(b)) => format!("{}\nvalue: {v}\nbound: {b}\nfix: {}", f.message, f.hint),
             _ => format!("{}\nfix: {}", f.message, f.hint),
@@ -32,8 +32,8 @@ pub fn render(r: &Report) -> Result<String, std::io::Error> {
             TestCase::failure(&f.subject, Duration::ZERO, f.severity.name(), &detail)
         };
         let mut case = case;
-        case.set_classname(f.rule);
-        if f.rule == "probe-text" {
+        case.set_classname(f.rule.as_str());
+        if f.rule == Rule::ProbeText {
             if let Some(p) = r.probe.prompts.iter().find(|p| {
                 f.subject
                     .contains(p.prompt.chars().take(40).collect::<String>().as_str())

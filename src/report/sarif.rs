@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::Report;
-use crate::rules::registry::{Severity, RULES};
+use crate::registry::{Severity, RULES};
 
 pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 pub const INFORMATION_URI: &str = "https://github.com/gguf-gate/gguf-gate";
@@ -61,7 +61,7 @@ pub fn render(r: &Report) -> Value {
         .failures()
         .iter()
         .map(|f| {
-            let index = RULES.iter().position(|x| x.code == f.rule).unwrap_or(0);
+            let index = f.rule as usize;
             let physical = match f.loc.as_ref().filter(|l| l.line > 0 && !l.file.starts_with("preset:") && !l.file.starts_with('(')) {
                 Some(loc) => json!({
                     "artifactLocation": {"uri": artifact_uri(&loc.file)},

@@ -4,15 +4,15 @@
 
 use serde::Serialize;
 
-use super::registry::{info, Severity};
 use crate::fingerprint::Fingerprint;
 use crate::glob::glob_match;
 use crate::policy::{Loc, Policy};
+use crate::registry::{Rule, Severity};
 
 /// The result of one check of one rule on one subject.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Finding {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub severity: Severity,
     pub passed: bool,
     /// The tensor or key the check is about (or the file, for file-wide rules).
@@ -39,7 +39,7 @@ impl Finding {
 
 /// What a rule reports about one check.
 pub struct Check<'a> {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub subject: &'a str,
     pub passed: bool,
     pub message: String,
@@ -67,7 +67,7 @@ impl<'a> Sink<'a> {
     }
 
     /// Whether checks of `rule` are recorded at all (rules may skip work for `off` rules).
-    pub fn enabled(&self, rule: &'static str) -> bool {
+    pub fn enabled(&self, rule: Rule) -> bool {
         self.policy.severity_of(rule).is_some()
     }
 
@@ -88,13 +88,13 @@ impl<'a> Sink<'a> {
             message: check.message,
             value: check.value,
             bound: check.bound,
-            hint: info(check.rule).hint,
+            hint: check.rule.info().hint,
             loc: check.loc,
             waived,
         });
     }
 
-    fn waiver_for(&self, rule: &str, subject: &str) -> Option<String> {
+    fn waiver_for(&self, rule: Rule, subject: &str) -> Option<String> {
         self.policy
             .waivers
             .iter()
@@ -114,7 +114,7 @@ impl<'a> Sink<'a> {
             let (y, m, d) = w.expires;
             let expired = w.expires < self.today;
             self.push(Check {
-                rule: "policy-waiver-expired",
+                rule: Rule::PolicyWaiverExpired,
                 subject: &w.target,
                 passed: !expired,
                 message: if expired {

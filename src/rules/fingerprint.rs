@@ -3,6 +3,7 @@
 
 use super::finding::{Check, Sink};
 use super::Context;
+use crate::registry::Rule;
 
 pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     let pinned = &ctx.policy.fingerprints;
@@ -13,7 +14,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     let hit = pinned.iter().find(|(f, _)| *f == actual);
     let expected: Vec<String> = pinned.iter().map(|(f, _)| f.to_string()).collect();
     sink.push(Check {
-        rule: "fingerprint-match",
+        rule: Rule::FingerprintMatch,
         subject: "(file)",
         passed: hit.is_some(),
         message: if hit.is_some() {

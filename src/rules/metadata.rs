@@ -2,6 +2,7 @@
 //! `metadata-type`, `metadata-value`), and whether the metadata agrees with the tensors
 //! (`metadata-consistency`).
 
+use crate::registry::Rule;
 use std::collections::BTreeSet;
 
 use super::finding::{Check, Sink};
@@ -35,7 +36,7 @@ fn check_key(ctx: &Context<'_>, sink: &mut Sink<'_>, rule: &KeyRule, arch: Optio
     let Some(value) = ctx.header.get(&key) else {
         if rule.required {
             sink.push(Check {
-                rule: "metadata-required",
+                rule: Rule::MetadataRequired,
                 subject: &key,
                 passed: false,
                 message: format!("required key `{key}` is missing"),
@@ -48,7 +49,7 @@ fn check_key(ctx: &Context<'_>, sink: &mut Sink<'_>, rule: &KeyRule, arch: Optio
     };
     if rule.required {
         sink.push(Check {
-            rule: "metadata-required",
+            rule: Rule::MetadataRequired,
             subject: &key,
             passed: true,
             message: format!("`{key}` is present"),
@@ -62,7 +63,7 @@ fn check_key(ctx: &Context<'_>, sink: &mut Sink<'_>, rule: &KeyRule, arch: Optio
         let element = value.as_array().map(|a| a.element_type());
         let ok = actual == spec.ty && (spec.element.is_none() || spec.element == element);
         sink.push(Check {
-            rule: "metadata-type",
+            rule: Rule::MetadataType,
             subject: &key,
             passed: ok,
             message: if ok {
@@ -80,7 +81,7 @@ fn check_key(ctx: &Context<'_>, sink: &mut Sink<'_>, rule: &KeyRule, arch: Optio
     }
     if let Some(problem) = value_problem(rule, value) {
         sink.push(Check {
-            rule: "metadata-value",
+            rule: Rule::MetadataValue,
             subject: &key,
             passed: false,
             message: format!("`{key}` = {}: {problem}", short(value)),
@@ -94,7 +95,7 @@ fn check_key(ctx: &Context<'_>, sink: &mut Sink<'_>, rule: &KeyRule, arch: Optio
         || rule.regex.is_some()
     {
         sink.push(Check {
-            rule: "metadata-value",
+            rule: Rule::MetadataValue,
             subject: &key,
             passed: true,
             message: format!("`{key}` = {} is allowed", short(value)),
@@ -161,7 +162,7 @@ fn consistency(ctx: &Context<'_>, sink: &mut Sink<'_>, arch: Option<&str>) {
     let h = ctx.header;
     let mut agree = |subject: &str, what: String, meta: u64, actual: u64| {
         sink.push(Check {
-            rule: "metadata-consistency",
+            rule: Rule::MetadataConsistency,
             subject,
             passed: meta == actual,
             message: if meta == actual {
@@ -240,7 +241,7 @@ fn consistency(ctx: &Context<'_>, sink: &mut Sink<'_>, arch: Option<&str>) {
         if let (Some(heads), Some(width)) = (meta(&heads_key), meta(&embd_key)) {
             let ok = heads > 0 && width % heads == 0;
             sink.push(Check {
-                rule: "metadata-consistency",
+                rule: Rule::MetadataConsistency,
                 subject: &heads_key,
                 passed: ok,
                 message: format!(
@@ -255,7 +256,7 @@ fn consistency(ctx: &Context<'_>, sink: &mut Sink<'_>, arch: Option<&str>) {
                 if let Some(kv) = meta(&kv_key) {
                     let ok = kv > 0 && heads % kv == 0;
                     sink.push(Check {
-                        rule: "metadata-consistency",
+                        rule: Rule::MetadataConsistency,
                         subject: &kv_key,
                         passed: ok,
                         message: format!(

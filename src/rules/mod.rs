@@ -9,7 +9,6 @@ mod metadata;
 mod norms;
 mod probe;
 mod projections;
-pub mod registry;
 mod tensors;
 
 use std::collections::HashMap;
@@ -19,8 +18,8 @@ use crate::gguf::Header;
 use crate::policy::Policy;
 use crate::stats::{StatsError, TensorStats};
 
+pub use crate::registry::{Rule, Severity};
 pub use finding::{today, Finding, Sink};
-pub use registry::Severity;
 
 /// What the rules look at.
 pub struct Context<'a> {
@@ -38,7 +37,7 @@ pub fn check_all(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     if ctx.policy.generic_fallback {
         let arch = ctx.header.architecture().unwrap_or("(none)");
         sink.push(finding::Check {
-            rule: "policy-generic",
+            rule: Rule::PolicyGeneric,
             subject: arch,
             passed: false,
             message: format!(
@@ -69,7 +68,7 @@ pub fn passed(findings: &[Finding], fail_level: Severity) -> bool {
 /// Check a tensor's RMS against the first envelope whose pattern matches its name
 /// (`None` when no envelope applies).
 pub(crate) fn rms_check<'a>(
-    rule: &'static str,
+    rule: Rule,
     envelopes: &[crate::policy::Envelope],
     name: &'a str,
     rms: f64,
@@ -126,7 +125,7 @@ mod tests {
     #[test]
     fn verdict_respects_fail_level_and_waivers() {
         let f = |severity, passed, waived: Option<&str>| Finding {
-            rule: "norm-rms",
+            rule: Rule::NormRms,
             severity,
             passed,
             subject: "x".into(),

@@ -5,6 +5,7 @@ use super::finding::{Check, Sink};
 use super::{rms_check, Context};
 use crate::gguf::TensorInfo;
 use crate::glob::glob_match;
+use crate::registry::Rule;
 
 /// Whether a tensor is a norm under the policy.
 pub fn is_norm(ctx: &Context<'_>, t: &TensorInfo) -> bool {
@@ -22,7 +23,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
             let ok = norms.dtypes.contains(&t.ty);
             let allowed: Vec<&str> = norms.dtypes.iter().map(|d| d.name()).collect();
             sink.push(Check {
-                rule: "norm-dtype",
+                rule: Rule::NormDtype,
                 subject: &t.name,
                 passed: ok,
                 message: if ok {
@@ -39,7 +40,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
             });
         }
         if let Some(stats) = ctx.stats.get(t.name.as_str()) {
-            if let Some(check) = rms_check("norm-rms", &norms.envelopes, &t.name, stats.rms) {
+            if let Some(check) = rms_check(Rule::NormRms, &norms.envelopes, &t.name, stats.rms) {
                 sink.push(check);
             }
         }

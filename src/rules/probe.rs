@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::finding::{Check, Sink};
-use super::num;
+use super::{num, Rule};
 use crate::policy::Policy;
 use crate::probe::{measure, Baseline, Continuation, ProbeError};
 
@@ -45,7 +45,7 @@ pub fn check(
 ) -> ProbeReport {
     let loc = Some(policy.probe.loc.clone());
     // The probe did not run: one finding, and a report that says why.
-    let mut not_run = |rule: &'static str, note: String| {
+    let mut not_run = |rule: Rule, note: String| {
         sink.push(Check {
             rule,
             subject: "(probe)",
@@ -67,17 +67,17 @@ pub fn check(
         } else {
             "the probe is disabled by the policy"
         };
-        return not_run("probe-skipped", note.to_string());
+        return not_run(Rule::ProbeSkipped, note.to_string());
     };
     let continuations = match run {
         Ok(c) => c,
         Err(e) => {
             let (rule, note) = match e {
                 ProbeError::UnsupportedArchitecture(arch) => (
-                    "probe-unsupported-arch",
+                    Rule::ProbeUnsupportedArch,
                     format!("the probe cannot run architecture {arch:?}: the model is unverified"),
                 ),
-                other => ("probe-text", format!("the probe could not run: {other}")),
+                other => (Rule::ProbeText, format!("the probe could not run: {other}")),
             };
             return not_run(rule, note);
         }
@@ -110,7 +110,7 @@ pub fn check(
             None
         };
         sink.push(Check {
-            rule: "probe-text",
+            rule: Rule::ProbeText,
             subject: &subject,
             passed: problem.is_none(),
             message: match &problem {
@@ -131,7 +131,7 @@ pub fn check(
         for expected in &prompt.expect_contains {
             let ok = c.text.contains(expected.as_str());
             sink.push(Check {
-                rule: "probe-expect",
+                rule: Rule::ProbeExpect,
                 subject: &subject,
                 passed: ok,
                 message: format!(
@@ -147,7 +147,7 @@ pub fn check(
         if let Some(re) = &prompt.expect_regex {
             let ok = re.is_match(&c.text);
             sink.push(Check {
-                rule: "probe-expect",
+                rule: Rule::ProbeExpect,
                 subject: &subject,
                 passed: ok,
                 message: format!(
@@ -176,7 +176,7 @@ pub fn check(
     match baseline {
         None => {}
         Some(Err(e)) => sink.push(Check {
-            rule: "probe-baseline",
+            rule: Rule::ProbeBaseline,
             subject: "(probe)",
             passed: false,
             message: format!("the baseline cannot be read: {e}"),
@@ -215,7 +215,7 @@ pub fn check(
                     }
                 };
                 sink.push(Check {
-                    rule: "probe-baseline",
+                    rule: Rule::ProbeBaseline,
                     subject: &subject,
                     passed: ok,
                     message,

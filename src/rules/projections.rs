@@ -2,6 +2,7 @@
 //! and the max/min RMS spread within a layer and of one projection kind across layers
 //! (`proj-rms-spread`) — a scaled or scrambled matrix stands out against its siblings.
 
+use crate::registry::Rule;
 use std::collections::BTreeMap;
 
 use super::finding::{Check, Sink};
@@ -20,7 +21,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
             continue;
         };
         let rms = stats.rms;
-        if let Some(check) = rms_check("proj-rms", &policy.envelopes, &t.name, rms) {
+        if let Some(check) = rms_check(Rule::ProjRms, &policy.envelopes, &t.name, rms) {
             sink.push(check);
         }
         if let Some(layer) = layer_of(&t.name) {
@@ -82,7 +83,7 @@ fn spread(
     let ratio = if lo > 0.0 { hi / lo } else { f64::INFINITY };
     let ok = ratio.is_finite() && ratio <= limit;
     sink.push(Check {
-        rule: "proj-rms-spread",
+        rule: Rule::ProjRmsSpread,
         subject,
         passed: ok,
         message: if ok {

@@ -6,6 +6,7 @@
 use super::finding::{Check, Sink};
 use super::{num, Context};
 use crate::glob::glob_match;
+use crate::registry::Rule;
 
 pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     let policy = &ctx.policy.tensors;
@@ -19,7 +20,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
             let ok = rule.allowed.contains(&t.ty);
             let allowed: Vec<&str> = rule.allowed.iter().map(|d| d.name()).collect();
             sink.push(Check {
-                rule: "tensor-dtype",
+                rule: Rule::TensorDtype,
                 subject: &t.name,
                 passed: ok,
                 message: if ok {
@@ -46,7 +47,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
         if policy.finite {
             let bad = s.nan + s.inf;
             sink.push(Check {
-                rule: "tensor-finite",
+                rule: Rule::TensorFinite,
                 subject: &t.name,
                 passed: bad == 0,
                 message: if bad == 0 {
@@ -65,7 +66,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
         let all_zero = s.zeros == s.elements;
         if policy.nonzero {
             sink.push(Check {
-                rule: "tensor-zero",
+                rule: Rule::TensorZero,
                 subject: &t.name,
                 passed: !all_zero,
                 message: if all_zero {
@@ -81,7 +82,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
         if policy.nonconstant && s.elements > 1 && !all_zero && s.finite() > 0 {
             let constant = s.min == s.max && s.nan + s.inf == 0;
             sink.push(Check {
-                rule: "tensor-constant",
+                rule: Rule::TensorConstant,
                 subject: &t.name,
                 passed: !constant,
                 message: if constant {
@@ -97,7 +98,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     }
     for e in ctx.undecodable {
         sink.push(Check {
-            rule: "tensor-undecodable",
+            rule: Rule::TensorUndecodable,
             subject: &e.tensor,
             passed: false,
             message: format!("values not checked: {}", e.error),
@@ -109,7 +110,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     if let Some((expected, count_loc)) = &policy.count {
         let n = ctx.header.tensors.len() as u64;
         sink.push(Check {
-            rule: "tensor-count",
+            rule: Rule::TensorCount,
             subject: "(file)",
             passed: n == *expected,
             message: format!("{n} tensors, expected {expected}"),

@@ -22,15 +22,14 @@ use std::path::{Path, PathBuf};
 use ::safetensors::Dtype;
 use serde_json::{json, Value as Json};
 
-use crate::atomic::{write_text, Overwrite};
+use crate::atomic::Overwrite;
+use crate::convert::{file_label, write_gguf, Gate, OutputError, Outputs, Written};
 use crate::fingerprint::{fingerprint_file, Fingerprint};
 use crate::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
-use crate::output::{write_gguf, OutputError, Written};
-use crate::rules::Finding;
+use crate::progress::{Progress, Quiet};
 use crate::tokenizer::gguf_metadata_from_tokenizer_files;
 
 pub use self::safetensors::ternary_row;
-pub use crate::output::{gate_failures_of, strict_gate, GATE_FAMILIES};
 pub use config::{Family, ModelConfig, ScaleMode, BITNET_ARCH};
 pub use convert::permuted_source_row;
 pub use error::ExportError;
@@ -84,9 +83,8 @@ impl OutType {
     }
 }
 
-/// What to export and how.
-#[derive(Clone, Debug)]
-pub struct ExportOptions<'a> {
+/// What to export and how. `F` is what the gate reports when it refuses a file.
+pub struct ExportOptions<'a, F> {
     /// The checkpoint directory (config.json, model.safetensors or an index + shards).
     pub dir: &'a Path,
     /// tokenizer.json; default: the one in `dir`.
@@ -98,18 +96,18 @@ pub struct ExportOptions<'a> {
     pub name: Option<&'a str>,
     /// Replace existing outputs.
     pub force: bool,
-    /// Gate the file (strict, default policy) before it is renamed into place.
-    pub strict: bool,
+    /// Run on the finished file before it is renamed into place (`--strict`).
+    pub gate: Option<Gate<'a, F>>,
     /// Skip checkpoint tensors with no GGUF name instead of failing.
     pub allow_unmapped: bool,
+    /// Where the write's progress goes.
+    pub progress: &'a dyn Progress,
 }
 
 /// The files an export wrote.
 #[derive(Clone, Debug)]
 pub struct Exported {
-    pub gguf: PathBuf,
-    pub fingerprint_file: PathBuf,
-    pub meta: PathBuf,
+    pub outputs: Outputs,
     pub fingerprint: Fingerprint,
     pub tensors: usize,
     pub bytes: u64,
@@ -119,12 +117,10 @@ pub struct Exported {
 
 /// How an export that ran to the end finished.
 #[derive(Clone, Debug)]
-pub enum Outcome {
+pub enum Outcome<F> {
     Written(Exported),
-    /// `--strict`: the gate failed these checks; nothing was written.
-    GateFailed {
-        findings: Vec<Finding>,
-    },
+    /// The gate refused the file for these findings; nothing was written.
+    Refused(Vec<F>),
 }
 
 /// One GGUF tensor and where its values come from.
@@ -538,233 +534,231 @@ fn check_name(name: &str) -> Result<(), ExportError> {
     Ok(())
 }
 
-/// `path` made absolute through its existing parent (the file itself may not exist yet).
-pub(crate) fn canonical(path: &Path) -> Option<PathBuf> {
-    if let Ok(p) = path.canonicalize() {
-        return Some(p);
-    }
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Some(parent.canonicalize().ok()?.join(path.file_name()?))
+/// Everything read from the checkpoint directory before anything is written.
+struct Inputs {
+    config_path: PathBuf,
+    config_bytes: Vec<u8>,
+    cfg: ModelConfig,
+    tok_path: PathBuf,
+    tok_bytes: Vec<u8>,
+    ckpt: Checkpoint,
+    plan: Plan,
+    tokenizer: TokenizerMeta,
 }
 
-/// The file name to record in `.meta.json` (never an absolute path: the record must
-/// not depend on where the checkpoint happened to live).
-pub(crate) fn file_label(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
+impl Inputs {
+    fn read(opts: &ExportOptions<'_, impl Sized>) -> Result<Inputs, ExportError> {
+        let dir = opts.dir;
+        let config_path = dir.join("config.json");
+        let config_bytes = read_bounded(&config_path, config::MAX_CONFIG_BYTES, "config.json")?;
+        let cfg = config::parse(&config_path, &config_bytes)?;
+        let tok_path = opts
+            .tokenizer
+            .map_or_else(|| dir.join("tokenizer.json"), Path::to_path_buf);
+        let (tok_bytes, tok_json) = read_json(&tok_path, MAX_TOKENIZER_BYTES, "tokenizer.json")?;
+        // The checkpoint first: `plan` proves token_embd has `vocab_size` real rows, which
+        // bounds the padding `tokenizer_metadata` may add to the vocabulary.
+        let ckpt = Checkpoint::open(dir)?;
+        let plan = plan(&cfg, &ckpt, opts.outtype, opts.allow_unmapped)?;
+        let tokenizer = tokenizer_metadata(&tok_path, &tok_json, cfg.vocab)?;
+        Ok(Inputs {
+            config_path,
+            config_bytes,
+            cfg,
+            tok_path,
+            tok_bytes,
+            ckpt,
+            plan,
+            tokenizer,
+        })
+    }
+
+    /// Every file read, so that no output replaces one.
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.config_path.clone()];
+        files.extend(self.ckpt.files());
+        files.push(self.tok_path.clone());
+        files.extend(self.tokenizer.read.iter().map(|(p, _)| p.clone()));
+        files
+    }
+
+    /// The GGUF header: llama.cpp's keys for the architecture, the tokenizer, the tensors.
+    fn header(&self, name: &str, outtype: OutType, path: &Path) -> Result<GgufWriter, ExportError> {
+        let write_err = |source| OutputError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut keys: Vec<(String, Value)> = vec![
+            (
+                "general.architecture".into(),
+                Value::String(self.cfg.arch.into()),
+            ),
+            ("general.type".into(), Value::String("model".into())),
+            ("general.name".into(), Value::String(name.to_string())),
+        ];
+        keys.extend(self.cfg.metadata());
+        keys.push(("general.file_type".into(), Value::U32(outtype.file_type())));
+        keys.extend(self.tokenizer.keys.iter().cloned());
+        keys.push(("general.quantization_version".into(), Value::U32(2)));
+        let mut w = GgufWriter::new();
+        for (k, v) in keys {
+            w.add(k, v).map_err(write_err)?;
+        }
+        for t in &self.plan.tensors {
+            w.add_tensor(TensorSpec::new(t.gguf.clone(), t.ty, &t.dims))
+                .map_err(write_err)?;
+        }
+        Ok(w)
+    }
+
+    /// Convert tensor `i` into `sink`.
+    fn write_tensor(
+        &self,
+        i: usize,
+        sink: &mut dyn std::io::Write,
+        count: &dyn Fn(u64),
+        output: &Path,
+    ) -> Result<(), ExportError> {
+        let Some(t) = self.plan.tensors.get(i) else {
+            return Ok(());
+        };
+        let Some(e) = self.ckpt.entries.get(t.entry) else {
+            return Ok(());
+        };
+        let job = Job {
+            name: &t.hf,
+            data: self.ckpt.data(e),
+            decode: t.decode,
+            rows: t.rows,
+            cols: t.cols,
+            permute: t.permute,
+            out: t.ty,
+            output,
+        };
+        let r = convert::run(&job, sink, &mut |n| count(n));
+        self.ckpt.release(e);
+        r
+    }
+
+    /// The `.meta.json` provenance record.
+    fn meta(
+        &self,
+        outputs: &Outputs,
+        fingerprint: Fingerprint,
+        bytes: u64,
+        outtype: OutType,
+    ) -> Result<Json, ExportError> {
+        let mut sources = vec![json!({
+            "file": file_label(&self.config_path),
+            "sha256": Fingerprint::of_bytes(&self.config_bytes).to_string(),
+        })];
+        for f in self.ckpt.files() {
+            let fp = fingerprint_file(&f, &Quiet).map_err(|e| ExportError::io(&f, e))?;
+            sources.push(json!({"file": file_label(&f), "sha256": fp.to_string()}));
+        }
+        let mut tokenizer = json!({
+            "file": file_label(&self.tok_path),
+            "sha256": Fingerprint::of_bytes(&self.tok_bytes).to_string(),
+        });
+        for (p, bytes) in &self.tokenizer.read {
+            let key = if file_label(p) == "chat_template.jinja" {
+                "chat_template"
+            } else {
+                "config"
+            };
+            tokenizer[key] =
+                json!({"file": file_label(p), "sha256": Fingerprint::of_bytes(bytes).to_string()});
+        }
+        let norms: Vec<&str> = self
+            .plan
+            .tensors
+            .iter()
+            .filter(|t| t.ty == GgmlType::F32 && t.dims.len() == 1)
+            .map(|t| t.gguf.as_str())
+            .collect();
+        Ok(json!({
+            "converter": {"name": CONVERTER, "version": env!("CARGO_PKG_VERSION")},
+            "output": {
+                "file": file_label(&outputs.gguf),
+                "fingerprint": fingerprint.to_string(),
+                "bytes": bytes,
+                "outtype": outtype.name(),
+                "general.file_type": outtype.file_type(),
+                "architecture": self.cfg.arch,
+                "tensors": self.plan.tensors.len(),
+            },
+            "source": {
+                "model_type": self.cfg.model_type,
+                "files": sources,
+            },
+            "tokenizer": tokenizer,
+            "norms_kept_f32": norms,
+            "skipped": self.plan.skipped.iter().map(|(t, why)| json!({"tensor": t, "reason": why})).collect::<Vec<_>>(),
+        }))
+    }
 }
 
-/// Run the export.
-pub fn export(opts: &ExportOptions<'_>) -> Result<Outcome, ExportError> {
-    let dir = opts.dir;
-    if !dir.is_dir() {
-        return Err(ExportError::io(dir, "not a directory"));
-    }
+/// The outputs' base name: `--name`, else the checkpoint directory's name.
+fn output_name(opts: &ExportOptions<'_, impl Sized>) -> Result<String, ExportError> {
     let name = match opts.name {
         Some(n) => n.to_string(),
-        None => dir
+        None => opts
+            .dir
             .canonicalize()
-            .map_err(|e| ExportError::io(dir, e))?
+            .map_err(|e| ExportError::io(opts.dir, e))?
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
     check_name(&name)?;
+    Ok(name)
+}
 
-    // Inputs.
-    let config_path = dir.join("config.json");
-    let config_bytes = read_bounded(&config_path, config::MAX_CONFIG_BYTES, "config.json")?;
-    let cfg = config::parse(&config_path, &config_bytes)?;
-    let tok_path = opts
-        .tokenizer
-        .map_or_else(|| dir.join("tokenizer.json"), Path::to_path_buf);
-    let (tok_bytes, tok_json) = read_json(&tok_path, MAX_TOKENIZER_BYTES, "tokenizer.json")?;
-    // The checkpoint first: `plan` proves token_embd has `vocab_size` real rows, which
-    // bounds the padding `tokenizer_metadata` may add to the vocabulary.
-    let ckpt = Checkpoint::open(dir)?;
-    let plan = plan(&cfg, &ckpt, opts.outtype, opts.allow_unmapped)?;
-    let TokenizerMeta {
-        keys: tok_keys,
-        read: tok_extra,
-    } = tokenizer_metadata(&tok_path, &tok_json, cfg.vocab)?;
+/// Run the export. `F` is what the caller's gate reports when it refuses the file.
+pub fn export<F>(opts: &ExportOptions<'_, F>) -> Result<Outcome<F>, ExportError> {
+    if !opts.dir.is_dir() {
+        return Err(ExportError::io(opts.dir, "not a directory"));
+    }
+    let name = output_name(opts)?;
+    let inputs = Inputs::read(opts)?;
 
     // Outputs: never an input, never an existing file without --force.
     std::fs::create_dir_all(opts.out_dir).map_err(|e| ExportError::io(opts.out_dir, e))?;
-    let base = format!("{name}-{}", opts.outtype.name());
-    let gguf_path = opts.out_dir.join(format!("{base}.gguf"));
-    let fp_path = opts.out_dir.join(format!("{base}.fingerprint"));
-    let meta_path = opts.out_dir.join(format!("{base}.meta.json"));
-    let mut inputs: Vec<PathBuf> = vec![config_path.clone()];
-    inputs.extend(ckpt.files());
-    inputs.push(tok_path.clone());
-    inputs.extend(tok_extra.iter().map(|(p, _)| p.clone()));
-    let canonical_inputs: Vec<(PathBuf, &PathBuf)> = inputs
-        .iter()
-        .filter_map(|p| Some((canonical(p)?, p)))
-        .collect();
-    for out in [&gguf_path, &fp_path, &meta_path] {
-        if let Some(c) = canonical(out) {
-            if let Some((_, input)) = canonical_inputs.iter().find(|(ci, _)| *ci == c) {
-                return Err(ExportError::OutputIsInput {
-                    path: out.clone(),
-                    input: (*input).clone(),
-                });
-            }
-        }
-        if !opts.force && out.symlink_metadata().is_ok() {
-            return Err(ExportError::OutputExists { path: out.clone() });
-        }
-    }
-
-    // The header.
-    let write_err = |source| ExportError::Write {
-        path: gguf_path.clone(),
-        source,
-    };
-    let mut w = GgufWriter::new();
-    let mut keys: Vec<(String, Value)> = vec![
-        (
-            "general.architecture".into(),
-            Value::String(cfg.arch.into()),
-        ),
-        ("general.type".into(), Value::String("model".into())),
-        ("general.name".into(), Value::String(name.clone())),
-    ];
-    keys.extend(cfg.metadata());
-    keys.push((
-        "general.file_type".into(),
-        Value::U32(opts.outtype.file_type()),
-    ));
-    keys.extend(tok_keys);
-    keys.push(("general.quantization_version".into(), Value::U32(2)));
-    for (k, v) in keys {
-        w.add(k, v).map_err(write_err)?;
-    }
-    for t in &plan.tensors {
-        w.add_tensor(TensorSpec::new(t.gguf.clone(), t.ty, &t.dims))
-            .map_err(write_err)?;
-    }
-
-    // The data, streamed into a temporary file; gated there under --strict.
-    let total = w.file_size();
+    let outputs = Outputs::beside(
+        opts.out_dir
+            .join(format!("{name}-{}.gguf", opts.outtype.name())),
+    );
+    outputs.claim(&inputs.files(), opts.force)?;
     let overwrite = if opts.force {
         Overwrite::Allow
     } else {
         Overwrite::Refuse
     };
+
+    // The data, streamed into a temporary file; gated there when the caller asks.
+    let w = inputs.header(&name, opts.outtype, &outputs.gguf)?;
     let written = write_gguf(
-        &gguf_path,
+        &outputs.gguf,
         overwrite,
         &w,
-        opts.strict,
+        opts.gate,
+        opts.progress,
         "export",
-        |i, sink, bar| {
-            let Some(t) = plan.tensors.get(i) else {
-                return Ok(());
-            };
-            let Some(e) = ckpt.entries.get(t.entry) else {
-                return Ok(());
-            };
-            let job = Job {
-                name: &t.hf,
-                data: ckpt.data(e),
-                decode: t.decode,
-                rows: t.rows,
-                cols: t.cols,
-                permute: t.permute,
-                out: t.ty,
-                output: &gguf_path,
-            };
-            let r = convert::run(&job, sink, &mut |n| bar.inc(n));
-            ckpt.release(e);
-            r
-        },
-    );
+        |i, sink, count| inputs.write_tensor(i, sink, count, &outputs.gguf),
+    )?;
     let fingerprint = match written {
-        Ok(Written::Done { fingerprint }) => fingerprint,
-        Ok(Written::GateFailed(findings)) => return Ok(Outcome::GateFailed { findings }),
-        Err(OutputError::Tensor(e)) => return Err(e),
-        Err(OutputError::Write(e)) => return Err(write_err(e)),
-        Err(OutputError::Gate(message)) => {
-            return Err(ExportError::Gate {
-                path: gguf_path.clone(),
-                message,
-            })
-        }
-        Err(OutputError::Exists) => {
-            return Err(ExportError::OutputExists {
-                path: gguf_path.clone(),
-            })
-        }
-        Err(OutputError::Io(e)) => return Err(ExportError::io(&gguf_path, e)),
+        Written::Done { fingerprint } => fingerprint,
+        Written::Refused(findings) => return Ok(Outcome::Refused(findings)),
     };
-
-    // The sidecars.
-    write_text(&fp_path, overwrite, &format!("{fingerprint}\n"))
-        .map_err(|e| ExportError::io(&fp_path, e))?;
-    let mut sources = vec![
-        json!({"file": file_label(&config_path), "sha256": Fingerprint::of_bytes(&config_bytes).to_string()}),
-    ];
-    for f in ckpt.files() {
-        let fp = fingerprint_file(&f).map_err(|e| ExportError::io(&f, e))?;
-        sources.push(json!({"file": file_label(&f), "sha256": fp.to_string()}));
-    }
-    let mut tokenizer = json!({
-        "file": file_label(&tok_path),
-        "sha256": Fingerprint::of_bytes(&tok_bytes).to_string(),
-    });
-    for (p, bytes) in &tok_extra {
-        let key = if file_label(p) == "chat_template.jinja" {
-            "chat_template"
-        } else {
-            "config"
-        };
-        tokenizer[key] =
-            json!({"file": file_label(p), "sha256": Fingerprint::of_bytes(bytes).to_string()});
-    }
-    let norms: Vec<&str> = plan
-        .tensors
-        .iter()
-        .filter(|t| t.ty == GgmlType::F32 && t.dims.len() == 1)
-        .map(|t| t.gguf.as_str())
-        .collect();
-    let meta = json!({
-        "converter": {"name": CONVERTER, "version": env!("CARGO_PKG_VERSION")},
-        "output": {
-            "file": file_label(&gguf_path),
-            "fingerprint": fingerprint.to_string(),
-            "bytes": total,
-            "outtype": opts.outtype.name(),
-            "general.file_type": opts.outtype.file_type(),
-            "architecture": cfg.arch,
-            "tensors": plan.tensors.len(),
-        },
-        "source": {
-            "model_type": cfg.model_type,
-            "files": sources,
-        },
-        "tokenizer": tokenizer,
-        "norms_kept_f32": norms,
-        "skipped": plan.skipped.iter().map(|(t, why)| json!({"tensor": t, "reason": why})).collect::<Vec<_>>(),
-    });
-    let mut text =
-        serde_json::to_string_pretty(&meta).map_err(|e| ExportError::io(&meta_path, e))?;
-    text.push('\n');
-    write_text(&meta_path, overwrite, &text).map_err(|e| ExportError::io(&meta_path, e))?;
+    let meta = inputs.meta(&outputs, fingerprint, w.file_size(), opts.outtype)?;
+    outputs.write_sidecars(fingerprint, &meta, overwrite)?;
 
     Ok(Outcome::Written(Exported {
-        gguf: gguf_path,
-        fingerprint_file: fp_path,
-        meta: meta_path,
+        outputs,
         fingerprint,
-        tensors: plan.tensors.len(),
-        bytes: total,
-        skipped: plan.skipped,
+        tensors: inputs.plan.tensors.len(),
+        bytes: w.file_size(),
+        skipped: inputs.plan.skipped,
     }))
 }
 

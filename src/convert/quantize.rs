@@ -1,12 +1,14 @@
-//! `gguf-gate quantize`: a GGUF in (any type `quant::dequantize` reads) becomes a Q8_0,
-//! Q4_0, TQ1_0, TQ2_0 or I2_S GGUF out, **never quantizing a norm**: norms (the policy's
-//! norm patterns) and every tensor that is not a 2-D weight matrix are kept, and a
+//! Quantizing a GGUF file (the core of `gguf-gate quantize`; the block algorithms are
+//! `quant::quantize`): a GGUF in (any type `quant::dequantize` reads) becomes a Q8_0,
+//! Q4_0, TQ1_0, TQ2_0 or I2_S GGUF out, **never quantizing a norm**: norms (the norm
+//! patterns the caller passes, from the policy) and every tensor that is not a 2-D weight matrix are kept, and a
 //! matrix whose row length is not a whole number of blocks is kept too and reported.
 //! For the ternary targets `token_embd.weight` and `output.weight` become Q8_0 (as
 //! llama.cpp and bitnet.cpp keep them at higher precision). Tensors stream one at a time
 //! from the memory-mapped input (decode, quantize, write), so memory is about the largest
 //! tensor; the file is written atomically beside a `.fingerprint` and a `.meta.json`, and
-//! `--strict` gates it before the rename — the same pieces `export` uses.
+//! a gate the caller passes (`--strict`) runs before the rename — the same pieces
+//! `export` uses (`convert::output`).
 //! docs/quantize.md is the user's guide.
 
 use std::path::{Path, PathBuf};
@@ -14,14 +16,15 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use thiserror::Error;
 
-use crate::atomic::{write_text, Overwrite};
-use crate::export::{canonical, file_label};
+use crate::atomic::Overwrite;
+use crate::convert::{file_label, write_gguf, Gate, OutputError, Outputs, Written};
 use crate::fingerprint::{fingerprint_file, Fingerprint};
-use crate::gguf::{GgmlType, GgufFile, GgufWriter, OpenError, TensorInfo, TensorSpec, Value};
+use crate::gguf::{
+    GgmlType, GgufFile, GgufWriter, Header, OpenError, TensorInfo, TensorSpec, Value,
+};
 use crate::glob::glob_match;
-use crate::output::{write_gguf, OutputError, Written};
+use crate::progress::{Progress, Quiet};
 use crate::quant;
-use crate::rules::Finding;
 
 /// The converter's name in `.meta.json`.
 pub const CONVERTER: &str = "gguf-gate quantize";
@@ -91,17 +94,20 @@ impl QuantType {
     }
 }
 
-/// What to quantize and how.
-#[derive(Clone, Debug)]
-pub struct QuantizeOptions<'a> {
+/// What to quantize and how. `F` is what the gate reports when it refuses a file.
+pub struct QuantizeOptions<'a, F> {
     pub input: &'a Path,
     pub ty: QuantType,
     /// Default: `<input stem>-<type>.gguf` beside the input.
     pub out: Option<&'a Path>,
     /// Replace existing outputs.
     pub force: bool,
-    /// Gate the file (strict, default policy, no probe) before it is renamed into place.
-    pub strict: bool,
+    /// Which tensors are norms (glob patterns): never quantized.
+    pub norm_patterns: &'a [String],
+    /// Run on the finished file before it is renamed into place (`--strict`).
+    pub gate: Option<Gate<'a, F>>,
+    /// Where the write's progress goes.
+    pub progress: &'a dyn Progress,
 }
 
 /// What happens to one tensor.
@@ -138,9 +144,7 @@ impl Planned {
 /// The files a quantization wrote.
 #[derive(Clone, Debug)]
 pub struct Quantized {
-    pub gguf: PathBuf,
-    pub fingerprint_file: PathBuf,
-    pub meta: PathBuf,
+    pub outputs: Outputs,
     pub fingerprint: Fingerprint,
     pub bytes: u64,
     pub tensors: Vec<Planned>,
@@ -148,12 +152,10 @@ pub struct Quantized {
 
 /// How a quantization that ran to the end finished.
 #[derive(Clone, Debug)]
-pub enum Outcome {
+pub enum Outcome<F> {
     Written(Quantized),
-    /// `--strict`: the gate failed these checks; nothing was written.
-    GateFailed {
-        findings: Vec<Finding>,
-    },
+    /// The gate refused the file for these findings; nothing was written.
+    Refused(Vec<F>),
 }
 
 /// A quantization that could not be completed. No file is left under the output names.
@@ -164,15 +166,6 @@ pub enum QuantizeError {
 
     #[error(transparent)]
     Open(#[from] OpenError),
-
-    #[error("{path} already exists (use --force to replace it)")]
-    OutputExists { path: PathBuf },
-
-    #[error("output {path} would overwrite the input {input}; choose another --out")]
-    OutputIsInput { path: PathBuf, input: PathBuf },
-
-    #[error("{input}: no norm patterns: {message}")]
-    Policy { input: PathBuf, message: String },
 
     #[error("tensor {tensor}: cannot decode its {ty} data: {source}")]
     Decode {
@@ -188,14 +181,8 @@ pub enum QuantizeError {
         source: quant::QuantizeError,
     },
 
-    #[error("{path}: cannot write the GGUF: {source}")]
-    Write {
-        path: PathBuf,
-        source: crate::gguf::WriteError,
-    },
-
-    #[error("{path}: the --strict gate could not run: {message}")]
-    Gate { path: PathBuf, message: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 impl QuantizeError {
@@ -205,15 +192,6 @@ impl QuantizeError {
             message: e.to_string(),
         }
     }
-}
-
-/// The norm patterns of the default policy for this architecture (`norms.patterns`).
-pub fn norm_patterns(input: &Path, arch: Option<&str>) -> Result<Vec<String>, QuantizeError> {
-    let policy = crate::policy::load(None, arch, false).map_err(|e| QuantizeError::Policy {
-        input: input.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(policy.norms.patterns.clone())
 }
 
 /// Decide what happens to one tensor (see the module docs and docs/quantize.md).
@@ -265,21 +243,6 @@ pub fn default_output(input: &Path, ty: QuantType) -> PathBuf {
     input.with_file_name(format!("{stem}-{}.gguf", ty.name()))
 }
 
-/// `X.gguf` -> (`X.fingerprint`, `X.meta.json`); a name without `.gguf` gets the suffixes appended.
-fn sidecars(out: &Path) -> (PathBuf, PathBuf) {
-    let name = out
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let base = name
-        .strip_suffix(".gguf")
-        .or_else(|| name.strip_suffix(".GGUF"))
-        .unwrap_or(&name);
-    (
-        out.with_file_name(format!("{base}.fingerprint")),
-        out.with_file_name(format!("{base}.meta.json")),
-    )
-}
-
 /// Decode one tensor and produce its output bytes.
 fn convert(file: &GgufFile, t: &TensorInfo, p: &Planned) -> Result<Vec<u8>, QuantizeError> {
     let data = file.tensor_data(t);
@@ -305,54 +268,25 @@ fn convert(file: &GgufFile, t: &TensorInfo, p: &Planned) -> Result<Vec<u8>, Quan
     }
 }
 
-/// Run the quantization.
-pub fn quantize(opts: &QuantizeOptions<'_>) -> Result<Outcome, QuantizeError> {
-    let input = opts.input;
-    let file = GgufFile::open(input)?;
-    let header = &file.header;
-    let norms = norm_patterns(input, header.architecture())?;
-    let plan: Vec<Planned> = header
-        .tensors
-        .iter()
-        .map(|t| Planned {
-            name: t.name.clone(),
-            from: t.ty,
-            dims: t.dims.clone(),
-            action: plan_tensor(t, opts.ty, &norms),
-        })
-        .collect();
-
-    // Outputs: never the input, never an existing file without --force.
-    let gguf_path = opts
-        .out
-        .map_or_else(|| default_output(input, opts.ty), Path::to_path_buf);
-    let (fp_path, meta_path) = sidecars(&gguf_path);
-    let canonical_input = canonical(input);
-    for out in [&gguf_path, &fp_path, &meta_path] {
-        if canonical_input.is_some() && canonical(out) == canonical_input {
-            return Err(QuantizeError::OutputIsInput {
-                path: out.clone(),
-                input: input.to_path_buf(),
-            });
-        }
-        if !opts.force && out.symlink_metadata().is_ok() {
-            return Err(QuantizeError::OutputExists { path: out.clone() });
-        }
-    }
-
-    // The header: the input's keys in order, general.file_type and
-    // general.quantization_version set.
-    let write_err = |source| QuantizeError::Write {
-        path: gguf_path.clone(),
+/// The output's header: the input's keys in order with `general.file_type` and
+/// `general.quantization_version` set, and the planned tensors.
+fn header_of_output(
+    input: &Header,
+    plan: &[Planned],
+    ty: QuantType,
+    path: &Path,
+) -> Result<GgufWriter, QuantizeError> {
+    let write_err = |source| OutputError::Write {
+        path: path.to_path_buf(),
         source,
     };
-    let mut keys: Vec<(String, Value)> = header
+    let mut keys: Vec<(String, Value)> = input
         .metadata
         .iter()
         .map(|e| (e.key.clone(), e.value.clone()))
         .collect();
     for (key, value) in [
-        ("general.file_type", opts.ty.file_type()),
+        ("general.file_type", ty.file_type()),
         ("general.quantization_version", 2),
     ] {
         match keys.iter_mut().find(|(k, _)| k == key) {
@@ -364,59 +298,24 @@ pub fn quantize(opts: &QuantizeOptions<'_>) -> Result<Outcome, QuantizeError> {
     for (k, v) in keys {
         w.add(k, v).map_err(write_err)?;
     }
-    for p in &plan {
+    for p in plan {
         w.add_tensor(TensorSpec::new(p.name.clone(), p.out_type(), &p.dims))
             .map_err(write_err)?;
     }
+    Ok(w)
+}
 
-    // The data, streamed into a temporary file; gated there under --strict.
-    let total = w.file_size();
-    let overwrite = if opts.force {
-        Overwrite::Allow
-    } else {
-        Overwrite::Refuse
-    };
-    let written = write_gguf(
-        &gguf_path,
-        overwrite,
-        &w,
-        opts.strict,
-        "quantize",
-        |i, sink, bar| {
-            let (Some(t), Some(p)) = (header.tensors.get(i), plan.get(i)) else {
-                return Ok(());
-            };
-            let bytes = convert(&file, t, p);
-            file.release(header.data_range(t));
-            let bytes = bytes?;
-            bar.inc(bytes.len() as u64);
-            sink.write_all(&bytes)
-                .map_err(|e| QuantizeError::io(&gguf_path, e))
-        },
-    );
-    let fingerprint = match written {
-        Ok(Written::Done { fingerprint }) => fingerprint,
-        Ok(Written::GateFailed(findings)) => return Ok(Outcome::GateFailed { findings }),
-        Err(OutputError::Tensor(e)) => return Err(e),
-        Err(OutputError::Write(e)) => return Err(write_err(e)),
-        Err(OutputError::Gate(message)) => {
-            return Err(QuantizeError::Gate {
-                path: gguf_path.clone(),
-                message,
-            })
-        }
-        Err(OutputError::Exists) => {
-            return Err(QuantizeError::OutputExists {
-                path: gguf_path.clone(),
-            })
-        }
-        Err(OutputError::Io(e)) => return Err(QuantizeError::io(&gguf_path, e)),
-    };
-
-    // The sidecars.
-    write_text(&fp_path, overwrite, &format!("{fingerprint}\n"))
-        .map_err(|e| QuantizeError::io(&fp_path, e))?;
-    let source_fp = fingerprint_file(input).map_err(|e| QuantizeError::io(input, e))?;
+/// The `.meta.json` provenance record.
+fn meta(
+    input: &Path,
+    header: &Header,
+    plan: &[Planned],
+    ty: QuantType,
+    outputs: &Outputs,
+    fingerprint: Fingerprint,
+    bytes: u64,
+) -> Result<serde_json::Value, QuantizeError> {
+    let source_fp = fingerprint_file(input, &Quiet).map_err(|e| QuantizeError::io(input, e))?;
     let quantized: Vec<_> = plan
         .iter()
         .filter_map(|p| match &p.action {
@@ -435,14 +334,14 @@ pub fn quantize(opts: &QuantizeOptions<'_>) -> Result<Outcome, QuantizeError> {
             Action::Quantize(_) => None,
         })
         .collect();
-    let meta = json!({
+    Ok(json!({
         "converter": {"name": CONVERTER, "version": env!("CARGO_PKG_VERSION")},
         "output": {
-            "file": file_label(&gguf_path),
+            "file": file_label(&outputs.gguf),
             "fingerprint": fingerprint.to_string(),
-            "bytes": total,
-            "type": opts.ty.name(),
-            "general.file_type": opts.ty.file_type(),
+            "bytes": bytes,
+            "type": ty.name(),
+            "general.file_type": ty.file_type(),
             "architecture": header.architecture(),
             "tensors": plan.len(),
         },
@@ -453,18 +352,77 @@ pub fn quantize(opts: &QuantizeOptions<'_>) -> Result<Outcome, QuantizeError> {
         },
         "quantized": quantized,
         "kept": kept,
-    });
-    let mut text =
-        serde_json::to_string_pretty(&meta).map_err(|e| QuantizeError::io(&meta_path, e))?;
-    text.push('\n');
-    write_text(&meta_path, overwrite, &text).map_err(|e| QuantizeError::io(&meta_path, e))?;
+    }))
+}
+
+/// Run the quantization. `F` is what the caller's gate reports when it refuses the file.
+pub fn quantize<F>(opts: &QuantizeOptions<'_, F>) -> Result<Outcome<F>, QuantizeError> {
+    let input = opts.input;
+    let file = GgufFile::open(input)?;
+    let header = &file.header;
+    let plan: Vec<Planned> = header
+        .tensors
+        .iter()
+        .map(|t| Planned {
+            name: t.name.clone(),
+            from: t.ty,
+            dims: t.dims.clone(),
+            action: plan_tensor(t, opts.ty, opts.norm_patterns),
+        })
+        .collect();
+
+    // Outputs: never the input, never an existing file without --force.
+    let outputs = Outputs::beside(
+        opts.out
+            .map_or_else(|| default_output(input, opts.ty), Path::to_path_buf),
+    );
+    outputs.claim(&[input.to_path_buf()], opts.force)?;
+    let overwrite = if opts.force {
+        Overwrite::Allow
+    } else {
+        Overwrite::Refuse
+    };
+
+    // The data, streamed into a temporary file; gated there when the caller asks.
+    let w = header_of_output(header, &plan, opts.ty, &outputs.gguf)?;
+    let written = write_gguf(
+        &outputs.gguf,
+        overwrite,
+        &w,
+        opts.gate,
+        opts.progress,
+        "quantize",
+        |i, sink, count| {
+            let (Some(t), Some(p)) = (header.tensors.get(i), plan.get(i)) else {
+                return Ok(());
+            };
+            let bytes = convert(&file, t, p);
+            file.release(header.data_range(t));
+            let bytes = bytes?;
+            count(bytes.len() as u64);
+            sink.write_all(&bytes)
+                .map_err(|e| QuantizeError::io(&outputs.gguf, e))
+        },
+    )?;
+    let fingerprint = match written {
+        Written::Done { fingerprint } => fingerprint,
+        Written::Refused(findings) => return Ok(Outcome::Refused(findings)),
+    };
+    let meta = meta(
+        input,
+        header,
+        &plan,
+        opts.ty,
+        &outputs,
+        fingerprint,
+        w.file_size(),
+    )?;
+    outputs.write_sidecars(fingerprint, &meta, overwrite)?;
 
     Ok(Outcome::Written(Quantized {
-        gguf: gguf_path,
-        fingerprint_file: fp_path,
-        meta: meta_path,
+        outputs,
         fingerprint,
-        bytes: total,
+        bytes: w.file_size(),
         tensors: plan,
     }))
 }
@@ -508,7 +466,14 @@ mod tests {
 
     #[test]
     fn plan_never_quantizes_norms_or_vectors() {
-        let norms = norm_patterns(Path::new("x.gguf"), Some("llama")).unwrap();
+        // The default policy's norm patterns (src/policy/presets/generic.yaml).
+        let norms: Vec<String> = [
+            "*_norm.weight",
+            "*.attn_sub_norm.weight",
+            "output_norm.weight",
+        ]
+        .map(String::from)
+        .to_vec();
         let q = |name: &str, ty, dims: &[u64], to| plan_tensor(&info(name, ty, dims), to, &norms);
         use GgmlType as G;
         use QuantType as Q;
@@ -560,20 +525,6 @@ mod tests {
         assert_eq!(
             default_output(Path::new("/m/SmolLM2.Q4_1.gguf"), QuantType::Q8_0),
             Path::new("/m/SmolLM2.Q4_1-q8_0.gguf")
-        );
-        assert_eq!(
-            sidecars(Path::new("d/x.gguf")),
-            (
-                PathBuf::from("d/x.fingerprint"),
-                PathBuf::from("d/x.meta.json")
-            )
-        );
-        assert_eq!(
-            sidecars(Path::new("d/x.bin")),
-            (
-                PathBuf::from("d/x.bin.fingerprint"),
-                PathBuf::from("d/x.bin.meta.json")
-            )
         );
     }
 }

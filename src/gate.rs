@@ -1,6 +1,8 @@
-//! `gguf-gate check`: open the model, load the policy for its architecture, read the
-//! file once (fingerprint + statistics), run the rules and the probe, and produce the
-//! report every writer formats. Exit-code mapping lives in `app.rs`.
+//! The gate: open the model, load the policy for its architecture, read the file once
+//! (fingerprint + statistics), run the rules and the probe, and produce the [`Report`]
+//! every report writer formats. `gguf-gate check` (`cmd::check`) is a thin shell around
+//! [`run_check`]; `export --strict` and `quantize --strict` pass [`strict_gate`] to the
+//! GGUF writer so that a file is gated before it takes its name.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,13 +15,14 @@ use crate::fingerprint::Fingerprint;
 use crate::gguf::GgufFile;
 use crate::policy::{self, Policy};
 use crate::probe::{self, Baseline, BaselinePrompt, Continuation, ProbeError};
-use crate::progress::bytes_bar;
+use crate::progress::{Progress, Quiet};
+use crate::registry::Family;
 use crate::report::{Report, Timings};
-use crate::rules::{self, Context, Severity, Sink};
+use crate::rules::{self, Context, Finding, Severity, Sink};
 use crate::stats;
 
 /// How to run a check.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CheckOptions<'a> {
     pub policy: Option<&'a Path>,
     pub strict: bool,
@@ -30,6 +33,8 @@ pub struct CheckOptions<'a> {
     pub record_probe: Option<&'a Path>,
     /// Run the probe (when the policy enables it); false for `--no-probe`.
     pub probe: bool,
+    /// Where the scan's progress goes.
+    pub progress: &'a dyn Progress,
 }
 
 /// Run the gate on `model`. Errors are usage or input errors (exit 2).
@@ -54,9 +59,8 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
 
     let scan_start = Instant::now();
     let all: Vec<usize> = (0..file.header.tensors.len()).collect();
-    let bar = bytes_bar(file.header.file_len, "check");
-    let scan = stats::scan(&file, &all, true, |n| bar.inc(n));
-    bar.finish_and_clear();
+    let count = options.progress.task("check", file.header.file_len);
+    let scan = stats::scan(&file, &all, true, count);
     let scan_ms = scan_start.elapsed().as_secs_f64() * 1e3;
     let fingerprint = scan
         .fingerprint
@@ -158,4 +162,37 @@ fn write_baseline(
     let mut text = serde_json::to_string_pretty(&baseline)?;
     text.push('\n');
     write_text(path, Overwrite::Allow, &text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The rule families `--strict` refuses a written file for.
+pub const GATE_FAMILIES: &[Family] = &[Family::Metadata, Family::Norms, Family::Tensors];
+
+/// `--strict`'s gate for `export` and `quantize`: check `path` in strict mode with the
+/// default policy and return the failures of the metadata, norm and tensor families. The
+/// probe does not run (its family is not gated): `check` the written file to probe it.
+/// `Err` is a message: the check could not run.
+pub fn strict_gate(path: &Path) -> Result<Vec<Finding>, String> {
+    let options = CheckOptions {
+        policy: None,
+        strict: true,
+        fail_level: Severity::Error,
+        tokenizer: None,
+        record_probe: None,
+        probe: false,
+        progress: &Quiet,
+    };
+    let report = run_check(path, &options).map_err(|e| format!("{e:#}"))?;
+    Ok(gate_failures_of(report.findings))
+}
+
+/// The failures `--strict` refuses: errors of the metadata, norm and tensor families.
+pub fn gate_failures_of(findings: Vec<Finding>) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .filter(|f| {
+            f.is_failure()
+                && f.severity >= Severity::Error
+                && GATE_FAMILIES.contains(&f.rule.family())
+        })
+        .collect()
 }

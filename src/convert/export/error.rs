@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::gguf::WriteError;
+use crate::convert::OutputError;
 use crate::tokenizer::TokenizerError;
 
 /// An export that could not be completed. No file is left under the output names.
@@ -116,24 +116,11 @@ pub enum ExportError {
         vocab: u32,
     },
 
-    #[error("{path} already exists (use --force to replace it)")]
-    OutputExists { path: PathBuf },
-
-    #[error("output {path} would overwrite the input {input}")]
-    OutputIsInput { path: PathBuf, input: PathBuf },
-
     #[error("--name {name:?}: {problem}")]
     BadName { name: String, problem: &'static str },
 
-    #[error("writing {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: WriteError,
-    },
-
-    #[error("gating {path}: {message}")]
-    Gate { path: PathBuf, message: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 impl From<crate::input::InputError> for ExportError {

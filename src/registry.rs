@@ -1,0 +1,308 @@
+//! Every rule code gguf-gate can report, as the [`Rule`] enum: stable kebab-case names
+//! (the SARIF `ruleId`, the JUnit testcase name, the `explain` argument, the key of a
+//! policy's severity override), each with its family, default severity, a one-line
+//! summary, an explanation and a fix hint. A leaf: `policy` and `rules` both read it and
+//! it reads nothing of theirs. `docs/rules.md` is generated from this table and a test
+//! keeps it in step. An unknown code is a compile error in Rust and a validation error in
+//! a policy — never a silent fallback.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// How serious a failed check is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Note,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// The family a rule belongs to: a JUnit testsuite, a SARIF tag, what `--strict` gates
+/// when `export`/`quantize` write a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Metadata,
+    Norms,
+    Projections,
+    Tensors,
+    Fingerprint,
+    Probe,
+    Policy,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Metadata => "metadata",
+            Family::Norms => "norms",
+            Family::Projections => "projections",
+            Family::Tensors => "tensors",
+            Family::Fingerprint => "fingerprint",
+            Family::Probe => "probe",
+            Family::Policy => "policy",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One rule's documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleInfo {
+    pub rule: Rule,
+    pub code: &'static str,
+    pub family: Family,
+    pub default_severity: Severity,
+    pub summary: &'static str,
+    pub explanation: &'static str,
+    pub hint: &'static str,
+}
+
+/// Declares [`Rule`] and [`RULES`] from one table, so that a variant and its row cannot
+/// drift apart.
+macro_rules! rules {
+    ($($variant:ident = $code:literal, $family:ident, $severity:ident,
+        $summary:literal, $explanation:literal, $hint:literal;)*) => {
+        /// A rule code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Rule {
+            $($variant,)*
+        }
+
+        /// Every rule, in the order of [`Rule`] (and of `docs/rules.md`).
+        pub const RULES: &[RuleInfo] = &[
+            $(RuleInfo {
+                rule: Rule::$variant,
+                code: $code,
+                family: Family::$family,
+                default_severity: Severity::$severity,
+                summary: $summary,
+                explanation: $explanation,
+                hint: $hint,
+            },)*
+        ];
+    };
+}
+
+rules! {
+    MetadataRequired = "metadata-required", Metadata, Error,
+        "A metadata key the loader needs is missing.",
+        "llama.cpp (and bitnet.cpp) read hyper-parameters and the vocabulary from GGUF metadata. A missing key makes the loader fail or, worse, fall back to a default that does not match the weights.",
+        "Re-export the model with a converter that writes the key (gguf-gate export does), or add it with gguf-py's gguf-new-metadata.";
+    MetadataType = "metadata-type", Metadata, Error,
+        "A metadata key has the wrong value type.",
+        "Loaders read keys with a fixed type (llama.cpp's `get_key` refuses a u64 where it expects u32); a wrong type is a load failure waiting to happen.",
+        "Write the key with the type llama.cpp expects (see the preset with `gguf-gate init --preset llama --stdout`).";
+    MetadataValue = "metadata-value", Metadata, Error,
+        "A metadata value is not allowed, out of range or does not match its pattern.",
+        "The policy pins allowed values, numeric ranges or a regular expression for the key.",
+        "Fix the value in the converter, or widen the policy if the value is right.";
+    MetadataConsistency = "metadata-consistency", Metadata, Error,
+        "Metadata disagrees with the tensors.",
+        "Embedding length must equal token_embd's row width, block count the number of blk.N layers, head counts must divide the width, and the vocabulary size must equal token_embd's rows and the tokenizer's token count. A mismatch means the file was assembled from parts that do not belong together.",
+        "Re-export from the original checkpoint; check config.json against the weights.";
+    NormDtype = "norm-dtype", Norms, Error,
+        "A norm weight is stored in a quantized type.",
+        "Norm weights are tiny and scale every activation; quantizing them (a classic conversion bug) silently degrades or destroys the model. They must stay F32/F16/BF16.",
+        "Quantize with a tool that keeps 1-D tensors float (gguf-gate quantize, llama-quantize).";
+    NormRms = "norm-rms", Norms, Error,
+        "A norm weight's RMS is outside its envelope.",
+        "Trained norm weights have a characteristic scale (SmolLM2's attn_norm 0.04-0.42, BitNet's 0.01-0.03). A zeroed, rescaled or re-initialised norm falls outside the envelope.",
+        "Compare with the source checkpoint; a factor of 1000 points at a unit or scale bug in conversion.";
+    ProjRms = "proj-rms", Projections, Error,
+        "A projection matrix's RMS is outside its bounds.",
+        "Attention and FFN projections of a trained model have RMS values in a narrow band; a matrix scaled by a conversion bug stands out.",
+        "Check the conversion of this tensor (scales, permutation, dtype).";
+    ProjRmsSpread = "proj-rms-spread", Projections, Error,
+        "Projection RMS values spread too far within a layer or across layers.",
+        "Healthy models keep max/min RMS within a small factor (SmolLM2: 8.5x). A much larger spread means one matrix was scaled or scrambled.",
+        "Find the outlier in `gguf-gate stats --filter 'blk.*'` and re-convert it.";
+    TensorFinite = "tensor-finite", Tensors, Error,
+        "A tensor contains NaN or infinity.",
+        "Any NaN or Inf in a weight propagates to every output: the model produces garbage.",
+        "Re-convert from the source; check for overflow when casting to F16.";
+    TensorZero = "tensor-zero", Tensors, Error,
+        "A tensor is entirely zero.",
+        "An all-zero weight matrix is a tensor that was never filled (a failed copy or a missing shard).",
+        "Re-export; check that every shard of the checkpoint was read.";
+    TensorConstant = "tensor-constant", Tensors, Error,
+        "Every value of a tensor is the same.",
+        "A constant tensor (e.g. a norm of all ones) was initialised and never trained or never copied.",
+        "Check that the trained weights, not the initial ones, were exported.";
+    TensorDtype = "tensor-dtype", Tensors, Error,
+        "A tensor's dtype is not allowed for its pattern.",
+        "The policy restricts which ggml types each tensor may use.",
+        "Re-quantize with the intended types, or adjust the policy's tensors.dtypes.";
+    TensorCount = "tensor-count", Tensors, Error,
+        "The file does not have the expected number of tensors.",
+        "A missing or extra tensor means a layer was dropped or duplicated.",
+        "Compare `gguf-gate inspect` with the source checkpoint.";
+    TensorUndecodable = "tensor-undecodable", Tensors, Warning,
+        "A tensor's type cannot be decoded, so its values were not checked.",
+        "gguf-gate decodes every common ggml type; some (IQ1/IQ2/IQ3 families, NVFP4) are not decoded, so value rules skip those tensors.",
+        "Waive the tensor, or gate a copy in a decodable type.";
+    FingerprintMatch = "fingerprint-match", Fingerprint, Error,
+        "The file's fingerprint is not one the policy pins.",
+        "A release gate pins the exact bytes it approved; any other file — even one that would pass every other rule — is not the approved artifact.",
+        "Gate the approved file, or update the pinned fingerprint after re-approval.";
+    ProbeText = "probe-text", Probe, Error,
+        "The probe's continuation is not language.",
+        "The model's greedy continuation of a probe prompt is empty, only punctuation, mostly non-words, or a degenerate loop: the symptom of broken weights or a mismatched tokenizer.",
+        "Run `gguf-gate run MODEL --prompt ...` and compare with the source model.";
+    ProbeExpect = "probe-expect", Probe, Error,
+        "The probe's continuation misses an expected answer.",
+        "A probe prompt pins text (`expect_contains`) or a pattern (`expect_regex`) the continuation must contain.",
+        "Compare with the source model's answer; a changed answer means changed weights.";
+    ProbeBaseline = "probe-baseline", Probe, Error,
+        "The probe's tokens drifted from the recorded baseline.",
+        "The policy points at token ids recorded with `check --record-probe`; any difference means the model's computation changed.",
+        "If the change is intended, record a new baseline.";
+    ProbeUnsupportedArch = "probe-unsupported-arch", Probe, Error,
+        "The probe cannot run this architecture.",
+        "gguf-gate's inference engine runs llama-family and bitnet-b1.58 models; for anything else the probe cannot vouch for the model.",
+        "Disable the probe for this model (probe.enabled: false) or waive the rule.";
+    ProbeSkipped = "probe-skipped", Probe, Note,
+        "The probe did not run.",
+        "The probe was disabled, or the engine is not available in this build; nothing was checked.",
+        "Enable the probe in the policy.";
+    PolicyGeneric = "policy-generic", Policy, Note,
+        "No preset exists for this architecture; only generic rules ran.",
+        "The default policy chooses a preset by general.architecture; for an unknown architecture only dtype, finite, zero, constant and structure rules apply.",
+        "Write a policy with the metadata and tensor rules your architecture needs.";
+    PolicyWaiverExpired = "policy-waiver-expired", Policy, Error,
+        "A waiver has expired.",
+        "Waivers carry an expiry date so that accepted exceptions are revisited.",
+        "Fix the underlying problem, or renew the waiver with a new date and reason.";
+}
+
+impl Rule {
+    /// Every rule.
+    pub fn all() -> impl Iterator<Item = Rule> {
+        RULES.iter().map(|r| r.rule)
+    }
+
+    /// This rule's row of the table.
+    pub fn info(self) -> &'static RuleInfo {
+        // The table is built from the enum in declaration order (a test proves it).
+        &RULES[self as usize]
+    }
+
+    /// The kebab-case code.
+    pub fn as_str(self) -> &'static str {
+        self.info().code
+    }
+
+    pub fn family(self) -> Family {
+        self.info().family
+    }
+
+    /// Every code, comma-separated (for error messages).
+    pub fn codes() -> String {
+        RULES.iter().map(|r| r.code).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A code that names no rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rule code {0:?}; known codes: {codes}", codes = Rule::codes())]
+pub struct UnknownRule(pub String);
+
+impl FromStr for Rule {
+    type Err = UnknownRule;
+
+    fn from_str(code: &str) -> Result<Rule, UnknownRule> {
+        RULES
+            .iter()
+            .find(|r| r.code == code)
+            .map(|r| r.rule)
+            .ok_or_else(|| UnknownRule(code.to_string()))
+    }
+}
+
+/// `docs/rules.md`, generated.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Rules\n\n<!-- Generated by `gguf-gate rules --format markdown`; a test keeps it in step. -->\n\n\
+         Every rule code gguf-gate reports. Codes are stable: they are the SARIF `ruleId`, the JUnit\n\
+         testcase name and the argument of `gguf-gate explain`. Severities can be changed per rule in a\n\
+         policy (`severity: {code: error|warning|off}`).\n\n\
+         | code | family | default | checks |\n|---|---|---|---|\n",
+    );
+    for r in RULES {
+        out.push_str(&format!(
+            "| [`{}`](#{}) | {} | {} | {} |\n",
+            r.code,
+            r.code,
+            r.family,
+            r.default_severity.name(),
+            r.summary
+        ));
+    }
+    for r in RULES {
+        out.push_str(&format!(
+            "\n## {}\n\n{}\n\n{}\n\n**Fix:** {}\n",
+            r.code, r.summary, r.explanation, r.hint
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_kebab_case_documented_and_in_enum_order() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in RULES.iter().enumerate() {
+            assert_eq!(r.rule as usize, i, "{} is out of order", r.code);
+            assert!(seen.insert(r.code), "duplicate code {}", r.code);
+            assert!(
+                r.code.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{} is not kebab-case",
+                r.code
+            );
+            assert!(!r.summary.is_empty() && !r.explanation.is_empty() && !r.hint.is_empty());
+        }
+    }
+
+    #[test]
+    fn codes_round_trip_and_unknown_codes_are_errors() {
+        for r in Rule::all() {
+            assert_eq!(r.as_str().parse::<Rule>(), Ok(r));
+            assert_eq!(r.info().rule, r);
+        }
+        let e = "norm-rsm".parse::<Rule>().unwrap_err();
+        assert!(e.to_string().contains("norm-rms"), "{e}");
+    }
+}
