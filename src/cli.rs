@@ -44,14 +44,17 @@ pub struct Cli {
 pub enum Command {
     /// The gate: check a model against a policy and report the verdict.
     #[command(after_help = "\
-With no --policy the embedded `default` policy applies: the preset for the model's
-general.architecture (llama, bitnet-b1.58) or generic rules. One run writes every
-requested report; stdout gets --format. Exit 0 pass, 1 policy failed, 2 usage,
-policy-file or input error.
+With no --policy, gguf-gate.yaml (or .gguf-gate.yaml) in the working directory or the
+git top level is used when there is one; else the embedded `default` policy: the preset
+for the model's general.architecture (llama, bitnet-b1.58) or generic rules. Several
+models get one verdict each and one report file per format (SARIF: one run per model).
+One run writes every requested report; stdout gets --format. Exit 0 every model passed,
+1 a policy failed, 2 usage, policy-file or input error.
 
 Examples:
   gguf-gate check model.gguf
   gguf-gate check model.gguf --policy gate.yaml --strict --json report.json
+  gguf-gate check 'dist/*.gguf' --sarif gate.sarif                 # several models
   gguf-gate check model.gguf --format github --sarif gate.sarif   # in GitHub Actions")]
     Check(CheckArgs),
     /// Greedy generation on the CPU, as the probe runs it.
@@ -70,6 +73,17 @@ Example:
     Explain(ExplainArgs),
     /// Print the JSON Schema of the policy file.
     Schema,
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  gguf-gate completions bash > /etc/bash_completion.d/gguf-gate
+  gguf-gate completions zsh > \"${fpath[1]}/_gguf-gate\"
+  gguf-gate completions fish > ~/.config/fish/completions/gguf-gate.fish
+  gguf-gate completions powershell >> $PROFILE")]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), as the release ships it in gguf-gate.1.
+    #[command(after_help = "Example:\n  gguf-gate man > gguf-gate.1 && man ./gguf-gate.1")]
+    Man,
     /// Write a starter policy: commented, extending `default`; or a copy of a named preset.
     #[command(after_help = "\
 Examples:
@@ -142,20 +156,30 @@ Examples:
 /// `gguf-gate check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The GGUF file to gate.
-    pub model: PathBuf,
-    /// Policy file (YAML); default: the embedded `default` policy.
+    /// The GGUF file(s) to gate; a pattern with `*` or `?` is expanded (sorted).
+    #[arg(required = true, value_name = "MODEL")]
+    pub models: Vec<String>,
+    /// Policy file (YAML). Default: `gguf-gate.yaml` or `.gguf-gate.yaml` in the working
+    /// directory or the git top level, else the embedded `default` policy; `none` forces
+    /// the embedded default.
     #[arg(long, short)]
     pub policy: Option<PathBuf>,
     /// tokenizer.json for the probe (default: the vocabulary embedded in the GGUF).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// Warnings become errors and waivers are not applied (also BITNET_STRICT_MODE=1).
+    /// Warnings become errors and waivers are not applied (also GGUF_GATE_STRICT=1, or its
+    /// alias BITNET_STRICT_MODE=1).
     #[arg(long)]
     pub strict: bool,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
     pub format: CheckFormat,
+    /// Colour in the human report: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Print only the failures and the verdict.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Also write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -309,7 +333,8 @@ pub struct ExportArgs {
     #[arg(long)]
     pub force: bool,
     /// Gate the written file (strict mode, default policy: metadata, norm and tensor
-    /// rules) before it takes its name; a failure leaves no file and exits 1.
+    /// rules) before it takes its name; a failure leaves no file and exits 1. Also
+    /// GGUF_GATE_STRICT=1 (or BITNET_STRICT_MODE=1).
     #[arg(long)]
     pub strict: bool,
     /// Skip checkpoint tensors that have no GGUF name instead of failing.
@@ -333,8 +358,34 @@ pub struct QuantizeArgs {
     pub force: bool,
     /// Gate the written file (strict mode, default policy: metadata, norm and tensor
     /// rules; no probe) before it takes its name; a failure leaves no file and exits 1.
+    /// Also GGUF_GATE_STRICT=1 (or BITNET_STRICT_MODE=1).
     #[arg(long)]
     pub strict: bool,
+}
+
+/// `gguf-gate completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+/// `check --color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 /// `quantize --type`.

@@ -12,13 +12,13 @@ use anyhow::{Context as _, Result};
 
 use crate::atomic::{write_text, Overwrite};
 use crate::fingerprint::Fingerprint;
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, Header};
 use crate::policy::{self, Policy};
 use crate::probe::{self, Baseline, BaselinePrompt, Continuation, ProbeError};
 use crate::progress::{Progress, Quiet};
 use crate::registry::Family;
 use crate::report::{Report, Timings};
-use crate::rules::{self, Context, Finding, Severity, Sink};
+use crate::rules::{self, Context, Finding, Severity, Sink, Span};
 use crate::stats;
 
 /// How to run a check.
@@ -93,10 +93,15 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
     }
     let probe_ms = probe_start.elapsed().as_secs_f64() * 1e3;
 
-    let findings = sink.findings;
+    let mut findings = sink.findings;
+    for f in findings.iter_mut().filter(|f| !f.passed) {
+        f.span = span_of(&file.header, &f.subject);
+    }
     let passed = rules::passed(&findings, options.fail_level);
     Ok(Report {
         model: model.display().to_string(),
+        model_path: model.canonicalize().unwrap_or_else(|_| model.to_path_buf()),
+        model_bytes: file.header.file_len,
         policy: policy.name.clone(),
         preset: policy.preset.clone(),
         strict: policy.strict,
@@ -111,6 +116,31 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
             probe_ms,
             total_ms: start.elapsed().as_secs_f64() * 1e3,
         },
+    })
+}
+
+/// Where `subject` lies in the file: a tensor's data, or a key-value pair (from its key's
+/// length prefix to the next pair, or to the tensor infos after the last one).
+fn span_of(header: &Header, subject: &str) -> Option<Span> {
+    if let Some(t) = header.tensors.iter().find(|t| t.name == subject) {
+        let range = header.data_range(t);
+        return Some(Span {
+            offset: range.start,
+            length: t.size,
+        });
+    }
+    let at = header.metadata.iter().position(|e| e.key == subject)?;
+    let start = header.metadata.get(at)?.offset;
+    let end = match header.metadata.get(at + 1) {
+        Some(next) => next.offset,
+        None => header
+            .tensors
+            .first()
+            .map_or(header.data_offset, |t| t.info_offset),
+    };
+    Some(Span {
+        offset: start,
+        length: end.saturating_sub(start),
     })
 }
 

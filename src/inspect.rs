@@ -4,6 +4,7 @@
 //!
 //! The JSON shape is documented in docs/inspect.md and kept stable.
 
+use crate::escape::visible;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -209,7 +210,7 @@ pub fn to_text(file: &GgufFile, full: bool) -> String {
     let h = &file.header;
     let s = summarize(h);
     let mut out = String::new();
-    let _ = writeln!(out, "file: {}", file.path().display());
+    let _ = writeln!(out, "file: {}", visible(&file.path().display().to_string()));
     let _ = writeln!(
         out,
         "GGUF v{}, {} bytes, alignment {}, {} metadata keys, {} tensors, data at offset {}",
@@ -228,7 +229,7 @@ pub fn to_text(file: &GgufFile, full: bool) -> String {
     let _ = writeln!(
         out,
         "summary: architecture {}, name {}, {} parameters, {:.2} bits/weight, file type {}, tensor types {}",
-        s.architecture.as_deref().unwrap_or("(none)"),
+        visible(s.architecture.as_deref().unwrap_or("(none)")),
         s.name.as_deref().map_or("(none)".to_string(), |n| format!("{n:?}")),
         human_count(s.parameters),
         s.bits_per_weight,
@@ -241,7 +242,7 @@ pub fn to_text(file: &GgufFile, full: bool) -> String {
         let _ = writeln!(
             out,
             "  {:key_width$}  {:15}  {}",
-            e.key,
+            visible(&e.key),
             e.value.type_name(),
             value_text(&e.value, full)
         );
@@ -264,7 +265,7 @@ pub fn to_text(file: &GgufFile, full: bool) -> String {
         let _ = writeln!(
             out,
             "  {:name_width$}  {:8}  {:24}  {:>12}  {:>12}",
-            t.name,
+            visible(&t.name),
             t.ty.name(),
             format!("[{}]", dims.join(", ")),
             h.data_offset + t.offset,

@@ -18,6 +18,7 @@
 
 pub mod atomic;
 pub mod convert;
+pub mod escape;
 pub mod fingerprint;
 pub mod gate;
 pub mod gguf;

@@ -35,7 +35,11 @@ fn main() -> ExitCode {
         Ok(Outcome::Pass) => ExitCode::SUCCESS,
         Ok(Outcome::Fail) => ExitCode::from(1),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Errors may quote names from the model: spelled out, continuation lines indented.
+            eprintln!(
+                "error: {}",
+                gguf_gate::escape::visible_lines(&format!("{err:#}"))
+            );
             ExitCode::from(2)
         }
     }

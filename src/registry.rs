@@ -119,6 +119,14 @@ rules! {
         "Metadata disagrees with the tensors.",
         "Embedding length must equal token_embd's row width, block count the number of blk.N layers, head counts must divide the width, and the vocabulary size must equal token_embd's rows and the tokenizer's token count. A mismatch means the file was assembled from parts that do not belong together.",
         "Re-export from the original checkpoint; check config.json against the weights.";
+    NameCharset = "name-charset", Metadata, Error,
+        "A tensor name or metadata key holds a control, bidi or zero-width character.",
+        "Names are written by whoever made the file. A newline in a name can start a line of its own in a log (in GitHub Actions, `::warning::` at the start of a line is a workflow command); a bidirectional override (U+202E) reverses what a reviewer reads; a zero-width space makes two different names look identical. No converter produces such names: the file was crafted or corrupted. gguf-gate escapes them in every output, and fails the file.",
+        "Rename the tensor or key to plain text (gguf-py's gguf-new-metadata can rewrite keys), and find out how the name got there.";
+    StringCharset = "string-charset", Metadata, Warning,
+        "A metadata string value holds a bidi or zero-width character.",
+        "Bidirectional controls and zero-width characters hide text from reviewers and from scanners that match on visible text (a license, a name, a URL that reads differently than it is). Chat templates are checked by their own rules; the vocabulary arrays are not checked (tokens may legitimately be such characters).",
+        "Remove the character from the value, or waive the key if it is intended (a right-to-left language name).";
     NormDtype = "norm-dtype", Norms, Error,
         "A norm weight is stored in a quantized type.",
         "Norm weights are tiny and scale every activation; quantizing them (a classic conversion bug) silently degrades or destroys the model. They must stay F32/F16/BF16.",

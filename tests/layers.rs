@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The library's layers, lowest first. A module may use modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["input", "atomic", "progress", "glob", "registry"],
+    &["input", "atomic", "progress", "glob", "registry", "escape"],
     &["gguf", "fingerprint"],
     &["quant", "tokenizer"],
     &["stats", "infer"],

@@ -108,34 +108,94 @@ fn sarif_validates_against_the_official_schema() {
         suppressed as u64,
         report["summary"]["waived"].as_u64().unwrap()
     );
+    let run = &doc["runs"][0];
+    assert_eq!(run["automationDetails"]["id"], "gguf-gate/bad.gguf/");
+    assert!(run["originalUriBaseIds"]["MODELDIR"]["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("file:///"));
+    for rule in run["tool"]["driver"]["rules"].as_array().unwrap() {
+        let uri = rule["helpUri"].as_str().unwrap();
+        assert!(
+            uri.ends_with(&format!("docs/rules.md#{}", rule["id"].as_str().unwrap())),
+            "{uri}"
+        );
+    }
     for r in results {
-        let uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-            .as_str()
-            .unwrap();
-        // A finding points at the policy line that set its bound, or at the model.
-        let region = &r["locations"][0]["physicalLocation"]["region"];
-        if uri.ends_with("policy.yaml") {
-            assert!(region["startLine"].as_u64().unwrap() >= 1, "{r:#}");
-        } else {
-            assert!(uri.ends_with("bad.gguf"), "{uri}");
-            assert!(region.is_null(), "never a line number in a model");
+        // Every result is placed in the model (outside the repository: its file name under
+        // MODELDIR), with a region code scanning can show: line 1 and the byte range.
+        let physical = &r["locations"][0]["physicalLocation"];
+        assert_eq!(physical["artifactLocation"]["uri"], "bad.gguf", "{r:#}");
+        assert_eq!(physical["artifactLocation"]["uriBaseId"], "MODELDIR");
+        let region = &physical["region"];
+        assert_eq!(region["startLine"], 1, "{r:#}");
+        assert!(region["byteLength"].as_u64().unwrap() > 0, "{r:#}");
+        // The bound's policy line, when a policy file set it, is a related location.
+        if let Some(related) = r["relatedLocations"].as_array() {
+            let rel = &related[0]["physicalLocation"];
+            if !rel.is_null() {
+                assert_eq!(rel["artifactLocation"]["uri"], "policy.yaml");
+                assert!(rel["region"]["startLine"].as_u64().unwrap() >= 1);
+            }
         }
         assert_eq!(
-            r["partialFingerprints"]["ggufGate/v1"]
+            r["partialFingerprints"]["ggufGate/v2"]
                 .as_str()
                 .unwrap()
                 .len(),
             64
         );
     }
+    // A tensor's finding covers exactly that tensor's data in the file.
+    let zero = results
+        .iter()
+        .find(|r| r["ruleId"] == "tensor-zero")
+        .expect("the all-zero tensor");
+    let region = &zero["locations"][0]["physicalLocation"]["region"];
+    let file = gguf_gate::gguf::GgufFile::open(&dir.path().join("bad.gguf")).unwrap();
+    let t = file
+        .header
+        .tensors
+        .iter()
+        .find(|t| t.name == "blk.1.ffn_up.weight")
+        .unwrap();
+    assert_eq!(region["byteOffset"], file.header.data_range(t).start);
+    assert_eq!(region["byteLength"], t.size);
 }
 
 #[test]
-fn sarif_fingerprints_are_stable_across_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, _, first) = failing_reports(dir.path());
+fn sarif_alert_identities_survive_a_rebuild_of_the_model() {
+    // Two rebuilds of the same model in two places, with the same defect but different
+    // bytes (a metadata value changed): the alerts keep their identity; only the model
+    // fingerprint in the properties differs.
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_, _, first) = failing_reports(one.path());
+    let rebuilt = tiny_llama(two.path(), "bad.gguf", |keys, tensors| {
+        for (k, v) in keys.iter_mut() {
+            if k == "general.name" {
+                *v = gguf_gate::gguf::Value::String("tiny, rebuilt".into());
+            }
+        }
+        tensors[1].1 = gguf_gate::gguf::GgmlType::Q8_0;
+        tensors[1].3 = quantize_q8_0(&f32_values(&tensors[1].3));
+        let zero = tensors
+            .iter_mut()
+            .find(|t| t.0 == "blk.1.ffn_up.weight")
+            .unwrap();
+        zero.3 = vec![0; zero.3.len()];
+    });
+    let policy = one.path().join("policy.yaml");
+    let second = two.path().join("r.sarif");
+    let out = run(&[
+        "check",
+        rebuilt.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--sarif",
+        second.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
     let a: Json = serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
-    let (_, _, second) = failing_reports(dir.path());
     let b: Json = serde_json::from_slice(&std::fs::read(&second).unwrap()).unwrap();
     let fps = |d: &Json| -> Vec<Json> {
         d["runs"][0]["results"]
@@ -145,7 +205,12 @@ fn sarif_fingerprints_are_stable_across_runs() {
             .map(|r| r["partialFingerprints"].clone())
             .collect()
     };
+    assert!(!fps(&a).is_empty());
     assert_eq!(fps(&a), fps(&b));
+    assert_ne!(
+        a["runs"][0]["properties"]["modelFingerprint"],
+        b["runs"][0]["properties"]["modelFingerprint"]
+    );
 }
 
 #[test]

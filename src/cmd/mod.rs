@@ -5,6 +5,7 @@
 //! the binary, like `cli.rs` and `main.rs`.
 
 mod check;
+mod completions;
 mod export;
 mod fingerprint;
 mod init;
@@ -41,6 +42,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Rules(args) => rules::list(args),
         Command::Explain(args) => rules::explain(args),
         Command::Schema => schema::run(),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man => completions::man(),
         Command::Init(args) => init::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Stats(args) => stats::run(args),
@@ -87,7 +90,10 @@ fn configure_threads(threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-/// `--strict` for the commands that have it: the flag, or `BITNET_STRICT_MODE=1`.
+/// `--strict` for the commands that have it: the flag, or `GGUF_GATE_STRICT=1`, or its
+/// alias `BITNET_STRICT_MODE=1` (the name BitNet pipelines use).
 fn strict(flag: bool) -> bool {
-    flag || std::env::var("BITNET_STRICT_MODE").is_ok_and(|v| v == "1")
+    flag || ["GGUF_GATE_STRICT", "BITNET_STRICT_MODE"]
+        .iter()
+        .any(|var| std::env::var(var).is_ok_and(|v| v == "1"))
 }

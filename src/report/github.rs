@@ -1,11 +1,16 @@
 //! GitHub Actions output: `::error`/`::warning`/`::notice` workflow commands inside a
 //! `::group::`, with the escaping the runner requires (`%`, CR, LF in messages; also `:`
-//! and `,` in properties); a Markdown job summary; and step outputs (`passed`,
-//! `fingerprint`, report paths) appended to `$GITHUB_OUTPUT`.
+//! and `,` in properties) on top of `escape::visible` (no control, bidi or zero-width
+//! character from the model reaches the log), placed on the model's repository-relative
+//! path (`file=`, as SARIF places it; else the policy line); a Markdown job summary with
+//! every model string escaped for Markdown; and step outputs (`passed`, `fingerprint`,
+//! report paths) appended to `$GITHUB_OUTPUT`.
 
 use std::fmt::Write as _;
 
+use super::location::{Place, Root};
 use super::Report;
+use crate::escape::{markdown, visible};
 use crate::rules::Severity;
 
 /// Escape a workflow command's message.
@@ -21,13 +26,17 @@ pub fn escape_property(s: &str) -> String {
 }
 
 /// The workflow commands for a report (annotations inside a group).
-pub fn annotations(r: &Report) -> String {
+pub fn annotations(r: &Report, root: &Root) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "::group::{}",
-        escape_data(&format!("gguf-gate check {}", r.model))
+        escape_data(&visible(&format!("gguf-gate check {}", r.model)))
     );
+    let model = match root.place(&r.model_path) {
+        Place::Inside { relative } => Some(relative),
+        Place::Outside { .. } => None,
+    };
     for f in r.failures() {
         if f.waived.is_some() {
             continue;
@@ -39,27 +48,33 @@ pub fn annotations(r: &Report) -> String {
         };
         let mut props = vec![format!(
             "title={}",
-            escape_property(&format!("{} {}", f.rule, f.subject))
+            escape_property(&visible(&format!("{} {}", f.rule, f.subject)))
         )];
-        if let Some(loc) = f
+        let policy_line = f
             .loc
             .as_ref()
             .filter(|l| l.line > 0 && !l.file.starts_with("preset:"))
-        {
-            props.push(format!("file={}", escape_property(&loc.file)));
-            props.push(format!("line={}", loc.line));
-            props.push(format!("col={}", loc.column.max(1)));
+            .and_then(|l| match root.place(std::path::Path::new(&l.file)) {
+                Place::Inside { relative } => Some((relative, l.line, l.column.max(1))),
+                Place::Outside { .. } => None,
+            });
+        if let Some(file) = &model {
+            props.push(format!("file={}", escape_property(file)));
+            props.push("line=1".into());
+        } else if let Some((file, line, col)) = policy_line {
+            props.push(format!("file={}", escape_property(&file)));
+            props.push(format!("line={line}"));
+            props.push(format!("col={col}"));
         }
         let mut message = format!("{}: {}", f.subject, f.message);
         if let (Some(v), Some(b)) = (&f.value, &f.bound) {
             message.push_str(&format!(" (value {v}, bound {b})"));
         }
-        message.push_str(&format!("\nfix: {}", f.hint));
         let _ = writeln!(
             out,
             "::{command} {}::{}",
             props.join(","),
-            escape_data(&message)
+            escape_data(&format!("{}\nfix: {}", visible(&message), f.hint))
         );
     }
     let (errors, warnings, _) = r.counts();
@@ -75,10 +90,6 @@ pub fn annotations(r: &Report) -> String {
     out
 }
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 /// The Markdown job summary.
 pub fn summary(r: &Report) -> String {
     let mut out = String::new();
@@ -86,12 +97,12 @@ pub fn summary(r: &Report) -> String {
     let (errors, warnings, notes) = r.counts();
     let _ = writeln!(out, "## {icon} gguf-gate: {}\n", r.verdict_word());
     let _ = writeln!(out, "| | |\n|---|---|");
-    let _ = writeln!(out, "| model | `{}` |", cell(&r.model));
+    let _ = writeln!(out, "| model | `{}` |", markdown(&r.model));
     let _ = writeln!(out, "| fingerprint | `{}` |", r.fingerprint);
     let _ = writeln!(
         out,
         "| policy | {}{} |",
-        cell(&r.policy),
+        markdown(&r.policy),
         r.preset
             .as_deref()
             .map_or(String::new(), |p| format!(" (preset `{p}`)"))
@@ -122,22 +133,28 @@ pub fn summary(r: &Report) -> String {
                 out,
                 "| {sev} | `{}` | `{}` | {} | {} | {} |",
                 f.rule,
-                cell(&f.subject),
-                cell(f.value.as_deref().unwrap_or("")),
-                cell(f.bound.as_deref().unwrap_or("")),
-                cell(&f.message)
+                markdown(&f.subject),
+                markdown(f.value.as_deref().unwrap_or("")),
+                markdown(f.bound.as_deref().unwrap_or("")),
+                markdown(&f.message)
             );
         }
     }
     out
 }
 
-/// `key=value` lines for `$GITHUB_OUTPUT` (values here never contain newlines).
-pub fn outputs(r: &Report, reports: &[(&str, Option<&str>)]) -> String {
-    let mut out = format!("passed={}\nfingerprint={}\n", r.passed, r.fingerprint);
+/// `key=value` lines for `$GITHUB_OUTPUT` (values here never contain newlines): `passed`
+/// (every model passed), `fingerprint` (space-separated with several models).
+pub fn outputs(models: &[Report], reports: &[(&str, Option<&str>)]) -> String {
+    let fingerprints: Vec<String> = models.iter().map(|r| r.fingerprint.to_string()).collect();
+    let mut out = format!(
+        "passed={}\nfingerprint={}\n",
+        models.iter().all(|r| r.passed),
+        fingerprints.join(" ")
+    );
     for (name, path) in reports {
         if let Some(p) = path {
-            let _ = writeln!(out, "{name}={}", p.replace(['\n', '\r'], " "));
+            let _ = writeln!(out, "{name}={}", visible(p));
         }
     }
     out

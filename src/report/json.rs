@@ -1,5 +1,7 @@
 //! The JSON report (`--format json`, `--json FILE`), format version 1, documented in
-//! docs/reports.md. Lists the failed checks (waived ones marked) and a summary of all.
+//! docs/reports.md. Lists the failed checks (waived ones marked) and a summary of all;
+//! several models are an object with one report per model. Strings are the model's own
+//! (JSON escapes control characters; programs, not terminals, read this).
 
 use serde_json::{json, Value};
 
@@ -8,7 +10,22 @@ use super::Report;
 /// Version of the JSON report's shape.
 pub const JSON_REPORT_VERSION: u32 = 1;
 
-pub fn render(r: &Report) -> Value {
+/// The JSON report: one model's object, or for several
+/// `{"version", "passed", "reports": [one object per model]}`.
+pub fn render(reports: &[Report]) -> Value {
+    match reports {
+        [one] => render_one(one),
+        many => json!({
+            "version": JSON_REPORT_VERSION,
+            "tool": {"name": "gguf-gate", "version": env!("CARGO_PKG_VERSION")},
+            "passed": many.iter().all(|r| r.passed),
+            "reports": many.iter().map(render_one).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// One model's report.
+pub fn render_one(r: &Report) -> Value {
     let (errors, warnings, notes) = r.counts();
     let findings: Vec<Value> = r
         .failures()

@@ -6,6 +6,7 @@ pub mod github;
 pub mod human;
 pub mod json;
 pub mod junit;
+pub mod location;
 pub mod sarif;
 
 use serde::Serialize;
@@ -26,7 +27,12 @@ pub struct Timings {
 /// Everything a report shows.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// The model as the user named it.
     pub model: String,
+    /// Its absolute path (for report locations relative to the repository).
+    pub model_path: std::path::PathBuf,
+    /// Its length in bytes.
+    pub model_bytes: u64,
     pub policy: String,
     pub preset: Option<String>,
     pub strict: bool,

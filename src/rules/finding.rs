@@ -28,6 +28,17 @@ pub struct Finding {
     pub loc: Option<Loc>,
     /// The waiver's reason, when a waiver accepted this failure.
     pub waived: Option<String>,
+    /// Where in the model file the subject lies (a tensor's data, a key-value pair),
+    /// when it is one: set by the gate for failures, used by SARIF regions.
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+/// A byte range of the model file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub offset: u64,
+    pub length: u64,
 }
 
 impl Finding {
@@ -91,6 +102,7 @@ impl<'a> Sink<'a> {
             hint: check.rule.info().hint,
             loc: check.loc,
             waived,
+            span: None,
         });
     }
 

@@ -3,6 +3,7 @@
 //! which report format is in use; severities, strict mode and waivers are applied by
 //! the sink, and the verdict is computed by one small function.
 
+mod charset;
 pub mod finding;
 mod fingerprint;
 mod metadata;
@@ -19,7 +20,7 @@ use crate::policy::Policy;
 use crate::stats::{StatsError, TensorStats};
 
 pub use crate::registry::{Rule, Severity};
-pub use finding::{today, Finding, Sink};
+pub use finding::{today, Finding, Sink, Span};
 
 /// What the rules look at.
 pub struct Context<'a> {
@@ -48,6 +49,7 @@ pub fn check_all(ctx: &Context<'_>, sink: &mut Sink<'_>) {
             loc: None,
         });
     }
+    charset::check(ctx, sink);
     metadata::check(ctx, sink);
     norms::check(ctx, sink);
     projections::check(ctx, sink);
@@ -135,6 +137,7 @@ mod tests {
             hint: "",
             loc: None,
             waived: waived.map(String::from),
+            span: None,
         };
         assert!(passed(&[f(Severity::Error, true, None)], Severity::Error));
         assert!(!passed(&[f(Severity::Error, false, None)], Severity::Error));

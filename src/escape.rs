@@ -1,0 +1,120 @@
+//! Text that came from a model file, made safe to show. Tensor names, metadata keys and
+//! strings, chat templates are written by whoever made the file: a newline in a name can
+//! start a line of its own (in a GitHub Actions log, `::warning::` at the start of a line
+//! is a workflow command), an ESC sequence rewrites the terminal, and bidirectional
+//! overrides or zero-width characters hide text from a reviewer. Every human-facing
+//! output passes such text through [`visible`], which spells those characters out
+//! (`\n`, `\u{202e}`) instead of emitting them. The same classification backs the
+//! `name-charset` and `string-charset` rules.
+
+use std::borrow::Cow;
+
+/// A control character: C0 (including newline and tab), DEL, or C1.
+pub fn is_control(c: char) -> bool {
+    c.is_control()
+}
+
+/// A character that changes the direction of the text around it (Unicode bidi
+/// embeddings, overrides, isolates and marks).
+pub fn is_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// A character that takes no space: zero-width space, joiners, word joiner, invisible
+/// operators, the byte-order mark, the Mongolian vowel separator, soft hyphen.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+    )
+}
+
+/// Any character [`visible`] spells out.
+pub fn is_hidden(c: char) -> bool {
+    is_control(c) || is_bidi(c) || is_invisible(c)
+}
+
+/// `s` with every control, bidi and zero-width character spelled out as an escape
+/// (`\n`, `\t`, `\r`, else `\u{..}`). When there is anything to escape, backslashes
+/// are doubled too, so an escape cannot be forged; ordinary names print unchanged.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if is_hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Like [`visible`], but keeps newlines and tabs (for multi-line text such as an error
+/// report), and indents every line after the first so that no line of it can start with
+/// text a log reader would act on (a `::` workflow command).
+pub fn visible_lines(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str("\n  ");
+        }
+        for c in line.chars() {
+            match c {
+                '\t' => out.push('\t'),
+                c if is_hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                c => out.push(c),
+            }
+        }
+    }
+    out
+}
+
+/// A Markdown table cell or inline code span: [`visible`], with pipes and backticks
+/// escaped so the text cannot end the cell or the code span.
+pub fn markdown(s: &str) -> String {
+    visible(s).replace('|', "\\|").replace('`', "\\`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_is_spelled_out() {
+        assert_eq!(visible("blk.0.attn_q.weight"), "blk.0.attn_q.weight");
+        assert!(matches!(visible("plain \\ path"), Cow::Borrowed(_)));
+        assert_eq!(visible("x\n::error::pwned"), "x\\n::error::pwned");
+        assert_eq!(visible("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(visible("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(visible("zero\u{200b}width"), "zero\\u{200b}width");
+        assert_eq!(visible("c:\\x\n"), "c:\\\\x\\n");
+    }
+
+    #[test]
+    fn multi_line_text_cannot_start_a_line_with_a_command() {
+        let out = visible_lines("error: tensor x\n::error::pwned\u{202e}");
+        assert!(out.lines().skip(1).all(|l| l.starts_with("  ")), "{out}");
+        assert!(out.contains("\\u{202e}"));
+    }
+
+    #[test]
+    fn markdown_cells_cannot_be_closed() {
+        assert_eq!(markdown("a|b`c"), "a\\|b\\`c");
+    }
+
+    #[test]
+    fn classes() {
+        assert!(is_bidi('\u{202e}') && is_bidi('\u{2067}') && !is_bidi('a'));
+        assert!(is_invisible('\u{200b}') && is_invisible('\u{feff}') && !is_invisible(' '));
+        assert!(is_control('\n') && is_control('\u{7f}') && is_control('\u{85}'));
+    }
+}
