@@ -213,33 +213,7 @@ impl GgufFile {
 pub fn parse_header(bytes: &[u8]) -> Result<Header, GgufError> {
     let mut cur = Cursor { buf: bytes, pos: 0 };
 
-    let magic = cur.take(4, || "the magic".into())?;
-    if magic != MAGIC {
-        return Err(GgufError::BadMagic {
-            found: describe_magic(magic),
-        });
-    }
-    let version = cur.u32(|| "the version".into())?;
-    match version {
-        2 | 3 => {}
-        1 => {
-            return Err(GgufError::UnsupportedVersion {
-                version,
-                reason: "GGUF v1 (32-bit counts) is obsolete; only v2 and v3 are read",
-            })
-        }
-        v if v & 0xffff == 0 && (1..=3).contains(&v.swap_bytes()) => {
-            return Err(GgufError::BigEndian {
-                version: v.swap_bytes(),
-            })
-        }
-        _ => {
-            return Err(GgufError::UnsupportedVersion {
-                version,
-                reason: "only v2 and v3 are read",
-            })
-        }
-    }
+    let version = read_magic_and_version(&mut cur)?;
 
     let n_tensors_offset = cur.offset();
     let n_tensors = cur.u64(|| "the tensor count".into())?;
@@ -254,27 +228,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, GgufError> {
         "the tensor count".into()
     })?;
 
-    let mut metadata: Vec<MetadataEntry> = Vec::with_capacity(prealloc(n_kv));
-    let mut key_index: HashMap<String, usize> = HashMap::with_capacity(prealloc(n_kv));
-    for i in 0..n_kv {
-        let offset = cur.offset();
-        let key = cur.string(|| format!("metadata key #{i}"))?;
-        if key.is_empty() {
-            return Err(GgufError::EmptyKey { offset });
-        }
-        if let Some(&first) = key_index.get(&key) {
-            let first_offset = metadata.get(first).map_or(0, |e| e.offset);
-            return Err(GgufError::DuplicateKey {
-                offset,
-                key,
-                first_offset,
-            });
-        }
-        let value = read_value(&mut cur, &key)?;
-        key_index.insert(key.clone(), metadata.len());
-        metadata.push(MetadataEntry { key, value, offset });
-    }
-
+    let (metadata, key_index) = read_metadata(&mut cur, n_kv)?;
     let alignment = match key_index
         .get("general.alignment")
         .and_then(|&i| metadata.get(i))
@@ -282,28 +236,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, GgufError> {
         None => DEFAULT_ALIGNMENT,
         Some(entry) => validate_alignment(entry)?,
     };
-
-    let mut tensors: Vec<TensorInfo> = Vec::with_capacity(prealloc(n_tensors));
-    let mut tensor_index: HashMap<String, usize> = HashMap::with_capacity(prealloc(n_tensors));
-    for i in 0..n_tensors {
-        let info = read_tensor_info(&mut cur, i)?;
-        if info.offset % alignment != 0 {
-            return Err(GgufError::Misaligned {
-                offset: info.info_offset,
-                name: info.name,
-                data_offset: info.offset,
-                alignment,
-            });
-        }
-        if tensor_index.contains_key(&info.name) {
-            return Err(GgufError::DuplicateTensor {
-                offset: info.info_offset,
-                name: info.name,
-            });
-        }
-        tensor_index.insert(info.name.clone(), tensors.len());
-        tensors.push(info);
-    }
+    let (tensors, tensor_index) = read_tensor_infos(&mut cur, n_tensors, alignment)?;
 
     let header_end = cur.offset();
     let data_offset = align_up(header_end, alignment).ok_or_else(|| GgufError::Overflow {
@@ -323,6 +256,92 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, GgufError> {
         key_index,
         tensor_index,
     })
+}
+
+/// The magic, then a version this reader supports (2 or 3); a byte-swapped version
+/// means a big-endian file.
+fn read_magic_and_version(cur: &mut Cursor<'_>) -> Result<u32, GgufError> {
+    let magic = cur.take(4, || "the magic".into())?;
+    if magic != MAGIC {
+        return Err(GgufError::BadMagic {
+            found: describe_magic(magic),
+        });
+    }
+    let version = cur.u32(|| "the version".into())?;
+    match version {
+        2 | 3 => Ok(version),
+        1 => Err(GgufError::UnsupportedVersion {
+            version,
+            reason: "GGUF v1 (32-bit counts) is obsolete; only v2 and v3 are read",
+        }),
+        v if v & 0xffff == 0 && (1..=3).contains(&v.swap_bytes()) => Err(GgufError::BigEndian {
+            version: v.swap_bytes(),
+        }),
+        _ => Err(GgufError::UnsupportedVersion {
+            version,
+            reason: "only v2 and v3 are read",
+        }),
+    }
+}
+
+/// `n_kv` metadata entries in file order, and key -> index; keys must be non-empty and
+/// unique.
+fn read_metadata(
+    cur: &mut Cursor<'_>,
+    n_kv: u64,
+) -> Result<(Vec<MetadataEntry>, HashMap<String, usize>), GgufError> {
+    let mut metadata: Vec<MetadataEntry> = Vec::with_capacity(prealloc(n_kv));
+    let mut key_index: HashMap<String, usize> = HashMap::with_capacity(prealloc(n_kv));
+    for i in 0..n_kv {
+        let offset = cur.offset();
+        let key = cur.string(|| format!("metadata key #{i}"))?;
+        if key.is_empty() {
+            return Err(GgufError::EmptyKey { offset });
+        }
+        if let Some(&first) = key_index.get(&key) {
+            let first_offset = metadata.get(first).map_or(0, |e| e.offset);
+            return Err(GgufError::DuplicateKey {
+                offset,
+                key,
+                first_offset,
+            });
+        }
+        let value = read_value(cur, &key)?;
+        key_index.insert(key.clone(), metadata.len());
+        metadata.push(MetadataEntry { key, value, offset });
+    }
+    Ok((metadata, key_index))
+}
+
+/// `n_tensors` tensor infos in file order, and name -> index; each data offset must be
+/// a multiple of `alignment` and names unique.
+fn read_tensor_infos(
+    cur: &mut Cursor<'_>,
+    n_tensors: u64,
+    alignment: u64,
+) -> Result<(Vec<TensorInfo>, HashMap<String, usize>), GgufError> {
+    let mut tensors: Vec<TensorInfo> = Vec::with_capacity(prealloc(n_tensors));
+    let mut tensor_index: HashMap<String, usize> = HashMap::with_capacity(prealloc(n_tensors));
+    for i in 0..n_tensors {
+        let info = read_tensor_info(cur, i)?;
+        if info.offset % alignment != 0 {
+            return Err(GgufError::Misaligned {
+                offset: info.info_offset,
+                name: info.name,
+                data_offset: info.offset,
+                alignment,
+            });
+        }
+        if tensor_index.contains_key(&info.name) {
+            return Err(GgufError::DuplicateTensor {
+                offset: info.info_offset,
+                name: info.name,
+            });
+        }
+        tensor_index.insert(info.name.clone(), tensors.len());
+        tensors.push(info);
+    }
+    Ok((tensors, tensor_index))
 }
 
 fn prealloc(count: u64) -> usize {

@@ -2,7 +2,7 @@
 //! Every problem — a bound that contradicts another, an invalid pattern or regex, an
 //! unknown rule code, dtype or type, a bad date — is collected with its location.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,10 @@ use regex::Regex;
 use super::keys::suggest;
 use super::load::{PolicyError, PolicyErrors};
 use super::located::Located;
-use super::raw::{self, RawEnvelope, RawPolicy, RawScalar};
+use super::raw::{
+    self, RawDtypeRule, RawEnvelope, RawFingerprint, RawNorms, RawPolicy, RawProbe, RawProjections,
+    RawPrompt, RawScalar, RawTensors, RawWaiver,
+};
 use super::{
     DtypeRule, Envelope, KeyRule, Loc, NormPolicy, Policy, ProbePolicy, ProjectionPolicy, Prompt,
     TensorPolicy, TypeSpec, Waiver,
@@ -30,217 +33,17 @@ pub(super) fn validate(
     base_dir: Option<PathBuf>,
 ) -> Result<Policy, PolicyErrors> {
     let mut v = Validator::default();
-    match &raw.version {
-        Some(ver) if ver.value == 1 => {}
-        Some(ver) => v.err(
-            &ver.loc(),
-            format!(
-                "unsupported policy version {}; this gguf-gate reads version 1",
-                ver.value
-            ),
-        ),
-        None => v.errors.push(PolicyError {
-            loc: Loc {
-                file: name.clone(),
-                line: 1,
-                column: 1,
-            },
-            message: "missing `version: 1`".into(),
-        }),
-    }
+    v.version(raw.version.as_ref(), &name);
     let strict = strict_flag || raw.strict.as_ref().is_some_and(|s| s.value);
-
-    let mut severity = HashMap::new();
-    for (code, level) in raw.severity.iter().flatten() {
-        let Some(rule) = v.rule(code, &level.loc()) else {
-            continue;
-        };
-        let sev = match level.value.as_str() {
-            "error" => Some(Severity::Error),
-            "warning" => Some(Severity::Warning),
-            "off" => None,
-            other => {
-                v.err(
-                    &level.loc(),
-                    format!("severity {other:?} for `{code}`: expected error, warning or off"),
-                );
-                continue;
-            }
-        };
-        severity.insert(rule, sev);
-    }
-
+    let severity = v.severity(raw.severity.unwrap_or_default());
     let metadata = raw.metadata.unwrap_or_default();
-    let keys = metadata
-        .keys
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|k| v.key_rule(k))
-        .collect();
-
-    let norms_raw = raw.norms.unwrap_or_default();
-    let norms = NormPolicy {
-        patterns: v.patterns(norms_raw.patterns.unwrap_or_default()),
-        dtypes_loc: norms_raw
-            .dtypes
-            .as_ref()
-            .map(Located::loc)
-            .unwrap_or_default(),
-        dtypes: norms_raw.dtypes.map(|d| v.dtypes(&d)).unwrap_or_default(),
-        envelopes: v.envelopes(norms_raw.rms.unwrap_or_default()),
-    };
-
-    let proj_raw = raw.projections.unwrap_or_default();
-    let projections = ProjectionPolicy {
-        patterns: v.patterns(proj_raw.patterns.unwrap_or_default()),
-        envelopes: v.envelopes(proj_raw.rms.unwrap_or_default()),
-        max_spread_in_layer: proj_raw.max_spread_in_layer.map(|s| v.spread(s)),
-        max_spread_across_layers: proj_raw.max_spread_across_layers.map(|s| v.spread(s)),
-    };
-
-    let t = raw.tensors.unwrap_or_default();
-    let tensors = TensorPolicy {
-        loc: t.finite.as_ref().map(Located::loc).unwrap_or_default(),
-        finite: t.finite.is_none_or(|b| b.value),
-        nonzero: t.nonzero.is_none_or(|b| b.value),
-        nonconstant: t.nonconstant.is_none_or(|b| b.value),
-        dtypes: t
-            .dtypes
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|d| {
-                let pattern = v.pattern(d.pattern)?;
-                Some(DtypeRule {
-                    pattern,
-                    allowed: v.dtypes(&d.allowed),
-                    loc: d.allowed.loc(),
-                })
-            })
-            .collect(),
-        count: t.count.map(|c| (c.value, c.loc())),
-    };
-
-    let mut fingerprints = Vec::new();
-    let fp = raw.fingerprint.unwrap_or_default();
-    for e in fp.expected.unwrap_or_default() {
-        if let Some(f) = v.fingerprint(&e) {
-            fingerprints.push((f, e.loc()));
-        }
-    }
-    if let Some(file) = fp.file {
-        let path = relative_to(&base_dir, &file.value);
-        match crate::input::read_text_bounded(&path, 1 << 16, "fingerprint file") {
-            Ok(text) => {
-                for line in text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                {
-                    match line.parse::<Fingerprint>() {
-                        Ok(f) => fingerprints.push((f, file.loc())),
-                        Err(e) => v.err(&file.loc(), format!("{}: {e}", path.display())),
-                    }
-                }
-            }
-            Err(e) => v.err(&file.loc(), format!("cannot read fingerprint file {e}")),
-        }
-    }
-
-    let p = raw.probe.unwrap_or_default();
-    let default_tokens = p.max_tokens.as_ref().map_or(32, |m| m.value);
-    if let Some(m) = &p.max_tokens {
-        if m.value == 0 || m.value > 4096 {
-            v.err(
-                &m.loc(),
-                format!("probe.max_tokens {} must be between 1 and 4096", m.value),
-            );
-        }
-    }
-    let min_word_share = match &p.min_word_share {
-        Some(s) if !(0.0..=1.0).contains(&s.value) => {
-            v.err(
-                &s.loc(),
-                format!("probe.min_word_share {} must be between 0 and 1", s.value),
-            );
-            0.6
-        }
-        Some(s) => s.value,
-        None => 0.6,
-    };
-    let prompts = p
-        .prompts
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|pr| {
-            if pr.text.value.trim().is_empty() {
-                v.err(&pr.text.loc(), "an empty probe prompt".into());
-                return None;
-            }
-            if let Some(m) = &pr.max_tokens {
-                if m.value == 0 || m.value > 4096 {
-                    v.err(
-                        &m.loc(),
-                        format!("max_tokens {} must be between 1 and 4096", m.value),
-                    );
-                }
-            }
-            Some(Prompt {
-                loc: pr.text.loc(),
-                text: pr.text.value,
-                max_tokens: pr.max_tokens.map_or(default_tokens, |m| m.value),
-                expect_contains: pr
-                    .expect_contains
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|s| s.value)
-                    .collect(),
-                expect_regex: pr.expect_regex.and_then(|r| v.regex(&r, false)),
-            })
-        })
-        .collect();
-    let probe = ProbePolicy {
-        loc: p.enabled.as_ref().map(Located::loc).unwrap_or_default(),
-        enabled: p.enabled.is_none_or(|e| e.value),
-        prompts,
-        max_tokens: default_tokens,
-        min_word_share,
-        baseline: p.baseline.map(|b| relative_to(&base_dir, &b.value)),
-    };
-
-    let waivers = raw
-        .waivers
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|w| {
-            let rule = v.rule(&w.rule.value, &w.rule.loc());
-            let target = v.pattern(w.target.clone());
-            let expires = parse_date(&w.expires.value);
-            if expires.is_none() {
-                v.err(
-                    &w.expires.loc(),
-                    format!(
-                        "waiver expiry {:?} is not a date (YYYY-MM-DD)",
-                        w.expires.value
-                    ),
-                );
-            }
-            if w.reason.value.trim().is_empty() {
-                v.err(&w.reason.loc(), "a waiver needs a reason".into());
-            }
-            let fingerprint = match &w.fingerprint {
-                Some(f) => Some(v.fingerprint(f)?),
-                None => None,
-            };
-            Some(Waiver {
-                rule: rule?,
-                target: target?,
-                reason: w.reason.value,
-                expires: expires?,
-                fingerprint,
-                loc: w.rule.loc(),
-            })
-        })
-        .collect();
+    let keys = v.key_rules(metadata.keys.unwrap_or_default());
+    let norms = v.norms(raw.norms.unwrap_or_default());
+    let projections = v.projections(raw.projections.unwrap_or_default());
+    let tensors = v.tensors(raw.tensors.unwrap_or_default());
+    let fingerprints = v.fingerprints(raw.fingerprint.unwrap_or_default(), &base_dir);
+    let probe = v.probe(raw.probe.unwrap_or_default(), &base_dir);
+    let waivers = v.waivers(raw.waivers.unwrap_or_default());
 
     if !v.errors.is_empty() {
         return Err(PolicyErrors(v.errors));
@@ -299,6 +102,247 @@ pub(crate) fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
 #[derive(Default)]
 struct Validator {
     errors: Vec<PolicyError>,
+}
+
+/// One method per section of the policy, called by [`validate`] in the order of
+/// [`RawPolicy`]'s fields, which is the order problems are reported in.
+impl Validator {
+    fn version(&mut self, version: Option<&Located<u32>>, file: &str) {
+        match version {
+            Some(ver) if ver.value == 1 => {}
+            Some(ver) => self.err(
+                &ver.loc(),
+                format!(
+                    "unsupported policy version {}; this gguf-gate reads version 1",
+                    ver.value
+                ),
+            ),
+            None => self.errors.push(PolicyError {
+                loc: Loc {
+                    file: file.to_string(),
+                    line: 1,
+                    column: 1,
+                },
+                message: "missing `version: 1`".into(),
+            }),
+        }
+    }
+
+    fn severity(
+        &mut self,
+        raw: BTreeMap<String, Located<String>>,
+    ) -> HashMap<Rule, Option<Severity>> {
+        let mut severity = HashMap::new();
+        for (code, level) in &raw {
+            let Some(rule) = self.rule(code, &level.loc()) else {
+                continue;
+            };
+            let sev = match level.value.as_str() {
+                "error" => Some(Severity::Error),
+                "warning" => Some(Severity::Warning),
+                "off" => None,
+                other => {
+                    self.err(
+                        &level.loc(),
+                        format!("severity {other:?} for `{code}`: expected error, warning or off"),
+                    );
+                    continue;
+                }
+            };
+            severity.insert(rule, sev);
+        }
+        severity
+    }
+
+    fn key_rules(&mut self, list: Vec<raw::RawKeyRule>) -> Vec<KeyRule> {
+        list.into_iter().filter_map(|k| self.key_rule(k)).collect()
+    }
+
+    fn norms(&mut self, n: RawNorms) -> NormPolicy {
+        NormPolicy {
+            patterns: self.patterns(n.patterns.unwrap_or_default()),
+            dtypes_loc: n.dtypes.as_ref().map(Located::loc).unwrap_or_default(),
+            dtypes: n.dtypes.map(|d| self.dtypes(&d)).unwrap_or_default(),
+            envelopes: self.envelopes(n.rms.unwrap_or_default()),
+        }
+    }
+
+    fn projections(&mut self, p: RawProjections) -> ProjectionPolicy {
+        ProjectionPolicy {
+            patterns: self.patterns(p.patterns.unwrap_or_default()),
+            envelopes: self.envelopes(p.rms.unwrap_or_default()),
+            max_spread_in_layer: p.max_spread_in_layer.map(|s| self.spread(s)),
+            max_spread_across_layers: p.max_spread_across_layers.map(|s| self.spread(s)),
+        }
+    }
+
+    fn tensors(&mut self, t: RawTensors) -> TensorPolicy {
+        TensorPolicy {
+            loc: t.finite.as_ref().map(Located::loc).unwrap_or_default(),
+            finite: t.finite.is_none_or(|b| b.value),
+            nonzero: t.nonzero.is_none_or(|b| b.value),
+            nonconstant: t.nonconstant.is_none_or(|b| b.value),
+            dtypes: t
+                .dtypes
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|d| self.dtype_rule(d))
+                .collect(),
+            count: t.count.map(|c| (c.value, c.loc())),
+        }
+    }
+
+    fn dtype_rule(&mut self, d: RawDtypeRule) -> Option<DtypeRule> {
+        let pattern = self.pattern(d.pattern)?;
+        Some(DtypeRule {
+            pattern,
+            allowed: self.dtypes(&d.allowed),
+            loc: d.allowed.loc(),
+        })
+    }
+
+    fn fingerprints(
+        &mut self,
+        fp: RawFingerprint,
+        base_dir: &Option<PathBuf>,
+    ) -> Vec<(Fingerprint, Loc)> {
+        let mut fingerprints = Vec::new();
+        for e in fp.expected.unwrap_or_default() {
+            if let Some(f) = self.fingerprint(&e) {
+                fingerprints.push((f, e.loc()));
+            }
+        }
+        if let Some(file) = fp.file {
+            fingerprints.extend(self.fingerprint_file(&file, base_dir));
+        }
+        fingerprints
+    }
+
+    /// The fingerprints listed in `file`, one a line; blank lines and `#` comments skipped.
+    fn fingerprint_file(
+        &mut self,
+        file: &Located<String>,
+        base_dir: &Option<PathBuf>,
+    ) -> Vec<(Fingerprint, Loc)> {
+        let path = relative_to(base_dir, &file.value);
+        let text = match crate::input::read_text_bounded(&path, 1 << 16, "fingerprint file") {
+            Ok(text) => text,
+            Err(e) => {
+                self.err(&file.loc(), format!("cannot read fingerprint file {e}"));
+                return Vec::new();
+            }
+        };
+        let mut fingerprints = Vec::new();
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            match line.parse::<Fingerprint>() {
+                Ok(f) => fingerprints.push((f, file.loc())),
+                Err(e) => self.err(&file.loc(), format!("{}: {e}", path.display())),
+            }
+        }
+        fingerprints
+    }
+
+    fn probe(&mut self, p: RawProbe, base_dir: &Option<PathBuf>) -> ProbePolicy {
+        let default_tokens = p.max_tokens.as_ref().map_or(32, |m| m.value);
+        if let Some(m) = &p.max_tokens {
+            self.max_tokens(m, "probe.max_tokens");
+        }
+        let min_word_share = match &p.min_word_share {
+            Some(s) if !(0.0..=1.0).contains(&s.value) => {
+                self.err(
+                    &s.loc(),
+                    format!("probe.min_word_share {} must be between 0 and 1", s.value),
+                );
+                0.6
+            }
+            Some(s) => s.value,
+            None => 0.6,
+        };
+        let prompts = p
+            .prompts
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|pr| self.prompt(pr, default_tokens))
+            .collect();
+        ProbePolicy {
+            loc: p.enabled.as_ref().map(Located::loc).unwrap_or_default(),
+            enabled: p.enabled.is_none_or(|e| e.value),
+            prompts,
+            max_tokens: default_tokens,
+            min_word_share,
+            baseline: p.baseline.map(|b| relative_to(base_dir, &b.value)),
+        }
+    }
+
+    /// A token budget, the probe's default (`what` = `probe.max_tokens`) or a prompt's.
+    fn max_tokens(&mut self, m: &Located<u64>, what: &str) {
+        if m.value == 0 || m.value > 4096 {
+            self.err(
+                &m.loc(),
+                format!("{what} {} must be between 1 and 4096", m.value),
+            );
+        }
+    }
+
+    fn prompt(&mut self, pr: RawPrompt, default_tokens: u64) -> Option<Prompt> {
+        if pr.text.value.trim().is_empty() {
+            self.err(&pr.text.loc(), "an empty probe prompt".into());
+            return None;
+        }
+        if let Some(m) = &pr.max_tokens {
+            self.max_tokens(m, "max_tokens");
+        }
+        Some(Prompt {
+            loc: pr.text.loc(),
+            text: pr.text.value,
+            max_tokens: pr.max_tokens.map_or(default_tokens, |m| m.value),
+            expect_contains: pr
+                .expect_contains
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.value)
+                .collect(),
+            expect_regex: pr.expect_regex.and_then(|r| self.regex(&r, false)),
+        })
+    }
+
+    fn waivers(&mut self, list: Vec<RawWaiver>) -> Vec<Waiver> {
+        list.into_iter().filter_map(|w| self.waiver(w)).collect()
+    }
+
+    fn waiver(&mut self, w: RawWaiver) -> Option<Waiver> {
+        let rule = self.rule(&w.rule.value, &w.rule.loc());
+        let target = self.pattern(w.target.clone());
+        let expires = parse_date(&w.expires.value);
+        if expires.is_none() {
+            self.err(
+                &w.expires.loc(),
+                format!(
+                    "waiver expiry {:?} is not a date (YYYY-MM-DD)",
+                    w.expires.value
+                ),
+            );
+        }
+        if w.reason.value.trim().is_empty() {
+            self.err(&w.reason.loc(), "a waiver needs a reason".into());
+        }
+        let fingerprint = match &w.fingerprint {
+            Some(f) => Some(self.fingerprint(f)?),
+            None => None,
+        };
+        Some(Waiver {
+            rule: rule?,
+            target: target?,
+            reason: w.reason.value,
+            expires: expires?,
+            fingerprint,
+            loc: w.rule.loc(),
+        })
+    }
 }
 
 impl Validator {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::finding::{Check, Sink};
 use super::{layer_of, Context};
-use crate::gguf::Value;
+use crate::gguf::{Header, Value};
 use crate::policy::KeyRule;
 
 pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
@@ -159,32 +159,26 @@ fn short(value: &Value) -> String {
 
 /// Metadata against tensors: widths, layer counts, head counts, vocabulary size.
 fn consistency(ctx: &Context<'_>, sink: &mut Sink<'_>, arch: Option<&str>) {
-    let h = ctx.header;
-    let mut agree = |subject: &str, what: String, meta: u64, actual: u64| {
-        sink.push(Check {
-            rule: Rule::MetadataConsistency,
-            subject,
-            passed: meta == actual,
-            message: if meta == actual {
-                format!("{what}: {meta}")
-            } else {
-                format!("{what}: metadata says {meta}, the tensors say {actual}")
-            },
-            value: Some(actual.to_string()),
-            bound: Some(meta.to_string()),
-            loc: None,
-        });
-    };
+    sizes_agree(ctx.header, sink, arch);
+    heads_divide(ctx.header, sink, arch);
+}
+
+/// `{arch}.{suffix}`, when the architecture is known.
+fn arch_key(arch: Option<&str>, suffix: &str) -> Option<String> {
+    arch.map(|a| format!("{a}.{suffix}"))
+}
+
+/// Widths, layer counts and vocabulary sizes in the metadata against the token
+/// embedding's shape and the `blk.N` layers present.
+fn sizes_agree(h: &Header, sink: &mut Sink<'_>, arch: Option<&str>) {
     let embd = h.tensor("token_embd.weight");
     let width = embd.and_then(|t| t.dims.first().copied());
     let rows = embd.and_then(|t| t.dims.get(1).copied());
     let layers: BTreeSet<u32> = h.tensors.iter().filter_map(|t| layer_of(&t.name)).collect();
-    let meta = |key: &str| h.get_u64(key);
-    let key_of = |suffix: &str| arch.map(|a| format!("{a}.{suffix}"));
 
     for (key, actual, what) in [
         (
-            key_of("embedding_length"),
+            arch_key(arch, "embedding_length"),
             width,
             "embedding length vs token_embd row width",
         ),
@@ -194,7 +188,7 @@ fn consistency(ctx: &Context<'_>, sink: &mut Sink<'_>, arch: Option<&str>) {
             "bitnet.hidden_size vs token_embd row width",
         ),
         (
-            key_of("block_count"),
+            arch_key(arch, "block_count"),
             Some(layers.len() as u64),
             "block count vs blk.N layers",
         ),
@@ -204,7 +198,7 @@ fn consistency(ctx: &Context<'_>, sink: &mut Sink<'_>, arch: Option<&str>) {
             "bitnet.num_layers vs blk.N layers",
         ),
         (
-            key_of("vocab_size"),
+            arch_key(arch, "vocab_size"),
             rows,
             "vocabulary size vs token_embd rows",
         ),
@@ -215,12 +209,12 @@ fn consistency(ctx: &Context<'_>, sink: &mut Sink<'_>, arch: Option<&str>) {
         ),
     ] {
         if let (Some(key), Some(actual)) = (key, actual) {
-            if let Some(m) = meta(&key) {
+            if let Some(m) = h.get_u64(&key) {
                 let counts_layers = key.contains("block_count") || key.contains("num_layers");
                 if counts_layers && layers.is_empty() {
                     continue;
                 }
-                agree(&key, what.to_string(), m, actual);
+                agree(sink, &key, what, m, actual);
             }
         }
     }
@@ -229,46 +223,76 @@ fn consistency(ctx: &Context<'_>, sink: &mut Sink<'_>, arch: Option<&str>) {
         rows,
     ) {
         agree(
+            sink,
             "tokenizer.ggml.tokens",
-            "tokenizer tokens vs token_embd rows".into(),
+            "tokenizer tokens vs token_embd rows",
             tokens.len() as u64,
             rows,
         );
     }
-    if let (Some(heads_key), Some(embd_key)) =
-        (key_of("attention.head_count"), key_of("embedding_length"))
-    {
-        if let (Some(heads), Some(width)) = (meta(&heads_key), meta(&embd_key)) {
-            let ok = heads > 0 && width % heads == 0;
-            sink.push(Check {
-                rule: Rule::MetadataConsistency,
-                subject: &heads_key,
-                passed: ok,
-                message: format!(
-                    "{heads} attention heads {} the width {width}",
-                    if ok { "divide" } else { "do not divide" }
-                ),
-                value: Some(heads.to_string()),
-                bound: Some(format!("divides {width}")),
-                loc: None,
-            });
-            if let Some(kv_key) = key_of("attention.head_count_kv") {
-                if let Some(kv) = meta(&kv_key) {
-                    let ok = kv > 0 && heads % kv == 0;
-                    sink.push(Check {
-                        rule: Rule::MetadataConsistency,
-                        subject: &kv_key,
-                        passed: ok,
-                        message: format!(
-                            "{kv} KV heads {} the {heads} attention heads",
-                            if ok { "divide" } else { "do not divide" }
-                        ),
-                        value: Some(kv.to_string()),
-                        bound: Some(format!("divides {heads}")),
-                        loc: None,
-                    });
-                }
-            }
+}
+
+/// A `metadata-consistency` check that a metadata value equals what the tensors say.
+fn agree(sink: &mut Sink<'_>, subject: &str, what: &str, meta: u64, actual: u64) {
+    sink.push(Check {
+        rule: Rule::MetadataConsistency,
+        subject,
+        passed: meta == actual,
+        message: if meta == actual {
+            format!("{what}: {meta}")
+        } else {
+            format!("{what}: metadata says {meta}, the tensors say {actual}")
+        },
+        value: Some(actual.to_string()),
+        bound: Some(meta.to_string()),
+        loc: None,
+    });
+}
+
+/// The attention heads divide the embedding width, and the KV heads the attention heads.
+fn heads_divide(h: &Header, sink: &mut Sink<'_>, arch: Option<&str>) {
+    let (Some(heads_key), Some(embd_key)) = (
+        arch_key(arch, "attention.head_count"),
+        arch_key(arch, "embedding_length"),
+    ) else {
+        return;
+    };
+    let (Some(heads), Some(width)) = (h.get_u64(&heads_key), h.get_u64(&embd_key)) else {
+        return;
+    };
+    divides(
+        sink,
+        &heads_key,
+        (heads, &format!("{heads} attention heads")),
+        (width, &format!("the width {width}")),
+    );
+    if let Some(kv_key) = arch_key(arch, "attention.head_count_kv") {
+        if let Some(kv) = h.get_u64(&kv_key) {
+            divides(
+                sink,
+                &kv_key,
+                (kv, &format!("{kv} KV heads")),
+                (heads, &format!("the {heads} attention heads")),
+            );
         }
     }
+}
+
+/// A `metadata-consistency` check that `part` (non-zero) divides `whole`; each comes
+/// with the words that name it in the message.
+fn divides(sink: &mut Sink<'_>, subject: &str, part: (u64, &str), whole: (u64, &str)) {
+    let ((part, part_text), (whole, whole_text)) = (part, whole);
+    let ok = part > 0 && whole % part == 0;
+    sink.push(Check {
+        rule: Rule::MetadataConsistency,
+        subject,
+        passed: ok,
+        message: format!(
+            "{part_text} {} {whole_text}",
+            if ok { "divide" } else { "do not divide" }
+        ),
+        value: Some(part.to_string()),
+        bound: Some(format!("divides {whole}")),
+        loc: None,
+    });
 }

@@ -241,9 +241,90 @@ pub fn gguf_metadata_from_tokenizer_files(
         )));
     }
 
-    // Tokens by id: the model vocabulary, then the added tokens.
-    let mut by_id: Vec<Option<String>> = Vec::new();
-    let mut place = |token: &str, id: u64| -> Result<(), TokenizerError> {
+    let table = TokensById::read(json, model)?;
+    let ids: HashMap<&str, u32> = (0u32..)
+        .zip(&table.by_id)
+        .filter_map(|(i, t)| Some((t.as_deref()?, i)))
+        .collect();
+    let id_of = |t: &str| ids.get(t).copied();
+
+    let merges = parse_merges(model.get("merges"))?;
+    check_merges_known(&merges, &id_of)?;
+
+    let byte_level = is_byte_level(json);
+    let byte_fallback = hf::model_byte_fallback(json);
+    let unk = model
+        .get("unk_token")
+        .and_then(Json::as_str)
+        .and_then(id_of);
+    let (tokens, types) = table.texts_and_types(unk, byte_level, byte_fallback);
+
+    let mut out = if byte_level {
+        byte_level_keys(json, model, tokens, types, &merges)?
+    } else if byte_fallback || json.to_string().contains('\u{2581}') {
+        spm_keys(json, tokens, types, &merges, &id_of)
+    } else {
+        return Err(unsupported(
+            "a BPE tokenizer.json that is neither byte-level (ByteLevel pre-tokenizer/decoder) nor SentencePiece-style (byte_fallback, ▁)",
+        ));
+    };
+    out.extend(special_keys(json, config, &id_of, &table.added, unk));
+    Ok(out)
+}
+
+/// A tokenizer.json's tokens by id: the model vocabulary, then the added tokens, with
+/// `None` for the gaps; and the added tokens as (id, content, special).
+struct TokensById {
+    by_id: Vec<Option<String>>,
+    added: Vec<(u32, String, bool)>,
+}
+
+impl TokensById {
+    fn read(json: &Json, model: &Json) -> Result<Self, TokenizerError> {
+        let mut table = TokensById {
+            by_id: Vec::new(),
+            added: Vec::new(),
+        };
+        let vocab_obj = model
+            .get("vocab")
+            .and_then(Json::as_object)
+            .ok_or_else(|| json_err("model.vocab is not an object of token -> id"))?;
+        for (token, id) in vocab_obj {
+            let id = id
+                .as_u64()
+                .ok_or_else(|| json_err(format!("model.vocab[{token:?}] is not an id")))?;
+            table.place(token, id)?;
+        }
+        for t in json
+            .get("added_tokens")
+            .and_then(Json::as_array)
+            .map_or(&[][..], Vec::as_slice)
+        {
+            let content = t
+                .get("content")
+                .and_then(Json::as_str)
+                .ok_or_else(|| json_err("an added token has no \"content\""))?;
+            let id = t
+                .get("id")
+                .and_then(Json::as_u64)
+                .ok_or_else(|| json_err(format!("added token {content:?} has no \"id\"")))?;
+            table.place(content, id)?;
+            let special = t.get("special").and_then(Json::as_bool).unwrap_or(false);
+            table.added.push((
+                u32::try_from(id).unwrap_or(u32::MAX),
+                content.to_string(),
+                special,
+            ));
+        }
+        if table.by_id.is_empty() {
+            return Err(TokenizerError::EmptyVocab);
+        }
+        Ok(table)
+    }
+
+    /// Puts `token` at `id`; an id above the limit, or one already holding another
+    /// token, is an error.
+    fn place(&mut self, token: &str, id: u64) -> Result<(), TokenizerError> {
         let id32 = u32::try_from(id)
             .ok()
             .filter(|&i| i <= MAX_TOKEN_ID)
@@ -253,10 +334,10 @@ pub fn gguf_metadata_from_tokenizer_files(
                 ))
             })?;
         let i = id32 as usize;
-        if by_id.len() <= i {
-            by_id.resize(i + 1, None);
+        if self.by_id.len() <= i {
+            self.by_id.resize(i + 1, None);
         }
-        if let Some(slot) = by_id.get_mut(i) {
+        if let Some(slot) = self.by_id.get_mut(i) {
             if slot.as_deref().is_some_and(|old| old != token) {
                 return Err(json_err(format!(
                     "id {id} is both {:?} and {token:?}",
@@ -266,49 +347,54 @@ pub fn gguf_metadata_from_tokenizer_files(
             *slot = Some(token.to_string());
         }
         Ok(())
-    };
-    let vocab_obj = model
-        .get("vocab")
-        .and_then(Json::as_object)
-        .ok_or_else(|| json_err("model.vocab is not an object of token -> id"))?;
-    for (token, id) in vocab_obj {
-        let id = id
-            .as_u64()
-            .ok_or_else(|| json_err(format!("model.vocab[{token:?}] is not an id")))?;
-        place(token, id)?;
     }
-    let mut added: Vec<(u32, String, bool)> = Vec::new();
-    for t in json
-        .get("added_tokens")
-        .and_then(Json::as_array)
-        .map_or(&[][..], Vec::as_slice)
-    {
-        let content = t
-            .get("content")
-            .and_then(Json::as_str)
-            .ok_or_else(|| json_err("an added token has no \"content\""))?;
-        let id = t
-            .get("id")
-            .and_then(Json::as_u64)
-            .ok_or_else(|| json_err(format!("added token {content:?} has no \"id\"")))?;
-        place(content, id)?;
-        let special = t.get("special").and_then(Json::as_bool).unwrap_or(false);
-        added.push((
-            u32::try_from(id).unwrap_or(u32::MAX),
-            content.to_string(),
-            special,
-        ));
-    }
-    if by_id.is_empty() {
-        return Err(TokenizerError::EmptyVocab);
-    }
-    let ids: HashMap<&str, u32> = (0u32..)
-        .zip(&by_id)
-        .filter_map(|(i, t)| Some((t.as_deref()?, i)))
-        .collect();
-    let id_of = |t: &str| ids.get(t).copied();
 
-    let merges = parse_merges(model.get("merges"))?;
+    /// Token texts and types by convert_hf_to_gguf's rules; gaps in the ids are unused
+    /// padding.
+    fn texts_and_types(
+        &self,
+        unk: Option<u32>,
+        byte_level: bool,
+        byte_fallback: bool,
+    ) -> (Vec<String>, Vec<i32>) {
+        let mut types = Vec::with_capacity(self.by_id.len());
+        let mut tokens = Vec::with_capacity(self.by_id.len());
+        // id -> special?, built once (a linear search per id would be quadratic).
+        let mut added_special: HashMap<u32, bool> = HashMap::new();
+        for (i, _, special) in &self.added {
+            added_special.entry(*i).or_insert(*special);
+        }
+        for (id, t) in (0u32..).zip(&self.by_id) {
+            let (text, ty) = match t {
+                None => (format!("[PAD{id}]"), 5),
+                Some(t) => {
+                    let ty = match added_special.get(&id) {
+                        _ if Some(id) == unk => 2,
+                        Some(true) => 3,
+                        Some(false) => 4,
+                        None if !byte_level
+                            && byte_fallback
+                            && super::parse_byte_token(t).is_some() =>
+                        {
+                            6
+                        }
+                        None => 1,
+                    };
+                    (t.clone(), ty)
+                }
+            };
+            tokens.push(text);
+            types.push(ty);
+        }
+        (tokens, types)
+    }
+}
+
+/// Every merge's two parts and their concatenation must be tokens.
+fn check_merges_known(
+    merges: &[(String, String)],
+    id_of: &dyn Fn(&str) -> Option<u32>,
+) -> Result<(), TokenizerError> {
     for (i, (a, b)) in merges.iter().enumerate() {
         for t in [a.clone(), b.clone(), format!("{a}{b}")] {
             if id_of(&t).is_none() {
@@ -320,109 +406,104 @@ pub fn gguf_metadata_from_tokenizer_files(
             }
         }
     }
+    Ok(())
+}
 
-    let byte_level = {
-        let mut types = Vec::new();
-        hf::types_in(json.get("pre_tokenizer").unwrap_or(&Json::Null), &mut types);
-        hf::types_in(json.get("decoder").unwrap_or(&Json::Null), &mut types);
-        types.iter().any(|t| t == "ByteLevel")
-    };
-    let byte_fallback = hf::model_byte_fallback(json);
-    let unk = model
-        .get("unk_token")
-        .and_then(Json::as_str)
-        .and_then(id_of);
+/// A `ByteLevel` pre-tokenizer or decoder anywhere makes the BPE byte-level.
+fn is_byte_level(json: &Json) -> bool {
+    let mut types = Vec::new();
+    hf::types_in(json.get("pre_tokenizer").unwrap_or(&Json::Null), &mut types);
+    hf::types_in(json.get("decoder").unwrap_or(&Json::Null), &mut types);
+    types.iter().any(|t| t == "ByteLevel")
+}
 
-    // Token types: convert_hf_to_gguf's rules; gaps in the ids are unused padding.
-    let mut types = Vec::with_capacity(by_id.len());
-    let mut tokens = Vec::with_capacity(by_id.len());
-    // id -> special?, built once (a linear search per id would be quadratic).
-    let mut added_special: std::collections::HashMap<u32, bool> = std::collections::HashMap::new();
-    for (i, _, special) in &added {
-        added_special.entry(*i).or_insert(*special);
-    }
-    for (id, t) in (0u32..).zip(&by_id) {
-        let (text, ty) = match t {
-            None => (format!("[PAD{id}]"), 5),
-            Some(t) => {
-                let ty = match added_special.get(&id) {
-                    _ if Some(id) == unk => 2,
-                    Some(true) => 3,
-                    Some(false) => 4,
-                    None if !byte_level
-                        && byte_fallback
-                        && super::parse_byte_token(t).is_some() =>
-                    {
-                        6
-                    }
-                    None => 1,
-                };
-                (t.clone(), ty)
-            }
-        };
-        tokens.push(text);
-        types.push(ty);
-    }
+fn kv(key: &str, value: Value) -> (String, Value) {
+    (key.to_string(), value)
+}
 
-    let mut out: Vec<(String, Value)> = Vec::new();
-    let mut put = |k: &str, v: Value| out.push((k.to_string(), v));
-    if byte_level {
-        let normalizer = json.get("normalizer").filter(|n| !n.is_null());
-        if let Some(n) = normalizer {
-            if n.get("type").and_then(Json::as_str) != Some("NFC") {
-                return Err(unsupported(format!(
-                    "normalizer {n} on a byte-level BPE (llama.cpp applies none; only NFC is tolerated)"
-                )));
-            }
+/// The keys of a byte-level BPE ("gpt2"): `pre` named after the pre-tokenizer regexes,
+/// tokens, types and merges.
+fn byte_level_keys(
+    json: &Json,
+    model: &Json,
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    merges: &[(String, String)],
+) -> Result<Vec<(String, Value)>, TokenizerError> {
+    let normalizer = json.get("normalizer").filter(|n| !n.is_null());
+    if let Some(n) = normalizer {
+        if n.get("type").and_then(Json::as_str) != Some("NFC") {
+            return Err(unsupported(format!(
+                "normalizer {n} on a byte-level BPE (llama.cpp applies none; only NFC is tolerated)"
+            )));
         }
-        let list = infer_regex_list(json.get("pre_tokenizer").unwrap_or(&Json::Null))?;
-        let ignore_merges = model
-            .get("ignore_merges")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
-        put(vocab::KEY_MODEL, Value::String("gpt2".into()));
-        put(
+    }
+    let list = infer_regex_list(json.get("pre_tokenizer").unwrap_or(&Json::Null))?;
+    let ignore_merges = model
+        .get("ignore_merges")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    Ok(vec![
+        kv(vocab::KEY_MODEL, Value::String("gpt2".into())),
+        kv(
             vocab::KEY_PRE,
             Value::String(list.canonical_name(ignore_merges).into()),
-        );
-        put(vocab::KEY_TOKENS, Value::Array(Array::String(tokens)));
-        put(vocab::KEY_TOKEN_TYPE, Value::Array(Array::I32(types)));
-        put(
+        ),
+        kv(vocab::KEY_TOKENS, Value::Array(Array::String(tokens))),
+        kv(vocab::KEY_TOKEN_TYPE, Value::Array(Array::I32(types))),
+        kv(
             vocab::KEY_MERGES,
             Value::Array(Array::String(
                 merges.iter().map(|(a, b)| format!("{a} {b}")).collect(),
             )),
-        );
-    } else if byte_fallback || json.to_string().contains('\u{2581}') {
-        // SentencePiece-style: a token's score is minus the rank of the first merge that
-        // makes it, so that llama.cpp's highest-score-first order is the merge order.
-        let mut scores = vec![0.0f32; tokens.len()];
-        let floor = -(merges.len() as f32) - 1.0;
-        for (id, s) in scores.iter_mut().enumerate() {
-            if types.get(id) == Some(&1) && tokens.get(id).is_some_and(|t| t.chars().count() > 1) {
-                *s = floor;
-            }
+        ),
+    ])
+}
+
+/// The keys of a SentencePiece-style BPE ("llama"): a token's score is minus the rank of
+/// the first merge that makes it, so that llama.cpp's highest-score-first order is the
+/// merge order.
+fn spm_keys(
+    json: &Json,
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    merges: &[(String, String)],
+    id_of: &dyn Fn(&str) -> Option<u32>,
+) -> Vec<(String, Value)> {
+    let mut scores = vec![0.0f32; tokens.len()];
+    let floor = -(merges.len() as f32) - 1.0;
+    for (id, s) in scores.iter_mut().enumerate() {
+        if types.get(id) == Some(&1) && tokens.get(id).is_some_and(|t| t.chars().count() > 1) {
+            *s = floor;
         }
-        for (rank, (a, b)) in merges.iter().enumerate().rev() {
-            if let Some(s) = id_of(&format!("{a}{b}")).and_then(|i| scores.get_mut(i as usize)) {
-                *s = -(rank as f32);
-            }
+    }
+    for (rank, (a, b)) in merges.iter().enumerate().rev() {
+        if let Some(s) = id_of(&format!("{a}{b}")).and_then(|i| scores.get_mut(i as usize)) {
+            *s = -(rank as f32);
         }
-        put(vocab::KEY_MODEL, Value::String("llama".into()));
-        put(vocab::KEY_TOKENS, Value::Array(Array::String(tokens)));
-        put(vocab::KEY_SCORES, Value::Array(Array::F32(scores)));
-        put(vocab::KEY_TOKEN_TYPE, Value::Array(Array::I32(types)));
-        put(
+    }
+    vec![
+        kv(vocab::KEY_MODEL, Value::String("llama".into())),
+        kv(vocab::KEY_TOKENS, Value::Array(Array::String(tokens))),
+        kv(vocab::KEY_SCORES, Value::Array(Array::F32(scores))),
+        kv(vocab::KEY_TOKEN_TYPE, Value::Array(Array::I32(types))),
+        kv(
             vocab::KEY_ADD_SPACE_PREFIX,
             Value::Bool(spm_adds_space_prefix(json)),
-        );
-    } else {
-        return Err(unsupported(
-            "a BPE tokenizer.json that is neither byte-level (ByteLevel pre-tokenizer/decoder) nor SentencePiece-style (byte_fallback, ▁)",
-        ));
-    }
+        ),
+    ]
+}
 
-    let sp = hf::specials(json, config, &id_of, &added);
+/// The special token ids that are known and the add-BOS/EOS flags.
+fn special_keys(
+    json: &Json,
+    config: Option<&Json>,
+    id_of: &dyn Fn(&str) -> Option<u32>,
+    added: &[(u32, String, bool)],
+    unk: Option<u32>,
+) -> Vec<(String, Value)> {
+    let sp = hf::specials(json, config, id_of, added);
+    let mut out = Vec::new();
     for (key, id) in [
         ("tokenizer.ggml.bos_token_id", sp.bos),
         ("tokenizer.ggml.eos_token_id", sp.eos),
@@ -430,14 +511,17 @@ pub fn gguf_metadata_from_tokenizer_files(
         ("tokenizer.ggml.padding_token_id", sp.pad),
     ] {
         if let Some(id) = id {
-            put(key, Value::U32(id));
+            out.push(kv(key, Value::U32(id)));
         }
     }
-    put(vocab::KEY_ADD_BOS, Value::Bool(sp.add_bos.unwrap_or(false)));
+    out.push(kv(
+        vocab::KEY_ADD_BOS,
+        Value::Bool(sp.add_bos.unwrap_or(false)),
+    ));
     if let Some(e) = sp.add_eos {
-        put(vocab::KEY_ADD_EOS, Value::Bool(e));
+        out.push(kv(vocab::KEY_ADD_EOS, Value::Bool(e)));
     }
-    Ok(out)
+    out
 }
 
 /// `"a b"` strings or `["a", "b"]` pairs.

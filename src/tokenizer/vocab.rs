@@ -287,108 +287,10 @@ impl Vocab {
         }
         attrs.resize(n, attr::NORMAL);
         scores.resize(n, 0.0);
-        let mut token_to_id = HashMap::with_capacity(n);
-        for (i, t) in tokens.iter_mut().enumerate() {
-            let id = u32::try_from(i).map_err(|_| TokenizerError::VocabTooLarge { count: n })?;
-            if t.is_empty() {
-                // llama.cpp names empty tokens so that they cannot collide or match.
-                *t = format!("[EMPTY_{i}]");
-            }
-            if let Some(&first) = token_to_id.get(t.as_str()) {
-                return Err(TokenizerError::DuplicateToken {
-                    token: t.clone(),
-                    first,
-                    second: id,
-                });
-            }
-            token_to_id.insert(t.clone(), id);
-        }
-        let mut set_control = |id: u32| {
-            if let Some(a) = attrs.get_mut(id as usize) {
-                *a |= attr::CONTROL;
-            }
-        };
-
-        // Auto-detection by text; the lowest id wins where llama.cpp's hash order would.
-        let find = |names: &[&str]| -> Option<u32> {
-            names
-                .iter()
-                .filter_map(|n| token_to_id.get(*n).copied())
-                .min()
-        };
-        let detect: [(&mut Option<u32>, &[&str]); 7] = [
-            (&mut special.eot, EOT_TEXTS),
-            (&mut special.eom, &["<|eom_id|>"]),
-            (&mut special.fim_pre, FIM_PRE_TEXTS),
-            (&mut special.fim_suf, FIM_SUF_TEXTS),
-            (&mut special.fim_mid, FIM_MID_TEXTS),
-            (
-                &mut special.fim_pad,
-                &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
-            ),
-            (
-                &mut special.fim_rep,
-                &[
-                    "<|fim_repo|>",
-                    "<|repo_name|>",
-                    "<fim-repo>",
-                    "<REPO>",
-                    "<reponame>",
-                ],
-            ),
-        ];
-        for (slot, names) in detect {
-            if slot.is_none() {
-                *slot = find(names);
-                slot.inspect(|&id| set_control(id));
-            }
-        }
-        if special.fim_sep.is_none() {
-            special.fim_sep = find(&["<|file_sep|>"]);
-            special.fim_sep.inspect(|&id| set_control(id));
-        }
-
-        let mut eog = BTreeSet::new();
-        eog.extend(special.fim_pad);
-        eog.extend(special.fim_rep);
-        eog.extend(special.fim_sep);
-        for name in EOG_TEXTS {
-            if let Some(&id) = token_to_id.get(*name) {
-                eog.insert(id);
-                set_control(id);
-            }
-        }
-        eog.extend(special.eos);
-        eog.extend(special.eot);
-        eog.extend(special.eom);
-        // gpt-oss / solar-open: "<|end|>" ends a message, not the generation.
-        // Gemma 4 / PaddleOCR: "</s>" is not an end of generation there.
-        let has = |t: &str| token_to_id.get(t).is_some_and(|id| eog.contains(id));
-        let end_is_message_end = ((has("<|return|>") && has("<|call|>"))
-            || (has("<|calls|>") && has("<|flush|>")))
-            && has("<|end|>");
-        let s_is_text = has("<|tool_response>") && has("</s>");
-        let demote = [
-            (end_is_message_end, "<|end|>", attr::USER_DEFINED),
-            (s_is_text, "</s>", attr::NORMAL),
-        ];
-        for (apply, text, new_attr) in demote {
-            if let Some(&id) = token_to_id.get(text).filter(|_| apply) {
-                eog.remove(&id);
-                if let Some(a) = attrs.get_mut(id as usize) {
-                    *a = new_attr;
-                }
-            }
-        }
-
-        let mut special_cache: Vec<u32> = (0u32..)
-            .zip(attrs.iter())
-            .filter(|(_, &a)| a & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
-            .map(|(id, _)| id)
-            .collect();
-        special_cache
-            .sort_by_key(|&id| std::cmp::Reverse(tokens.get(id as usize).map_or(0, String::len)));
-
+        let token_to_id = index_tokens(&mut tokens)?;
+        detect_specials(&mut special, &token_to_id, &mut attrs);
+        let eog = end_of_generation(&special, &token_to_id, &mut attrs);
+        let special_cache = partition_order(&tokens, &attrs);
         Ok(Vocab {
             tokens,
             attrs,
@@ -418,6 +320,137 @@ impl Vocab {
     pub fn id(&self, text: &str) -> Option<u32> {
         self.token_to_id.get(text).copied()
     }
+}
+
+/// Text -> id; empty tokens get a unique name first, and a duplicate text is an error.
+fn index_tokens(tokens: &mut [String]) -> Result<HashMap<String, u32>, TokenizerError> {
+    let n = tokens.len();
+    let mut token_to_id = HashMap::with_capacity(n);
+    for (i, t) in tokens.iter_mut().enumerate() {
+        let id = u32::try_from(i).map_err(|_| TokenizerError::VocabTooLarge { count: n })?;
+        if t.is_empty() {
+            // llama.cpp names empty tokens so that they cannot collide or match.
+            *t = format!("[EMPTY_{i}]");
+        }
+        if let Some(&first) = token_to_id.get(t.as_str()) {
+            return Err(TokenizerError::DuplicateToken {
+                token: t.clone(),
+                first,
+                second: id,
+            });
+        }
+        token_to_id.insert(t.clone(), id);
+    }
+    Ok(token_to_id)
+}
+
+fn set_control(attrs: &mut [u32], id: u32) {
+    if let Some(a) = attrs.get_mut(id as usize) {
+        *a |= attr::CONTROL;
+    }
+}
+
+/// Fills the end-of-turn, end-of-message and fill-in-the-middle ids the metadata left
+/// unset by text, marking each token found as a control token. The lowest id wins where
+/// llama.cpp's hash order would.
+fn detect_specials(
+    special: &mut SpecialIds,
+    token_to_id: &HashMap<String, u32>,
+    attrs: &mut [u32],
+) {
+    let find = |names: &[&str]| -> Option<u32> {
+        names
+            .iter()
+            .filter_map(|n| token_to_id.get(*n).copied())
+            .min()
+    };
+    let detect: [(&mut Option<u32>, &[&str]); 7] = [
+        (&mut special.eot, EOT_TEXTS),
+        (&mut special.eom, &["<|eom_id|>"]),
+        (&mut special.fim_pre, FIM_PRE_TEXTS),
+        (&mut special.fim_suf, FIM_SUF_TEXTS),
+        (&mut special.fim_mid, FIM_MID_TEXTS),
+        (
+            &mut special.fim_pad,
+            &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+        ),
+        (
+            &mut special.fim_rep,
+            &[
+                "<|fim_repo|>",
+                "<|repo_name|>",
+                "<fim-repo>",
+                "<REPO>",
+                "<reponame>",
+            ],
+        ),
+    ];
+    for (slot, names) in detect {
+        if slot.is_none() {
+            *slot = find(names);
+            slot.inspect(|&id| set_control(attrs, id));
+        }
+    }
+    if special.fim_sep.is_none() {
+        special.fim_sep = find(&["<|file_sep|>"]);
+        special.fim_sep.inspect(|&id| set_control(attrs, id));
+    }
+}
+
+/// The end-of-generation set: the FIM pad/repo/separator ids, every token whose text
+/// llama.cpp treats as an end (made a control token), and EOS/EOT/EOM; then the
+/// model-specific exceptions taken out again.
+fn end_of_generation(
+    special: &SpecialIds,
+    token_to_id: &HashMap<String, u32>,
+    attrs: &mut [u32],
+) -> BTreeSet<u32> {
+    let mut eog = BTreeSet::new();
+    eog.extend(special.fim_pad);
+    eog.extend(special.fim_rep);
+    eog.extend(special.fim_sep);
+    for name in EOG_TEXTS {
+        if let Some(&id) = token_to_id.get(*name) {
+            eog.insert(id);
+            set_control(attrs, id);
+        }
+    }
+    eog.extend(special.eos);
+    eog.extend(special.eot);
+    eog.extend(special.eom);
+    // gpt-oss / solar-open: "<|end|>" ends a message, not the generation.
+    // Gemma 4 / PaddleOCR: "</s>" is not an end of generation there.
+    let has = |t: &str| token_to_id.get(t).is_some_and(|id| eog.contains(id));
+    let end_is_message_end = ((has("<|return|>") && has("<|call|>"))
+        || (has("<|calls|>") && has("<|flush|>")))
+        && has("<|end|>");
+    let s_is_text = has("<|tool_response>") && has("</s>");
+    let demote = [
+        (end_is_message_end, "<|end|>", attr::USER_DEFINED),
+        (s_is_text, "</s>", attr::NORMAL),
+    ];
+    for (apply, text, new_attr) in demote {
+        if let Some(&id) = token_to_id.get(text).filter(|_| apply) {
+            eog.remove(&id);
+            if let Some(a) = attrs.get_mut(id as usize) {
+                *a = new_attr;
+            }
+        }
+    }
+    eog
+}
+
+/// Control, user-defined and unknown tokens, longest text first (ties by id): the order
+/// llama.cpp's `tokenizer_st_partition` tries them in.
+fn partition_order(tokens: &[String], attrs: &[u32]) -> Vec<u32> {
+    let mut special_cache: Vec<u32> = (0u32..)
+        .zip(attrs.iter())
+        .filter(|(_, &a)| a & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
+        .map(|(id, _)| id)
+        .collect();
+    special_cache
+        .sort_by_key(|&id| std::cmp::Reverse(tokens.get(id as usize).map_or(0, String::len)));
+    special_cache
 }
 
 const EOT_TEXTS: &[&str] = &[
