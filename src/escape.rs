@@ -78,6 +78,27 @@ pub fn visible_lines(s: &str) -> String {
     out
 }
 
+/// Serialized JSON with every bidi and zero-width character written as a `\uXXXX`
+/// escape. Lossless (a parser reads the same string back), and a terminal or an editor
+/// showing the file shows the escape, not the effect. serde_json already escapes control
+/// characters; these characters can only occur inside strings, so replacing them
+/// anywhere is safe.
+pub fn json_text(serialized: String) -> String {
+    if !serialized.chars().any(|c| is_bidi(c) || is_invisible(c)) {
+        return serialized;
+    }
+    let mut out = String::with_capacity(serialized.len() + 16);
+    for c in serialized.chars() {
+        if is_bidi(c) || is_invisible(c) {
+            // Every such character is in the Basic Multilingual Plane.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A Markdown table cell or inline code span: [`visible`], with pipes and backticks
 /// escaped so the text cannot end the cell or the code span.
 pub fn markdown(s: &str) -> String {
@@ -104,6 +125,15 @@ mod tests {
         let out = visible_lines("error: tensor x\n::error::pwned\u{202e}");
         assert!(out.lines().skip(1).all(|l| l.starts_with("  ")), "{out}");
         assert!(out.contains("\\u{202e}"));
+    }
+
+    #[test]
+    fn json_keeps_the_string_and_hides_nothing() {
+        let raw = serde_json::to_string(&serde_json::json!({"v": "a\u{202e}b\u{200b}"})).unwrap();
+        let safe = json_text(raw);
+        assert_eq!(safe, r#"{"v":"a\u202eb\u200b"}"#);
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["v"], "a\u{202e}b\u{200b}");
     }
 
     #[test]

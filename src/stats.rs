@@ -478,11 +478,11 @@ pub fn to_text(stats: &[TensorStats], errors: &[StatsError]) -> String {
         let _ = writeln!(
             out,
             "{:width$}  {:7} {:>11} {:>11.5e} {:>11.4e} {:>11.5e} {:>11.4e} {:>11.4e} {:>6} {:>6} {:>9}",
-            s.name, s.ty, s.elements, s.rms, s.mean, s.std, s.min, s.max, s.nan, s.inf, s.zeros
+            crate::escape::visible(&s.name), s.ty, s.elements, s.rms, s.mean, s.std, s.min, s.max, s.nan, s.inf, s.zeros
         );
     }
     for e in errors {
-        let _ = writeln!(out, "error: {e}");
+        let _ = writeln!(out, "error: {}", crate::escape::visible(&e.to_string()));
     }
     out
 }

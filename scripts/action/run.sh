@@ -8,7 +8,8 @@
 # arrives as an environment variable set by action.yml's `env:` block.
 #
 # Inputs (environment):
-#   GGUF_GATE_MODEL        required; the GGUF file to check
+#   GGUF_GATE_MODEL        required; the GGUF file(s) to check: one per line, and a line
+#                          may be a pattern (`models/*.gguf`) that gguf-gate expands
 #   GGUF_GATE_POLICY       optional policy file
 #   GGUF_GATE_TOKENIZER    optional tokenizer.json
 #   GGUF_GATE_STRICT       "true" | "false" (default "false")
@@ -99,9 +100,18 @@ read_inputs() {
     ACTION_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
   fi
 
-  [ -n "$MODEL" ] || fail 2 "input 'model' is required"
-  # A path that starts with '-' would be read as an option.
-  case "$MODEL" in -*) MODEL="./$MODEL" ;; esac
+  # One model per line; blank lines and surrounding blanks ignored.
+  MODELS=()
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line#"${line%%[![:space:]]*}"}"
+    line="${line%"${line##*[![:space:]]}"}"
+    [ -n "$line" ] || continue
+    # A path that starts with '-' would be read as an option.
+    case "$line" in -*) line="./$line" ;; esac
+    MODELS+=("$line")
+  done <<<"$MODEL"
+  [ "${#MODELS[@]}" -gt 0 ] || fail 2 "input 'model' is required"
   case "$STRICT" in
     true | false) ;;
     *) fail 2 "input 'strict' must be \"true\" or \"false\", not \"$STRICT\"" ;;
@@ -329,7 +339,7 @@ install_source() {
 # Run the gate. The binary itself writes annotations, the job summary and the step
 # outputs (passed, fingerprint, report paths); its exit code is the action's.
 run_check() {
-  local args=(check "$MODEL")
+  local args=(check "${MODELS[@]}")
   if [ -n "$POLICY" ]; then args+=(--policy "$POLICY"); fi
   if [ -n "$TOKENIZER" ]; then args+=(--tokenizer "$TOKENIZER"); fi
   if [ "$STRICT" = true ]; then args+=(--strict); fi

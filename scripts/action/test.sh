@@ -177,6 +177,15 @@ else
 fi
 expect_out "a newline in an input is shown escaped" "not \"no%0A::error::injected\""
 
+CASE=several-models
+run_action $CASE GGUF_GATE_MODEL=$'models/a.gguf\n\n  models/b 2.gguf  \n-c.gguf\nrelease/*.gguf\n'
+expect_args "one model per line (blank lines and surrounding blanks dropped, patterns kept)" \
+  check models/a.gguf "models/b 2.gguf" ./-c.gguf "release/*.gguf" --fail-level error --format github
+
+CASE=only-blank-models
+run_action $CASE GGUF_GATE_MODEL=$'\n   \n'
+expect_rc "only blank lines: 'model' is required, exit 2" 2
+
 CASE=gate-fails
 run_action $CASE FAKE_EXIT=1
 expect_rc "policy failure: the binary's exit 1 is the action's" 1

@@ -69,9 +69,9 @@ fn emit(output: Option<&Path>, text: &str) -> Result<()> {
     }
 }
 
-/// Pretty JSON with a final newline.
+/// Pretty JSON with a final newline, bidi and zero-width characters as `\u` escapes.
 fn pretty_json(v: &serde_json::Value) -> Result<String> {
-    let mut s = serde_json::to_string_pretty(v)?;
+    let mut s = gguf_gate::escape::json_text(serde_json::to_string_pretty(v)?);
     s.push('\n');
     Ok(s)
 }
