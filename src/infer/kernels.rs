@@ -280,37 +280,69 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// One `ggml_vec_dot` of a weight row with an activation vector in the row type's
+/// `vec_dot_type` format; a format mismatch (a programming error) gives 0.
+#[inline]
+fn dot_row(w: &MatRef<'_>, row: &[u8], act: &Activations) -> f32 {
+    use GgmlType as T;
+    match (w.ty, act) {
+        (T::F32, Activations::F32(a)) => dot_f32(row, a),
+        (T::F16, Activations::F16(a)) => dot_f16(row, a),
+        (T::Bf16, Activations::Bf16(a)) => dot_bf16(row, a),
+        (T::Q4_0, Activations::Q8_0(a)) => dot_q4_0(row, a),
+        (T::Q5_0, Activations::Q8_0(a)) => dot_q5_0(row, a),
+        (T::Q8_0, Activations::Q8_0(a)) => dot_q8_0(row, a),
+        (T::Q4_1, Activations::Q8_1(a)) => dot_q4_1(row, a),
+        (T::Q5_1, Activations::Q8_1(a)) => dot_q5_1(row, a),
+        (T::Q4K, Activations::Q8K(a)) => dot_q4_k(row, a),
+        (T::Q5K, Activations::Q8K(a)) => dot_q5_k(row, a),
+        (T::Q6K, Activations::Q8K(a)) => dot_q6_k(row, a),
+        (T::Tq1_0, Activations::Q8K(a)) => dot_tq1_0(row, a),
+        (T::Tq2_0, Activations::Q8K(a)) => dot_tq2_0(row, a),
+        (T::I2S, Activations::I8 { q, scale, sum }) => {
+            (dot_i2s(row, q) as f32 - *sum as f32) / *scale * w.scale
+        }
+        _ => 0.0,
+    }
+}
+
 /// `out = W · act`, one `ggml_vec_dot` per row, rows in parallel. `act` must be in
 /// `vec_dot_type(w.ty)` format; a mismatch (a programming error) yields zeros.
 pub fn matvec(w: &MatRef<'_>, act: &Activations, out: &mut [f32]) {
-    use GgmlType as T;
-    fn run<F: Fn(&[u8]) -> f32 + Sync>(w: &MatRef<'_>, out: &mut [f32], f: F) {
-        out.par_iter_mut()
-            .enumerate()
-            .with_min_len(8)
-            .for_each(|(r, o)| *o = f(w.row(r)));
-    }
-    match (w.ty, act) {
-        (T::F32, Activations::F32(a)) => run(w, out, |row| dot_f32(row, a)),
-        (T::F16, Activations::F16(a)) => run(w, out, |row| dot_f16(row, a)),
-        (T::Bf16, Activations::Bf16(a)) => run(w, out, |row| dot_bf16(row, a)),
-        (T::Q4_0, Activations::Q8_0(a)) => run(w, out, |row| dot_q4_0(row, a)),
-        (T::Q5_0, Activations::Q8_0(a)) => run(w, out, |row| dot_q5_0(row, a)),
-        (T::Q8_0, Activations::Q8_0(a)) => run(w, out, |row| dot_q8_0(row, a)),
-        (T::Q4_1, Activations::Q8_1(a)) => run(w, out, |row| dot_q4_1(row, a)),
-        (T::Q5_1, Activations::Q8_1(a)) => run(w, out, |row| dot_q5_1(row, a)),
-        (T::Q4K, Activations::Q8K(a)) => run(w, out, |row| dot_q4_k(row, a)),
-        (T::Q5K, Activations::Q8K(a)) => run(w, out, |row| dot_q5_k(row, a)),
-        (T::Q6K, Activations::Q8K(a)) => run(w, out, |row| dot_q6_k(row, a)),
-        (T::Tq1_0, Activations::Q8K(a)) => run(w, out, |row| dot_tq1_0(row, a)),
-        (T::Tq2_0, Activations::Q8K(a)) => run(w, out, |row| dot_tq2_0(row, a)),
-        (T::I2S, Activations::I8 { q, scale, sum }) => {
-            let (act_scale, act_sum, w_scale) = (*scale, *sum as f32, w.scale);
-            run(w, out, |row| {
-                (dot_i2s(row, q) as f32 - act_sum) / act_scale * w_scale
-            })
+    out.par_iter_mut()
+        .enumerate()
+        .with_min_len(8)
+        .for_each(|(r, o)| *o = dot_row(w, w.row(r), act));
+}
+
+/// `out[t] = W · acts[t]` for a batch of activation vectors (`out` is `[n][rows]`): each
+/// weight row is read once for the whole batch. Every element is the same
+/// `ggml_vec_dot` as [`matvec`] computes, so a batch gives bit for bit the results of one
+/// token at a time.
+pub fn matmul(w: &MatRef<'_>, acts: &[Activations], out: &mut [f32]) {
+    let n = acts.len();
+    if n == 1 {
+        if let Some(a) = acts.first() {
+            matvec(w, a, out);
         }
-        _ => out.iter_mut().for_each(|o| *o = 0.0),
+        return;
+    }
+    // [rows][n], filled row by row in parallel, then transposed into [n][rows].
+    let mut by_row = vec![0.0f32; w.rows * n];
+    by_row
+        .par_chunks_mut(n)
+        .enumerate()
+        .with_min_len(4)
+        .for_each(|(r, o)| {
+            let row = w.row(r);
+            for (dst, a) in o.iter_mut().zip(acts) {
+                *dst = dot_row(w, row, a);
+            }
+        });
+    for (t, dst) in out.chunks_exact_mut(w.rows).enumerate().take(n) {
+        for (r, d) in dst.iter_mut().enumerate() {
+            *d = by_row.get(r * n + t).copied().unwrap_or(0.0);
+        }
     }
 }
 
@@ -686,23 +718,34 @@ pub enum RopeMode {
     Neox,
 }
 
-/// ggml's `rope_cache_init` without YaRN or frequency factors: `theta` starts at the
-/// position and is multiplied by `theta_scale = powf(base, -2 / n_dims)` each pair, in
-/// f32; the cache holds `(cosf(theta), sinf(theta))` for each pair of the head.
-pub fn rope_cache(
-    pos: usize,
-    head_dim: usize,
-    n_dims: usize,
-    base: f32,
-    out: &mut Vec<(f32, f32)>,
-) {
+/// RoPE's angles for one position: ggml's `rope_cache_init` without YaRN extrapolation.
+/// `theta` starts at the position and is multiplied by `theta_scale = powf(base, -2 /
+/// n_dims)` each pair, in f32; each pair's angle is `freq_scale * (theta / factor)` (the
+/// per-pair `factors` are `rope_freqs` / `rope_factors_*`, 1 when absent); the cache holds
+/// `(cosf, sinf)` of it.
+pub fn rope_cache(pos: usize, head_dim: usize, rope: &Rope<'_>, out: &mut Vec<(f32, f32)>) {
     out.clear();
-    let theta_scale = base.powf(-2.0 / n_dims as f32);
+    let theta_scale = rope.base.powf(-2.0 / rope.n_dims as f32);
     let mut theta = pos as f32;
-    for _ in 0..head_dim / 2 {
-        out.push((theta.cos(), theta.sin()));
+    for i in 0..head_dim / 2 {
+        let factor = rope.factors.and_then(|f| f.get(i)).copied().unwrap_or(1.0);
+        let angle = rope.freq_scale * (theta / factor);
+        out.push((angle.cos(), angle.sin()));
         theta *= theta_scale;
     }
+}
+
+/// How one layer rotates Q and K.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rope<'a> {
+    /// Values of each head that are rotated (`rope.dimension_count`).
+    pub n_dims: usize,
+    pub base: f32,
+    /// 1 / the linear scaling factor (`rope.scaling.factor`), 1 without scaling.
+    pub freq_scale: f32,
+    /// Per-pair frequency divisors (`rope_freqs.weight`), if any.
+    pub factors: Option<&'a [f32]>,
+    pub mode: RopeMode,
 }
 
 /// Rotate one head in place with a cache from [`rope_cache`]; values at `n_dims` and
@@ -737,6 +780,14 @@ pub fn softmax(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v *= inv;
     }
+}
+
+/// GELU, tanh approximation (`ggml_gelu_f32`): `0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2)))`.
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const GELU_COEF_A: f32 = 0.044_715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
 }
 
 /// `ggml_silu_f32`: `x / (1 + expf(-x))`.
@@ -956,16 +1007,32 @@ mod tests {
         assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(v[2] > v[1] && v[1] > v[0]);
         let mut cache = Vec::new();
-        rope_cache(0, 4, 4, 10000.0, &mut cache);
+        let mut rope = Rope {
+            n_dims: 4,
+            base: 10000.0,
+            freq_scale: 1.0,
+            factors: None,
+            mode: RopeMode::Normal,
+        };
+        rope_cache(0, 4, &rope, &mut cache);
         let mut h = [1.0, 2.0, 3.0, 4.0];
         rope_head(&mut h, &cache, 4, RopeMode::Normal);
         assert_eq!(h, [1.0, 2.0, 3.0, 4.0], "position 0 is the identity");
-        rope_cache(1, 4, 4, 10000.0, &mut cache);
+        rope_cache(1, 4, &rope, &mut cache);
         let mut n = [1.0, 0.0, 0.0, 0.0];
         rope_head(&mut n, &cache, 4, RopeMode::Normal);
         assert!((n[0] - 1f32.cos()).abs() < 1e-7 && (n[1] - 1f32.sin()).abs() < 1e-7);
         let mut n = [1.0, 0.0, 0.0, 0.0];
         rope_head(&mut n, &cache, 4, RopeMode::Neox);
         assert!((n[0] - 1f32.cos()).abs() < 1e-7 && (n[2] - 1f32.sin()).abs() < 1e-7);
+        // A frequency factor of 2 and a linear scale of 1/2 each halve the angle.
+        let factors = [2.0, 1.0];
+        rope.factors = Some(&factors);
+        rope_cache(1, 4, &rope, &mut cache);
+        assert_eq!(cache[0], (0.5f32.cos(), 0.5f32.sin()));
+        rope.factors = None;
+        rope.freq_scale = 0.5;
+        rope_cache(1, 4, &rope, &mut cache);
+        assert_eq!(cache[0], (0.5f32.cos(), 0.5f32.sin()));
     }
 }

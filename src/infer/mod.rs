@@ -1,5 +1,6 @@
-//! The inference engine behind the probe: a CPU forward pass for `llama` and
-//! `bitnet-b1.58` / `bitnet` GGUF models and a greedy decoding loop. The gate uses it to
+//! The inference engine behind the probe and `score`: a CPU forward pass for the
+//! families in [`config::SUPPORTED`] (llama, bitnet, qwen2, qwen3, gemma3, phi3) and a
+//! greedy decoding loop. The gate uses it to
 //! check that a model file still *works* — that it produces the same tokens llama.cpp
 //! would — so the arithmetic follows llama.cpp's CPU backend step by step (activation
 //! quantization per weight type, F16 KV cache, f64 sums where ggml uses `ggml_float`);
@@ -13,21 +14,29 @@
 //!
 //! [`GgufFile`]: crate::gguf::GgufFile
 
+pub mod config;
 pub mod kernels;
 mod model;
 
 use std::time::Instant;
 
+pub use config::{Arch, Config, FfnAct, SUPPORTED};
 pub use kernels::RopeMode;
-pub use model::{Arch, Config, FfnAct, Model, Session};
+pub use model::{Logits, Model, Session, DEFAULT_BATCH};
 
 use crate::gguf::GgmlType;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
-    #[error("unsupported architecture {arch:?}: the inference probe runs \"llama\", \"bitnet-b1.58\" and \"bitnet\" models")]
+    #[error(
+        "unsupported architecture {arch:?}: the inference engine runs {}",
+        config::Arch::names()
+    )]
     UnsupportedArchitecture { arch: String },
+
+    #[error("not supported by the inference engine: {what}")]
+    Unsupported { what: String },
 
     #[error("metadata key general.architecture is missing")]
     MissingArchitecture,
@@ -119,9 +128,9 @@ pub fn generate(
     max_tokens: usize,
     is_stop: impl Fn(u32) -> bool,
 ) -> Result<Generation, InferError> {
-    let Some(last) = prompt_tokens.len().checked_sub(1) else {
+    if prompt_tokens.is_empty() {
         return Err(InferError::EmptyPrompt);
-    };
+    }
     let vocab = model.config().vocab;
     if let Some(&token) = prompt_tokens.iter().find(|&&t| t as usize >= vocab) {
         return Err(InferError::TokenOutOfRange { token, vocab });
@@ -139,9 +148,7 @@ pub fn generate(
     }
     let mut session = model.new_session(needed);
     let start = Instant::now();
-    for (pos, &token) in prompt_tokens.iter().enumerate() {
-        model.step(&mut session, token, pos, pos == last)?;
-    }
+    model.forward_batch(&mut session, prompt_tokens, 0, Logits::Last)?;
     let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
 
     let mut tokens = Vec::with_capacity(max_tokens);
@@ -154,7 +161,7 @@ pub fn generate(
             break;
         }
         let pos = session.len();
-        model.step(&mut session, next, pos, true)?;
+        model.forward_batch(&mut session, &[next], pos, Logits::Last)?;
         passes += 1;
     }
     let secs = decode_start.elapsed().as_secs_f64();

@@ -1,95 +1,58 @@
 //! A GGUF file seen as a runnable model: hyper-parameters read and cross-checked against
 //! every tensor's shape at load time (a GGUF is untrusted input), weights left in the
-//! memory map and multiplied in place, and one forward pass per token in the shape of
-//! karpathy/llama2.c's `forward()` — with llama.cpp's graph (`src/models/llama.cpp`,
-//! `src/models/bitnet.cpp`, `build_attn_mha` in `src/llama-graph.cpp`) as the reference
-//! for what is computed and in which precision.
+//! memory map and multiplied in place, and one forward pass over a batch of consecutive
+//! tokens in the shape of karpathy/llama2.c's `forward()` — with llama.cpp's graphs
+//! (`src/models/{llama,bitnet,qwen2,qwen3,gemma3,phi3}.cpp`, `build_attn_mha` in
+//! `src/llama-graph.cpp`) as the reference for what is computed and in which precision.
+//!
+//! One forward pass serves every family: the per-family pieces are optional parts of a
+//! [`Layer`] (biases, Q/K norms, post-norms, sub-norms, fused projections) and settings of
+//! the [`Config`] (RoPE pairing and bases, activation, scales, sliding window). A batch
+//! runs each weight matrix once over all its tokens (`kernels::matmul`), and every number
+//! is computed exactly as for one token at a time, so batching never changes a logit.
 
 use half::f16;
 use rayon::prelude::*;
 
-use super::kernels::{self, Activations, MatRef, RopeMode};
+use super::config::{read_config, Arch, Config, FfnAct, MAX_HPARAM};
+use super::kernels::{self, Activations, MatRef, Rope};
 use super::InferError;
 use crate::gguf::{GgmlType, GgufFile, Header, TensorInfo};
 use crate::quant;
 
-/// Upper bound on any single hyper-parameter that sizes a buffer (dimensions, heads,
-/// layers, context): far above any real model, low enough that no product overflows.
-const MAX_HPARAM: u64 = 1 << 24;
+/// Tokens a session runs through the layers at once by default.
+pub const DEFAULT_BATCH: usize = 64;
 
-/// The model families the engine runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    /// `llama`: SmolLM2, TinyLlama, Llama 2/3, Mistral.
-    Llama,
-    /// `bitnet-b1.58` (bitnet.cpp) and `bitnet` (llama.cpp): sub-norms, squared ReLU.
-    Bitnet,
-}
-
-/// The feed-forward gate activation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FfnAct {
-    /// `silu(gate) * up` (llama's SwiGLU).
-    SwiGlu,
-    /// `relu(gate)^2 * up` (BitNet b1.58).
-    ReluSqr,
-}
-
-/// Hyper-parameters, validated against the tensors.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    /// `general.architecture` as written in the file.
-    pub architecture: String,
-    pub arch: Arch,
-    pub n_layer: usize,
-    /// Width of the residual stream (`embedding_length`).
-    pub dim: usize,
-    /// Hidden width of the feed-forward block (`feed_forward_length`).
-    pub ffn_dim: usize,
-    pub n_head: usize,
-    pub n_head_kv: usize,
-    pub head_dim: usize,
-    /// Values of each head that RoPE rotates (`rope.dimension_count`).
-    pub rope_dims: usize,
-    pub rope_base: f32,
-    pub rope_mode: RopeMode,
-    pub rms_eps: f32,
-    pub vocab: usize,
-    pub context_length: usize,
-    pub ffn_act: FfnAct,
-    /// The logits use the token embedding matrix: `llama` without `output.weight`, and
-    /// always for `bitnet` (as llama.cpp's graph does).
-    pub tied_embeddings: bool,
-}
-
-impl Config {
-    /// Width of K and V per token (`n_head_kv * head_dim`).
-    pub fn kv_dim(&self) -> usize {
-        self.n_head_kv * self.head_dim
-    }
-}
-
-/// A weight matrix with its name (for errors) and optional per-tensor output scale
-/// (llama.cpp's `*.scale` tensors for `bitnet`).
+/// A weight matrix with its optional bias and per-tensor output scale (llama.cpp's
+/// `*.scale` tensors for `bitnet`).
 struct Linear<'a> {
     m: MatRef<'a>,
+    bias: Option<Vec<f32>>,
     out_scale: Option<f32>,
 }
 
 impl Linear<'_> {
-    /// `out = W · x` (then `* scale`) with `x` already in this weight's activation format.
-    fn apply(&self, act: &Activations, out: &mut [f32]) {
-        kernels::matvec(&self.m, act, out);
-        if let Some(s) = self.out_scale {
-            out.iter_mut().for_each(|v| *v *= s);
+    /// `out[t] = W · x[t] (+ b) (* scale)` with each `x[t]` already in this weight's
+    /// activation format.
+    fn apply(&self, acts: &[Activations], out: &mut [f32]) {
+        kernels::matmul(&self.m, acts, out);
+        for row in out.chunks_exact_mut(self.m.rows) {
+            if let Some(b) = &self.bias {
+                row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+            }
+            if let Some(s) = self.out_scale {
+                row.iter_mut().for_each(|v| *v *= s);
+            }
         }
     }
 }
 
-/// Multiply one input vector by several matrices, quantizing it once per activation
-/// format as ggml does per `mul_mat` (Q, K and V usually share one; so do gate and up).
-fn project<const N: usize>(x: &[f32], jobs: [(&Linear<'_>, &mut [f32]); N]) {
-    let mut formats: Vec<(kernels::VecDotType, Activations)> = Vec::with_capacity(1);
+/// Multiply every row of `x` (`n` rows of `in` values) by several matrices, quantizing
+/// each row once per activation format as ggml does per `mul_mat` (Q, K and V usually
+/// share one; so do gate and up).
+fn project<const N: usize>(x: &[f32], n: usize, jobs: [(&Linear<'_>, &mut [f32]); N]) {
+    let width = x.len() / n.max(1);
+    let mut formats: Vec<(kernels::VecDotType, Vec<Activations>)> = Vec::with_capacity(1);
     for (linear, out) in jobs {
         // The loader only accepts types that have a kernel.
         let Some(kind) = kernels::vec_dot_type(linear.m.ty) else {
@@ -99,28 +62,54 @@ fn project<const N: usize>(x: &[f32], jobs: [(&Linear<'_>, &mut [f32]); N]) {
         let i = match formats.iter().position(|(k, _)| *k == kind) {
             Some(i) => i,
             None => {
-                formats.push((kind, kernels::quantize_activations(kind, x)));
+                let acts = x
+                    .chunks_exact(width.max(1))
+                    .take(n)
+                    .map(|row| kernels::quantize_activations(kind, row))
+                    .collect();
+                formats.push((kind, acts));
                 formats.len() - 1
             }
         };
-        if let Some((_, act)) = formats.get(i) {
-            linear.apply(act, out);
+        if let Some((_, acts)) = formats.get(i) {
+            linear.apply(acts, out);
         }
     }
 }
 
+/// Q, K and V: three matrices, or one fused `attn_qkv` (Phi-3) whose output rows are Q,
+/// then K, then V.
+enum Qkv<'a> {
+    Separate {
+        q: Linear<'a>,
+        k: Linear<'a>,
+        v: Linear<'a>,
+    },
+    Fused(Linear<'a>),
+}
+
+/// Gate and up: two matrices, or one fused `ffn_up` (Phi-3) whose first half is the gate.
+enum GateUp<'a> {
+    Separate { gate: Linear<'a>, up: Linear<'a> },
+    Fused(Linear<'a>),
+}
+
 struct Layer<'a> {
     attn_norm: Vec<f32>,
-    wq: Linear<'a>,
-    wk: Linear<'a>,
-    wv: Linear<'a>,
+    qkv: Qkv<'a>,
+    /// Per-head RMS norms of Q and K before RoPE (Qwen3, Gemma 3).
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
     wo: Linear<'a>,
+    /// BitNet: RMS norm of the attention output before `wo`.
     attn_sub_norm: Option<Vec<f32>>,
+    /// Gemma 3: RMS norm of `wo`'s output before the residual add.
+    attn_post_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
-    w_gate: Linear<'a>,
-    w_up: Linear<'a>,
+    gate_up: GateUp<'a>,
     w_down: Linear<'a>,
     ffn_sub_norm: Option<Vec<f32>>,
+    ffn_post_norm: Option<Vec<f32>>,
 }
 
 /// A loaded model: validated hyper-parameters, norm vectors (small, decoded once) and
@@ -131,12 +120,27 @@ pub struct Model<'a> {
     layers: Vec<Layer<'a>>,
     output_norm: Vec<f32>,
     output: Linear<'a>,
+    /// Per-pair RoPE frequency divisors (`rope_freqs.weight`, Llama 3.x), if any.
+    rope_factors: Option<Vec<f32>>,
+}
+
+/// Which logits a forward pass computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// None (prompt tokens whose logits are unused).
+    None,
+    /// Those of the last token.
+    Last,
+    /// Those of every token of the batch (scoring).
+    All,
 }
 
 /// Per-generation state: the F16 KV cache and every scratch buffer, allocated once.
 pub struct Session {
     capacity: usize,
     filled: usize,
+    /// Tokens run through the layers at once.
+    batch: usize,
     n_layer: usize,
     kv_dim: usize,
     dim: usize,
@@ -144,17 +148,19 @@ pub struct Session {
     /// `[layer][pos][kv_dim]`, rounded to f16 as llama.cpp's default F16 cache stores it.
     k_cache: Vec<f16>,
     v_cache: Vec<f16>,
-    x: Vec<f32>,       // residual stream (dim)
-    xb: Vec<f32>,      // normed input of a block (dim)
-    att_out: Vec<f32>, // attention output, heads concatenated (n_head * head_dim)
-    proj: Vec<f32>,    // output of wo / ffn_down (dim)
-    q: Vec<f32>,       // (n_head * head_dim)
-    k: Vec<f32>,       // (kv_dim)
-    v: Vec<f32>,       // (kv_dim)
-    gate: Vec<f32>,    // (ffn_dim)
-    up: Vec<f32>,      // (ffn_dim)
-    logits: Vec<f32>,  // (vocab)
-    rope: Vec<(f32, f32)>,
+    x: Vec<f32>,       // residual stream [batch][dim]
+    xb: Vec<f32>,      // normed input of a block [batch][dim]
+    q: Vec<f32>,       // [batch][q_dim]
+    k: Vec<f32>,       // [batch][kv_dim]
+    v: Vec<f32>,       // [batch][kv_dim]
+    qkv: Vec<f32>,     // fused projection output [batch][q_dim + 2 kv_dim] (Phi-3)
+    att_out: Vec<f32>, // attention output, heads concatenated [batch][q_dim]
+    proj: Vec<f32>,    // output of wo / ffn_down [batch][dim]
+    gate: Vec<f32>,    // [batch][ffn_dim]
+    up: Vec<f32>,      // [batch][ffn_dim]
+    gate_up: Vec<f32>, // fused gate/up output [batch][2 ffn_dim] (Phi-3)
+    /// Logits of the last pass: `[rows][vocab]`, one row per token that asked for them.
+    logits: Vec<f32>,
 }
 
 impl Session {
@@ -172,135 +178,18 @@ impl Session {
         self.filled == 0
     }
 
-    /// The logits of the last forward pass that computed them.
+    /// The logits of the last token the last forward pass computed them for.
     pub fn logits(&self) -> &[f32] {
+        let rows = self.logits.len() / self.vocab.max(1);
+        let start = rows.saturating_sub(1) * self.vocab;
+        self.logits.get(start..).unwrap_or(&[])
+    }
+
+    /// Every logit row of the last forward pass (`[rows][vocab]`): one row per token for
+    /// [`Logits::All`], one for [`Logits::Last`].
+    pub fn logit_rows(&self) -> &[f32] {
         &self.logits
     }
-}
-
-/// Reads typed hyper-parameters under an architecture prefix, naming the key in errors.
-struct Keys<'h> {
-    header: &'h Header,
-    prefix: String,
-}
-
-impl Keys<'_> {
-    fn key(&self, name: &str) -> String {
-        format!("{}.{name}", self.prefix)
-    }
-
-    fn uint(&self, name: &str, default: Option<u64>) -> Result<usize, InferError> {
-        let key = self.key(name);
-        let value = match self.header.get(&key) {
-            None => default.ok_or(InferError::MissingKey { key: key.clone() })?,
-            Some(v) => v.as_u64().ok_or_else(|| InferError::BadKey {
-                key: key.clone(),
-                problem: format!("has type {}; it must be an unsigned integer", v.type_name()),
-            })?,
-        };
-        if value == 0 || value > MAX_HPARAM {
-            return Err(InferError::BadKey {
-                key,
-                problem: format!("is {value}; it must be between 1 and {MAX_HPARAM}"),
-            });
-        }
-        Ok(value as usize)
-    }
-
-    fn float(&self, name: &str, default: Option<f32>) -> Result<f32, InferError> {
-        let key = self.key(name);
-        let value = match self.header.get(&key) {
-            None => default.ok_or(InferError::MissingKey { key: key.clone() })?,
-            Some(v) => v.as_f64().ok_or_else(|| InferError::BadKey {
-                key: key.clone(),
-                problem: format!("has type {}; it must be a number", v.type_name()),
-            })? as f32,
-        };
-        if !(value.is_finite() && value > 0.0) {
-            return Err(InferError::BadKey {
-                key,
-                problem: format!("is {value}; it must be a positive finite number"),
-            });
-        }
-        Ok(value)
-    }
-}
-
-fn bad_key(key: String, problem: String) -> InferError {
-    InferError::BadKey { key, problem }
-}
-
-/// Read and cross-check the hyper-parameters (shapes are checked later, per tensor).
-fn read_config(header: &Header) -> Result<Config, InferError> {
-    let architecture = header
-        .architecture()
-        .ok_or(InferError::MissingArchitecture)?
-        .to_string();
-    let (arch, rope_mode, ffn_act) = match architecture.as_str() {
-        "llama" => (Arch::Llama, RopeMode::Normal, FfnAct::SwiGlu),
-        "bitnet-b1.58" | "bitnet" => (Arch::Bitnet, RopeMode::Neox, FfnAct::ReluSqr),
-        _ => return Err(InferError::UnsupportedArchitecture { arch: architecture }),
-    };
-    let keys = Keys {
-        header,
-        prefix: architecture.clone(),
-    };
-    let n_layer = keys.uint("block_count", None)?;
-    let dim = keys.uint("embedding_length", None)?;
-    let ffn_dim = keys.uint("feed_forward_length", None)?;
-    let n_head = keys.uint("attention.head_count", None)?;
-    let n_head_kv = keys.uint("attention.head_count_kv", Some(n_head as u64))?;
-    let rms_eps = keys.float("attention.layer_norm_rms_epsilon", None)?;
-    let rope_base = keys.float("rope.freq_base", Some(10000.0))?;
-    let context_length = keys.uint("context_length", None)?;
-    if dim % n_head != 0 {
-        return Err(bad_key(
-            keys.key("attention.head_count"),
-            format!("is {n_head}, which does not divide embedding_length {dim}"),
-        ));
-    }
-    let head_dim = dim / n_head;
-    if n_head_kv > n_head || n_head % n_head_kv != 0 {
-        return Err(bad_key(
-            keys.key("attention.head_count_kv"),
-            format!("is {n_head_kv}; it must divide attention.head_count {n_head}"),
-        ));
-    }
-    if head_dim % 2 != 0 {
-        return Err(bad_key(
-            keys.key("attention.head_count"),
-            format!("gives an odd head size {head_dim}; RoPE needs pairs"),
-        ));
-    }
-    let rope_dims = keys.uint("rope.dimension_count", Some(head_dim as u64))?;
-    if rope_dims > head_dim || rope_dims % 2 != 0 {
-        return Err(bad_key(
-            keys.key("rope.dimension_count"),
-            format!("is {rope_dims}; it must be even and at most the head size {head_dim}"),
-        ));
-    }
-    // llama.cpp's bitnet graphs always project with the embedding matrix (even when a
-    // file carries `output.weight`); llama ties only when `output.weight` is absent.
-    let tied_embeddings = arch == Arch::Bitnet || header.tensor("output.weight").is_none();
-    Ok(Config {
-        architecture,
-        arch,
-        n_layer,
-        dim,
-        ffn_dim,
-        n_head,
-        n_head_kv,
-        head_dim,
-        rope_dims,
-        rope_base,
-        rope_mode,
-        rms_eps,
-        // Set by `Model::load` from the embedding matrix.
-        vocab: 0,
-        context_length,
-        ffn_act,
-        tied_embeddings,
-    })
 }
 
 /// The tensor `name`, whose dims must be exactly `expected` (ggml order; trailing 1s allowed).
@@ -391,7 +280,7 @@ fn matrix<'a>(
     })
 }
 
-/// A vector of `len` values (norm weights), decoded to f32.
+/// A vector of `len` values (norm weights, biases), decoded to f32.
 fn vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>, InferError> {
     let t = tensor(&file.header, name, &[len as u64])?;
     quant::to_f32(t.ty, file.tensor_data(t), len).map_err(|e| InferError::BadTensor {
@@ -400,22 +289,129 @@ fn vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>, InferErro
     })
 }
 
-/// The projection `name.weight`, with its optional `name.scale` multiplier when the
-/// architecture has them (llama.cpp loads `*.scale` for `bitnet` only).
+/// The vector `name` when the file has it.
+fn optional_vector(
+    file: &GgufFile,
+    name: &str,
+    len: usize,
+) -> Result<Option<Vec<f32>>, InferError> {
+    file.header
+        .tensor(name)
+        .map(|_| vector(file, name, len))
+        .transpose()
+}
+
+/// How a family's projections are loaded.
+#[derive(Clone, Copy)]
+struct LinearKind {
+    /// `name.bias` must exist (Qwen2's Q/K/V); otherwise it is used when present.
+    bias_required: bool,
+    /// `name.scale` is applied (llama.cpp loads `*.scale` for `bitnet` only).
+    scaled: bool,
+}
+
+/// The projection `name.weight` with its bias and scale as the family has them.
 fn linear<'a>(
     file: &'a GgufFile,
     name: &str,
     cols: usize,
     rows: usize,
-    scaled: bool,
+    kind: LinearKind,
 ) -> Result<Linear<'a>, InferError> {
     let m = matrix(file, &format!("{name}.weight"), cols, rows, true)?;
+    let bias_name = format!("{name}.bias");
+    let bias = if kind.bias_required {
+        Some(vector(file, &bias_name, rows)?)
+    } else {
+        optional_vector(file, &bias_name, rows)?
+    };
     let scale_name = format!("{name}.scale");
     let out_scale = match file.header.tensor(&scale_name) {
-        Some(_) if scaled => vector(file, &scale_name, 1)?.first().copied(),
+        Some(_) if kind.scaled => vector(file, &scale_name, 1)?.first().copied(),
         _ => None,
     };
-    Ok(Linear { m, out_scale })
+    Ok(Linear { m, bias, out_scale })
+}
+
+/// Load layer `i`'s tensors for the family `c.arch`.
+fn load_layer<'a>(file: &'a GgufFile, c: &Config, i: usize) -> Result<Layer<'a>, InferError> {
+    let p = |s: &str| format!("blk.{i}.{s}");
+    let (dim, q_dim, kv_dim, hd) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim);
+    let bitnet = c.arch == Arch::Bitnet;
+    let plain = LinearKind {
+        bias_required: false,
+        scaled: bitnet,
+    };
+    let qkv_kind = LinearKind {
+        bias_required: c.arch == Arch::Qwen2,
+        scaled: bitnet,
+    };
+    let fused_qkv = file.header.tensor(&p("attn_qkv.weight")).is_some();
+    let qkv = if fused_qkv {
+        Qkv::Fused(linear(
+            file,
+            &p("attn_qkv"),
+            dim,
+            q_dim + 2 * kv_dim,
+            plain,
+        )?)
+    } else {
+        Qkv::Separate {
+            q: linear(file, &p("attn_q"), dim, q_dim, qkv_kind)?,
+            k: linear(file, &p("attn_k"), dim, kv_dim, qkv_kind)?,
+            v: linear(file, &p("attn_v"), dim, kv_dim, qkv_kind)?,
+        }
+    };
+    let qk_norms = matches!(c.arch, Arch::Qwen3 | Arch::Gemma3);
+    let post_norms = c.arch == Arch::Gemma3;
+    let gate_up = if c.arch == Arch::Phi3 && file.header.tensor(&p("ffn_gate.weight")).is_none() {
+        GateUp::Fused(linear(file, &p("ffn_up"), dim, 2 * c.ffn_dim, plain)?)
+    } else {
+        GateUp::Separate {
+            gate: linear(file, &p("ffn_gate"), dim, c.ffn_dim, plain)?,
+            up: linear(file, &p("ffn_up"), dim, c.ffn_dim, plain)?,
+        }
+    };
+    Ok(Layer {
+        attn_norm: vector(file, &p("attn_norm.weight"), dim)?,
+        qkv,
+        q_norm: qk_norms
+            .then(|| vector(file, &p("attn_q_norm.weight"), hd))
+            .transpose()?,
+        k_norm: qk_norms
+            .then(|| vector(file, &p("attn_k_norm.weight"), hd))
+            .transpose()?,
+        wo: linear(file, &p("attn_output"), q_dim, dim, plain)?,
+        attn_sub_norm: bitnet
+            .then(|| vector(file, &p("attn_sub_norm.weight"), q_dim))
+            .transpose()?,
+        attn_post_norm: post_norms
+            .then(|| vector(file, &p("post_attention_norm.weight"), dim))
+            .transpose()?,
+        ffn_norm: vector(file, &p("ffn_norm.weight"), dim)?,
+        gate_up,
+        w_down: linear(file, &p("ffn_down"), c.ffn_dim, dim, plain)?,
+        ffn_sub_norm: bitnet
+            .then(|| vector(file, &p("ffn_sub_norm.weight"), c.ffn_dim))
+            .transpose()?,
+        ffn_post_norm: post_norms
+            .then(|| vector(file, &p("post_ffw_norm.weight"), dim))
+            .transpose()?,
+    })
+}
+
+/// The RoPE frequency factors llama.cpp applies: `rope_freqs.weight` (Llama 3.x), or
+/// Phi-3's `rope_factors_short.weight` (the factors for contexts within the training
+/// length, which is all a probe uses).
+fn rope_factors(file: &GgufFile, c: &Config) -> Result<Option<Vec<f32>>, InferError> {
+    let pairs = c.rope_dims / 2;
+    if let Some(f) = optional_vector(file, "rope_freqs.weight", pairs)? {
+        return Ok(Some(f));
+    }
+    if c.arch == Arch::Phi3 {
+        return optional_vector(file, "rope_factors_short.weight", pairs);
+    }
+    Ok(None)
 }
 
 impl<'a> Model<'a> {
@@ -423,7 +419,6 @@ impl<'a> Model<'a> {
     /// weights in the file's memory map.
     pub fn load(file: &'a GgufFile) -> Result<Model<'a>, InferError> {
         let mut config = read_config(&file.header)?;
-        let c = config.clone();
         // The embedding matrix fixes the vocabulary size.
         let embd = file
             .header
@@ -435,52 +430,35 @@ impl<'a> Model<'a> {
         if vocab == 0 || vocab > MAX_HPARAM || embd.dims.len() < 2 {
             return Err(InferError::BadShape {
                 name: "token_embd.weight".into(),
-                expected: vec![c.dim as u64, vocab.max(1)],
+                expected: vec![config.dim as u64, vocab.max(1)],
                 found: embd.dims.clone(),
             });
         }
         config.vocab = vocab as usize;
-        let vocab = config.vocab;
-        let token_embd = matrix(file, "token_embd.weight", c.dim, vocab, false)?;
-        let q_dim = c.n_head * c.head_dim;
-        let kv_dim = c.kv_dim();
-        let mut layers = Vec::with_capacity(c.n_layer.min(4096));
-        for i in 0..c.n_layer {
-            let p = |s: &str| format!("blk.{i}.{s}");
-            let bitnet = c.arch == Arch::Bitnet;
-            layers.push(Layer {
-                attn_norm: vector(file, &p("attn_norm.weight"), c.dim)?,
-                wq: linear(file, &p("attn_q"), c.dim, q_dim, bitnet)?,
-                wk: linear(file, &p("attn_k"), c.dim, kv_dim, bitnet)?,
-                wv: linear(file, &p("attn_v"), c.dim, kv_dim, bitnet)?,
-                wo: linear(file, &p("attn_output"), q_dim, c.dim, bitnet)?,
-                attn_sub_norm: bitnet
-                    .then(|| vector(file, &p("attn_sub_norm.weight"), q_dim))
-                    .transpose()?,
-                ffn_norm: vector(file, &p("ffn_norm.weight"), c.dim)?,
-                w_gate: linear(file, &p("ffn_gate"), c.dim, c.ffn_dim, bitnet)?,
-                w_up: linear(file, &p("ffn_up"), c.dim, c.ffn_dim, bitnet)?,
-                w_down: linear(file, &p("ffn_down"), c.ffn_dim, c.dim, bitnet)?,
-                ffn_sub_norm: bitnet
-                    .then(|| vector(file, &p("ffn_sub_norm.weight"), c.ffn_dim))
-                    .transpose()?,
-            });
-        }
+        let c = &config;
+        let token_embd = matrix(file, "token_embd.weight", c.dim, c.vocab, false)?;
+        let layers = (0..c.n_layer)
+            .map(|i| load_layer(file, c, i))
+            .collect::<Result<Vec<_>, _>>()?;
         let output_norm = vector(file, "output_norm.weight", c.dim)?;
-        let output = if config.tied_embeddings {
-            matrix(file, "token_embd.weight", c.dim, vocab, true)?
+        let output_name = if c.tied_embeddings {
+            "token_embd.weight"
         } else {
-            matrix(file, "output.weight", c.dim, vocab, true)?
+            "output.weight"
         };
+        let output = matrix(file, output_name, c.dim, c.vocab, true)?;
+        let rope_factors = rope_factors(file, c)?;
         Ok(Model {
-            config,
             token_embd,
             layers,
             output_norm,
             output: Linear {
                 m: output,
+                bias: None,
                 out_scale: None,
             },
+            rope_factors,
+            config,
         })
     }
 
@@ -488,36 +466,57 @@ impl<'a> Model<'a> {
         &self.config
     }
 
-    /// A session for up to `max_tokens` positions (at most the model's context length).
+    /// A session for up to `max_tokens` positions (at most the model's context length),
+    /// running up to [`DEFAULT_BATCH`] tokens through the layers at once.
     pub fn new_session(&self, max_tokens: usize) -> Session {
+        self.new_session_batched(max_tokens, DEFAULT_BATCH)
+    }
+
+    /// A session for up to `max_tokens` positions running `batch` tokens at once.
+    pub fn new_session_batched(&self, max_tokens: usize, batch: usize) -> Session {
         let c = &self.config;
         let capacity = max_tokens.min(c.context_length);
+        let batch = batch.clamp(1, capacity.max(1));
         // Bounded in practice: n_layer and kv_dim are backed by tensor data in the file.
         let cache = c
             .n_layer
             .saturating_mul(capacity)
             .saturating_mul(c.kv_dim());
-        let q_dim = c.n_head * c.head_dim;
+        let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
+        let fused_qkv = self.layers.iter().any(|l| matches!(l.qkv, Qkv::Fused(_)));
+        let fused_up = self
+            .layers
+            .iter()
+            .any(|l| matches!(l.gate_up, GateUp::Fused(_)));
         Session {
             capacity,
             filled: 0,
+            batch,
             n_layer: c.n_layer,
-            kv_dim: c.kv_dim(),
+            kv_dim,
             dim: c.dim,
             vocab: c.vocab,
             k_cache: vec![f16::ZERO; cache],
             v_cache: vec![f16::ZERO; cache],
-            x: vec![0.0; c.dim],
-            xb: vec![0.0; c.dim],
-            att_out: vec![0.0; q_dim],
-            proj: vec![0.0; c.dim],
-            q: vec![0.0; q_dim],
-            k: vec![0.0; c.kv_dim()],
-            v: vec![0.0; c.kv_dim()],
-            gate: vec![0.0; c.ffn_dim],
-            up: vec![0.0; c.ffn_dim],
-            logits: vec![0.0; c.vocab],
-            rope: Vec::with_capacity(c.head_dim / 2),
+            x: vec![0.0; batch * c.dim],
+            xb: vec![0.0; batch * c.dim],
+            q: vec![0.0; batch * q_dim],
+            k: vec![0.0; batch * kv_dim],
+            v: vec![0.0; batch * kv_dim],
+            qkv: vec![
+                0.0;
+                if fused_qkv {
+                    batch * (q_dim + 2 * kv_dim)
+                } else {
+                    0
+                }
+            ],
+            att_out: vec![0.0; batch * q_dim],
+            proj: vec![0.0; batch * c.dim],
+            gate: vec![0.0; batch * c.ffn_dim],
+            up: vec![0.0; batch * c.ffn_dim],
+            gate_up: vec![0.0; if fused_up { batch * 2 * c.ffn_dim } else { 0 }],
+            logits: Vec::new(),
         }
     }
 
@@ -530,116 +529,261 @@ impl<'a> Model<'a> {
         token: u32,
         pos: usize,
     ) -> Result<&'s [f32], InferError> {
-        self.step(s, token, pos, true)?;
-        Ok(&s.logits)
+        self.forward_batch(s, &[token], pos, Logits::Last)?;
+        Ok(s.logits())
     }
 
-    /// One forward pass; the final norm and the (large) output projection only when
-    /// `want_logits` — llama.cpp too skips them for prompt tokens whose logits are unused.
-    pub(crate) fn step(
+    /// Run `tokens` at positions `start..start + tokens.len()` (`start` at most the number
+    /// of positions filled), `session.batch` tokens at a time, computing the `logits` asked
+    /// for (`Logits::All`: one row per token, in [`Session::logit_rows`]).
+    pub fn forward_batch(
         &self,
         s: &mut Session,
-        token: u32,
-        pos: usize,
-        want_logits: bool,
+        tokens: &[u32],
+        start: usize,
+        logits: Logits,
     ) -> Result<(), InferError> {
         let c = &self.config;
         if (s.n_layer, s.kv_dim, s.dim, s.vocab) != (c.n_layer, c.kv_dim(), c.dim, c.vocab) {
             return Err(InferError::SessionMismatch);
         }
-        if token as usize >= c.vocab {
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab) {
             return Err(InferError::TokenOutOfRange {
                 token,
                 vocab: c.vocab,
             });
         }
-        if pos >= s.capacity || pos > s.filled {
+        let end = start.saturating_add(tokens.len());
+        if start > s.filled || end > s.capacity {
             return Err(InferError::PositionOutOfRange {
-                pos,
+                pos: if start > s.filled { start } else { end - 1 },
                 filled: s.filled,
                 capacity: s.capacity,
             });
         }
-        self.embed(token, &mut s.x)?;
-        let kv_dim = c.kv_dim();
-        let hd = c.head_dim;
-        kernels::rope_cache(pos, hd, c.rope_dims, c.rope_base, &mut s.rope);
-        for (l, layer) in self.layers.iter().enumerate() {
-            // Attention block: xb = rmsnorm(x) * attn_norm; q, k, v projections.
-            kernels::rmsnorm(&mut s.xb, &s.x, &layer.attn_norm, c.rms_eps);
-            project(
-                &s.xb,
-                [
-                    (&layer.wq, &mut s.q),
-                    (&layer.wk, &mut s.k),
-                    (&layer.wv, &mut s.v),
-                ],
-            );
-            for head in s.q.chunks_exact_mut(hd).chain(s.k.chunks_exact_mut(hd)) {
-                kernels::rope_head(head, &s.rope, c.rope_dims, c.rope_mode);
-            }
-            // Store k and v at pos, rounded to f16.
-            let at = (l * s.capacity + pos) * kv_dim;
-            let layer_start = l * s.capacity * kv_dim;
-            if let (Some(kc), Some(vc)) = (
-                s.k_cache.get_mut(at..at + kv_dim),
-                s.v_cache.get_mut(at..at + kv_dim),
-            ) {
-                for (dst, &src) in kc.iter_mut().zip(&s.k) {
-                    *dst = f16::from_f32(src);
-                }
-                for (dst, &src) in vc.iter_mut().zip(&s.v) {
-                    *dst = f16::from_f32(src);
-                }
-            }
-            let span = layer_start..layer_start + (pos + 1) * kv_dim;
-            let keys = s.k_cache.get(span.clone()).unwrap_or(&[]);
-            let values = s.v_cache.get(span).unwrap_or(&[]);
-            self.attention(&s.q, keys, values, pos, &mut s.att_out);
-            if let Some(w) = &layer.attn_sub_norm {
-                kernels::rmsnorm_in_place(&mut s.att_out, w, c.rms_eps);
-            }
-            project(&s.att_out, [(&layer.wo, &mut s.proj)]);
-            for (x, &p) in s.x.iter_mut().zip(&s.proj) {
-                *x += p;
-            }
-
-            // Feed-forward block.
-            kernels::rmsnorm(&mut s.xb, &s.x, &layer.ffn_norm, c.rms_eps);
-            project(
-                &s.xb,
-                [(&layer.w_gate, &mut s.gate), (&layer.w_up, &mut s.up)],
-            );
-            match c.ffn_act {
-                FfnAct::SwiGlu => {
-                    for (g, &u) in s.gate.iter_mut().zip(&s.up) {
-                        *g = kernels::silu(*g) * u;
-                    }
-                }
-                FfnAct::ReluSqr => {
-                    for (g, &u) in s.gate.iter_mut().zip(&s.up) {
-                        let r = g.max(0.0);
-                        *g = (r * r) * u;
-                    }
-                }
-            }
-            if let Some(w) = &layer.ffn_sub_norm {
-                kernels::rmsnorm_in_place(&mut s.gate, w, c.rms_eps);
-            }
-            project(&s.gate, [(&layer.w_down, &mut s.proj)]);
-            for (x, &p) in s.x.iter_mut().zip(&s.proj) {
-                *x += p;
-            }
-        }
-        s.filled = pos + 1;
-        if want_logits {
-            kernels::rmsnorm(&mut s.xb, &s.x, &self.output_norm, c.rms_eps);
-            project(&s.xb, [(&self.output, &mut s.logits)]);
+        s.logits.clear();
+        let chunks = tokens.chunks(s.batch.max(1));
+        let last_chunk = chunks.len().saturating_sub(1);
+        let mut pos = start;
+        for (i, chunk) in chunks.enumerate() {
+            let want = match logits {
+                Logits::All => Logits::All,
+                Logits::Last if i == last_chunk => Logits::Last,
+                _ => Logits::None,
+            };
+            self.run_chunk(s, chunk, pos, want)?;
+            pos += chunk.len();
         }
         Ok(())
     }
 
-    /// The embedding row of `token`, decoded to f32 (`ggml_get_rows`).
+    /// One batch of at most `s.batch` tokens through every layer.
+    fn run_chunk(
+        &self,
+        s: &mut Session,
+        tokens: &[u32],
+        start: usize,
+        logits: Logits,
+    ) -> Result<(), InferError> {
+        let c = &self.config;
+        let n = tokens.len();
+        let dim = c.dim;
+        for (t, &token) in tokens.iter().enumerate() {
+            self.embed(token, &mut s.x[t * dim..(t + 1) * dim])?;
+        }
+        for (l, layer) in self.layers.iter().enumerate() {
+            self.attention_block(s, l, layer, n, start);
+            // Feed-forward block.
+            for (xb, x) in s.xb[..n * dim]
+                .chunks_exact_mut(dim)
+                .zip(s.x[..n * dim].chunks_exact(dim))
+            {
+                kernels::rmsnorm(xb, x, &layer.ffn_norm, c.rms_eps);
+            }
+            self.feed_forward(s, layer, n);
+            residual_add(
+                &mut s.x[..n * dim],
+                &mut s.proj[..n * dim],
+                dim,
+                &layer.ffn_post_norm,
+                c.rms_eps,
+            );
+        }
+        s.filled = start + n;
+        let rows = match logits {
+            Logits::None => return Ok(()),
+            Logits::Last => n - 1..n,
+            Logits::All => 0..n,
+        };
+        let first = s.logits.len();
+        s.logits.resize(first + rows.len() * c.vocab, 0.0);
+        for (xb, x) in s.xb[..n * dim]
+            .chunks_exact_mut(dim)
+            .zip(s.x[..n * dim].chunks_exact(dim))
+            .skip(rows.start)
+        {
+            kernels::rmsnorm(xb, x, &self.output_norm, c.rms_eps);
+        }
+        let normed = &s.xb[rows.start * dim..rows.end * dim];
+        project(normed, rows.len(), [(&self.output, &mut s.logits[first..])]);
+        Ok(())
+    }
+
+    /// The attention block of layer `l` for `n` tokens from position `start`: norm,
+    /// Q/K/V, Q/K norms, RoPE, the KV cache, attention, the output projection and the
+    /// residual add.
+    fn attention_block(
+        &self,
+        s: &mut Session,
+        l: usize,
+        layer: &Layer<'_>,
+        n: usize,
+        start: usize,
+    ) {
+        let c = &self.config;
+        let (dim, q_dim, kv_dim, hd) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim);
+        for (xb, x) in s.xb[..n * dim]
+            .chunks_exact_mut(dim)
+            .zip(s.x[..n * dim].chunks_exact(dim))
+        {
+            kernels::rmsnorm(xb, x, &layer.attn_norm, c.rms_eps);
+        }
+        match &layer.qkv {
+            Qkv::Separate { q, k, v } => project(
+                &s.xb[..n * dim],
+                n,
+                [
+                    (q, &mut s.q[..n * q_dim]),
+                    (k, &mut s.k[..n * kv_dim]),
+                    (v, &mut s.v[..n * kv_dim]),
+                ],
+            ),
+            Qkv::Fused(w) => {
+                let width = q_dim + 2 * kv_dim;
+                project(&s.xb[..n * dim], n, [(w, &mut s.qkv[..n * width])]);
+                for (t, row) in s.qkv[..n * width].chunks_exact(width).enumerate() {
+                    s.q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&row[..q_dim]);
+                    s.k[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&row[q_dim..q_dim + kv_dim]);
+                    s.v[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&row[q_dim + kv_dim..]);
+                }
+            }
+        }
+        // Per-head norms, then RoPE at each token's position.
+        let swa = c.swa_layers.get(l).copied().unwrap_or(false);
+        let rope = Rope {
+            n_dims: c.rope_dims,
+            base: if swa { c.rope_base_swa } else { c.rope_base },
+            freq_scale: if swa { 1.0 } else { c.rope_freq_scale },
+            factors: self.rope_factors.as_deref(),
+            mode: c.rope_mode,
+        };
+        let mut cache = Vec::with_capacity(hd / 2);
+        for t in 0..n {
+            kernels::rope_cache(start + t, hd, &rope, &mut cache);
+            let q = &mut s.q[t * q_dim..(t + 1) * q_dim];
+            let k = &mut s.k[t * kv_dim..(t + 1) * kv_dim];
+            for (head, norm) in q
+                .chunks_exact_mut(hd)
+                .map(|h| (h, &layer.q_norm))
+                .chain(k.chunks_exact_mut(hd).map(|h| (h, &layer.k_norm)))
+            {
+                if let Some(w) = norm {
+                    kernels::rmsnorm_in_place(head, w, c.rms_eps);
+                }
+                kernels::rope_head(head, &cache, c.rope_dims, c.rope_mode);
+            }
+        }
+        // Store K and V at their positions, rounded to f16.
+        let layer_start = l * s.capacity * kv_dim;
+        for t in 0..n {
+            let at = layer_start + (start + t) * kv_dim;
+            let (Some(kc), Some(vc)) = (
+                s.k_cache.get_mut(at..at + kv_dim),
+                s.v_cache.get_mut(at..at + kv_dim),
+            ) else {
+                continue;
+            };
+            for (dst, &src) in kc.iter_mut().zip(&s.k[t * kv_dim..(t + 1) * kv_dim]) {
+                *dst = f16::from_f32(src);
+            }
+            for (dst, &src) in vc.iter_mut().zip(&s.v[t * kv_dim..(t + 1) * kv_dim]) {
+                *dst = f16::from_f32(src);
+            }
+        }
+        let span = layer_start..layer_start + (start + n) * kv_dim;
+        let keys = s.k_cache.get(span.clone()).unwrap_or(&[]);
+        let values = s.v_cache.get(span).unwrap_or(&[]);
+        let window = if swa { c.sliding_window } else { None };
+        self.attention(
+            &s.q[..n * q_dim],
+            keys,
+            values,
+            start,
+            window,
+            &mut s.att_out[..n * q_dim],
+        );
+        if let Some(w) = &layer.attn_sub_norm {
+            for row in s.att_out[..n * q_dim].chunks_exact_mut(q_dim) {
+                kernels::rmsnorm_in_place(row, w, c.rms_eps);
+            }
+        }
+        project(
+            &s.att_out[..n * q_dim],
+            n,
+            [(&layer.wo, &mut s.proj[..n * dim])],
+        );
+        residual_add(
+            &mut s.x[..n * dim],
+            &mut s.proj[..n * dim],
+            dim,
+            &layer.attn_post_norm,
+            c.rms_eps,
+        );
+    }
+
+    /// The feed-forward block on the normed input `s.xb`, leaving its output in `s.proj`.
+    fn feed_forward(&self, s: &mut Session, layer: &Layer<'_>, n: usize) {
+        let c = &self.config;
+        let (dim, ff) = (c.dim, c.ffn_dim);
+        match &layer.gate_up {
+            GateUp::Separate { gate, up } => project(
+                &s.xb[..n * dim],
+                n,
+                [(gate, &mut s.gate[..n * ff]), (up, &mut s.up[..n * ff])],
+            ),
+            GateUp::Fused(w) => {
+                project(&s.xb[..n * dim], n, [(w, &mut s.gate_up[..n * 2 * ff])]);
+                for (t, row) in s.gate_up[..n * 2 * ff].chunks_exact(2 * ff).enumerate() {
+                    s.gate[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
+                    s.up[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
+                }
+            }
+        }
+        let act: fn(f32) -> f32 = match c.ffn_act {
+            FfnAct::SwiGlu => kernels::silu,
+            FfnAct::ReluSqr => |g| {
+                let r = g.max(0.0);
+                r * r
+            },
+            FfnAct::GeluTanh => kernels::gelu_tanh,
+        };
+        for (g, &u) in s.gate[..n * ff].iter_mut().zip(&s.up[..n * ff]) {
+            *g = act(*g) * u;
+        }
+        if let Some(w) = &layer.ffn_sub_norm {
+            for row in s.gate[..n * ff].chunks_exact_mut(ff) {
+                kernels::rmsnorm_in_place(row, w, c.rms_eps);
+            }
+        }
+        project(
+            &s.gate[..n * ff],
+            n,
+            [(&layer.w_down, &mut s.proj[..n * dim])],
+        );
+    }
+
+    /// The embedding row of `token`, decoded to f32 (`ggml_get_rows`), times the
+    /// family's embedding scale.
     fn embed(&self, token: u32, out: &mut [f32]) -> Result<(), InferError> {
         let e = &self.token_embd;
         let row = e.row(token as usize);
@@ -651,41 +795,59 @@ impl<'a> Model<'a> {
         result.map_err(|err| InferError::BadTensor {
             name: "token_embd.weight".into(),
             problem: err.to_string(),
-        })
+        })?;
+        if let Some(scale) = self.config.embed_scale {
+            out.iter_mut().for_each(|v| *v *= scale);
+        }
+        Ok(())
     }
 
-    /// llama.cpp's non-flash attention for one query position over `pos + 1` cached
-    /// positions: `KQ = K(f16) · Q(f16)` summed in f64, scaled by `1/sqrt(head_dim)`,
-    /// softmax, then `V(f16) · softmax(f16)` summed in f64. Heads in parallel; query
-    /// head `h` reads KV head `h / (n_head / n_head_kv)`.
-    fn attention(&self, q: &[f32], keys: &[f16], values: &[f16], pos: usize, out: &mut [f32]) {
+    /// llama.cpp's non-flash attention for `n` query tokens at positions `start..`, each
+    /// over the cached positions up to its own (and, with a sliding `window`, not more
+    /// than `window - 1` behind it): `KQ = K(f16) · Q(f16)` summed in f64, scaled,
+    /// softmax, then `V(f16) · softmax(f16)` summed in f64. Token × head pairs in
+    /// parallel; query head `h` reads KV head `h / (n_head / n_head_kv)`.
+    fn attention(
+        &self,
+        q: &[f32],
+        keys: &[f16],
+        values: &[f16],
+        start: usize,
+        window: Option<usize>,
+        out: &mut [f32],
+    ) {
         let c = &self.config;
-        let (hd, kv_dim) = (c.head_dim, c.kv_dim());
+        let (hd, kv_dim, n_head) = (c.head_dim, c.kv_dim(), c.n_head);
         let group = c.n_head / c.n_head_kv;
-        let kq_scale = 1.0f32 / (hd as f32).sqrt();
         out.par_chunks_mut(hd)
             .zip(q.par_chunks(hd))
             .enumerate()
-            .for_each(|(h, (out, qh))| {
+            .for_each(|(i, (out, qh))| {
+                let (t, h) = (i / n_head, i % n_head);
+                let pos = start + t;
+                let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
                 let kv_off = (h / group) * hd;
-                let q16: Vec<f32> = qh.iter().map(|&v| kernels::round_f16(v)).collect();
-                let mut scores: Vec<f32> = (0..=pos)
-                    .map(|t| {
-                        let base = t * kv_dim + kv_off;
+                let q16: Vec<f32> = qh
+                    .iter()
+                    .map(|&v| kernels::round_f16(v * c.q_scale))
+                    .collect();
+                let mut scores: Vec<f32> = (first..=pos)
+                    .map(|p| {
+                        let base = p * kv_dim + kv_off;
                         let k = keys.get(base..base + hd).unwrap_or(&[]);
                         let dot: f64 = k
                             .iter()
                             .zip(&q16)
                             .map(|(kv, &qv)| f64::from(kv.to_f32() * qv))
                             .sum();
-                        (dot as f32) * kq_scale
+                        (dot as f32) * c.kq_scale
                     })
                     .collect();
                 kernels::softmax(&mut scores);
-                let weights: Vec<f32> = scores.iter().map(|&p| kernels::round_f16(p)).collect();
                 let mut acc = vec![0.0f64; hd];
-                for (t, &w) in weights.iter().enumerate() {
-                    let base = t * kv_dim + kv_off;
+                for (p, &w) in (first..=pos).zip(&scores) {
+                    let w = kernels::round_f16(w);
+                    let base = p * kv_dim + kv_off;
                     let v = values.get(base..base + hd).unwrap_or(&[]);
                     for (a, vv) in acc.iter_mut().zip(v) {
                         *a += f64::from(vv.to_f32() * w);
@@ -695,5 +857,24 @@ impl<'a> Model<'a> {
                     *o = a as f32;
                 }
             });
+    }
+}
+
+/// `x += proj` row by row, with `proj` first RMS-normed by `post_norm` when the family has
+/// one (Gemma 3's post-attention and post-FFN norms).
+fn residual_add(
+    x: &mut [f32],
+    proj: &mut [f32],
+    dim: usize,
+    post_norm: &Option<Vec<f32>>,
+    eps: f32,
+) {
+    if let Some(w) = post_norm {
+        for row in proj.chunks_exact_mut(dim) {
+            kernels::rmsnorm_in_place(row, w, eps);
+        }
+    }
+    for (x, &p) in x.iter_mut().zip(proj.iter()) {
+        *x += p;
     }
 }
