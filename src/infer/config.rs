@@ -108,6 +108,8 @@ pub struct Config {
     pub rope_freq_scale: f32,
     /// RoPE base of sliding-window layers (Gemma 3's local layers).
     pub rope_base_swa: f32,
+    /// Multiplies RoPE's cos and sin (`rope.scaling.attn_factor`, 1 by default).
+    pub rope_attn_factor: f32,
     pub rope_mode: RopeMode,
     pub rms_eps: f32,
     pub vocab: usize,
@@ -127,6 +129,8 @@ pub struct Config {
     pub sliding_window: Option<usize>,
     /// Per layer: whether it uses the sliding window (and the SWA RoPE base).
     pub swa_layers: Vec<bool>,
+    /// `logits = c * tanh(logits / c)` (Gemma's `final_logit_softcapping`), when set.
+    pub logit_softcap: Option<f32>,
 }
 
 impl Config {
@@ -273,16 +277,42 @@ fn sliding_window(
     arch: Arch,
     n_layer: usize,
 ) -> Result<(Option<usize>, Vec<bool>), InferError> {
-    match arch {
-        // Gemma 3: five local (sliding-window) layers, then one global, repeating.
-        Arch::Gemma3 => {
-            let window = keys.uint("attention.sliding_window", None)?;
-            Ok((Some(window), (0..n_layer).map(|l| l % 6 < 5).collect()))
-        }
-        // llama.cpp runs Phi-3 without its sliding window (the converters do not
-        // describe it correctly), and so does the engine.
-        _ => Ok((None, vec![false; n_layer])),
+    let none = (None, vec![false; n_layer]);
+    // llama.cpp runs Phi-3 without its sliding window (it ignores the key), and only
+    // Gemma 3 of these families has one.
+    if arch != Arch::Gemma3
+        || keys
+            .header
+            .get(&keys.key("attention.sliding_window"))
+            .is_none()
+    {
+        return Ok(none);
     }
+    let window = keys.uint("attention.sliding_window", None)?;
+    // `sliding_window_pattern`: a period P (layer l slides when l % P < P - 1; default
+    // 6: five local layers, then one global) or one flag per layer.
+    let key = keys.key("attention.sliding_window_pattern");
+    let layers = match keys.header.get(&key) {
+        None => (0..n_layer).map(|l| l % 6 < 5).collect(),
+        Some(v) => match v.as_array() {
+            Some(flags) => {
+                if flags.len() != n_layer {
+                    return Err(bad_key(
+                        key,
+                        format!("has {} flags for {n_layer} layers", flags.len()),
+                    ));
+                }
+                (0..n_layer)
+                    .map(|l| flags.get(l).and_then(|f| f.as_bool()).unwrap_or(false))
+                    .collect()
+            }
+            None => {
+                let period = keys.uint("attention.sliding_window_pattern", None)?;
+                (0..n_layer).map(|l| l % period < period - 1).collect()
+            }
+        },
+    };
+    Ok((Some(window), layers))
 }
 
 /// Read and cross-check the hyper-parameters (shapes are checked later, per tensor).
@@ -331,7 +361,8 @@ pub(super) fn read_config(header: &Header) -> Result<Config, InferError> {
         rope_dims: heads.rope_dims,
         rope_base,
         rope_freq_scale: rope_freq_scale(&keys)?,
-        rope_base_swa: 10000.0,
+        rope_base_swa: keys.float("rope.freq_base_swa", Some(10000.0))?,
+        rope_attn_factor: keys.float("rope.scaling.attn_factor", Some(1.0))?,
         rope_mode: arch.rope_mode(),
         rms_eps,
         // Set by `Model::load` from the embedding matrix.
@@ -344,5 +375,12 @@ pub(super) fn read_config(header: &Header) -> Result<Config, InferError> {
         embed_scale: (arch == Arch::Gemma3).then(|| (dim as f32).sqrt()),
         sliding_window,
         swa_layers,
+        logit_softcap: match arch {
+            Arch::Gemma3 => match header.get(&keys.key("final_logit_softcapping")) {
+                Some(_) => Some(keys.float("final_logit_softcapping", None)?),
+                None => None,
+            },
+            _ => None,
+        },
     })
 }

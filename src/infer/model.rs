@@ -15,7 +15,7 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::config::{read_config, Arch, Config, FfnAct, MAX_HPARAM};
-use super::kernels::{self, Activations, MatRef, Rope};
+use super::kernels::{self, Activations, Isa, MatRef, Rope};
 use super::InferError;
 use crate::gguf::{GgmlType, GgufFile, Header, TensorInfo};
 use crate::quant;
@@ -34,8 +34,8 @@ struct Linear<'a> {
 impl Linear<'_> {
     /// `out[t] = W · x[t] (+ b) (* scale)` with each `x[t]` already in this weight's
     /// activation format.
-    fn apply(&self, acts: &[Activations], out: &mut [f32]) {
-        kernels::matmul(&self.m, acts, out);
+    fn apply(&self, acts: &[Activations], out: &mut [f32], isa: Isa) {
+        kernels::matmul(&self.m, acts, out, isa);
         for row in out.chunks_exact_mut(self.m.rows) {
             if let Some(b) = &self.bias {
                 row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
@@ -50,7 +50,7 @@ impl Linear<'_> {
 /// Multiply every row of `x` (`n` rows of `in` values) by several matrices, quantizing
 /// each row once per activation format as ggml does per `mul_mat` (Q, K and V usually
 /// share one; so do gate and up).
-fn project<const N: usize>(x: &[f32], n: usize, jobs: [(&Linear<'_>, &mut [f32]); N]) {
+fn project<const N: usize>(isa: Isa, x: &[f32], n: usize, jobs: [(&Linear<'_>, &mut [f32]); N]) {
     let width = x.len() / n.max(1);
     let mut formats: Vec<(kernels::VecDotType, Vec<Activations>)> = Vec::with_capacity(1);
     for (linear, out) in jobs {
@@ -72,7 +72,7 @@ fn project<const N: usize>(x: &[f32], n: usize, jobs: [(&Linear<'_>, &mut [f32])
             }
         };
         if let Some((_, acts)) = formats.get(i) {
-            linear.apply(acts, out);
+            linear.apply(acts, out, isa);
         }
     }
 }
@@ -122,6 +122,8 @@ pub struct Model<'a> {
     output: Linear<'a>,
     /// Per-pair RoPE frequency divisors (`rope_freqs.weight`, Llama 3.x), if any.
     rope_factors: Option<Vec<f32>>,
+    /// The instruction set the matrix kernels run on (the results do not depend on it).
+    isa: Isa,
 }
 
 /// Which logits a forward pass computes.
@@ -301,33 +303,21 @@ fn optional_vector(
         .transpose()
 }
 
-/// How a family's projections are loaded.
-#[derive(Clone, Copy)]
-struct LinearKind {
-    /// `name.bias` must exist (Qwen2's Q/K/V); otherwise it is used when present.
-    bias_required: bool,
-    /// `name.scale` is applied (llama.cpp loads `*.scale` for `bitnet` only).
-    scaled: bool,
-}
-
-/// The projection `name.weight` with its bias and scale as the family has them.
+/// The projection `name.weight` with its bias when the file has one (every family:
+/// llama.cpp adds a bias whenever present) and, when `scaled`, its `name.scale`
+/// multiplier (llama.cpp loads `*.scale` for `bitnet` only).
 fn linear<'a>(
     file: &'a GgufFile,
     name: &str,
     cols: usize,
     rows: usize,
-    kind: LinearKind,
+    scaled: bool,
 ) -> Result<Linear<'a>, InferError> {
     let m = matrix(file, &format!("{name}.weight"), cols, rows, true)?;
-    let bias_name = format!("{name}.bias");
-    let bias = if kind.bias_required {
-        Some(vector(file, &bias_name, rows)?)
-    } else {
-        optional_vector(file, &bias_name, rows)?
-    };
+    let bias = optional_vector(file, &format!("{name}.bias"), rows)?;
     let scale_name = format!("{name}.scale");
     let out_scale = match file.header.tensor(&scale_name) {
-        Some(_) if kind.scaled => vector(file, &scale_name, 1)?.first().copied(),
+        Some(_) if scaled => vector(file, &scale_name, 1)?.first().copied(),
         _ => None,
     };
     Ok(Linear { m, bias, out_scale })
@@ -338,14 +328,8 @@ fn load_layer<'a>(file: &'a GgufFile, c: &Config, i: usize) -> Result<Layer<'a>,
     let p = |s: &str| format!("blk.{i}.{s}");
     let (dim, q_dim, kv_dim, hd) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim);
     let bitnet = c.arch == Arch::Bitnet;
-    let plain = LinearKind {
-        bias_required: false,
-        scaled: bitnet,
-    };
-    let qkv_kind = LinearKind {
-        bias_required: c.arch == Arch::Qwen2,
-        scaled: bitnet,
-    };
+    // llama.cpp applies `*.scale` tensors for bitnet only.
+    let scaled = bitnet;
     let fused_qkv = file.header.tensor(&p("attn_qkv.weight")).is_some();
     let qkv = if fused_qkv {
         Qkv::Fused(linear(
@@ -353,23 +337,23 @@ fn load_layer<'a>(file: &'a GgufFile, c: &Config, i: usize) -> Result<Layer<'a>,
             &p("attn_qkv"),
             dim,
             q_dim + 2 * kv_dim,
-            plain,
+            scaled,
         )?)
     } else {
         Qkv::Separate {
-            q: linear(file, &p("attn_q"), dim, q_dim, qkv_kind)?,
-            k: linear(file, &p("attn_k"), dim, kv_dim, qkv_kind)?,
-            v: linear(file, &p("attn_v"), dim, kv_dim, qkv_kind)?,
+            q: linear(file, &p("attn_q"), dim, q_dim, scaled)?,
+            k: linear(file, &p("attn_k"), dim, kv_dim, scaled)?,
+            v: linear(file, &p("attn_v"), dim, kv_dim, scaled)?,
         }
     };
     let qk_norms = matches!(c.arch, Arch::Qwen3 | Arch::Gemma3);
     let post_norms = c.arch == Arch::Gemma3;
     let gate_up = if c.arch == Arch::Phi3 && file.header.tensor(&p("ffn_gate.weight")).is_none() {
-        GateUp::Fused(linear(file, &p("ffn_up"), dim, 2 * c.ffn_dim, plain)?)
+        GateUp::Fused(linear(file, &p("ffn_up"), dim, 2 * c.ffn_dim, scaled)?)
     } else {
         GateUp::Separate {
-            gate: linear(file, &p("ffn_gate"), dim, c.ffn_dim, plain)?,
-            up: linear(file, &p("ffn_up"), dim, c.ffn_dim, plain)?,
+            gate: linear(file, &p("ffn_gate"), dim, c.ffn_dim, scaled)?,
+            up: linear(file, &p("ffn_up"), dim, c.ffn_dim, scaled)?,
         }
     };
     Ok(Layer {
@@ -381,7 +365,7 @@ fn load_layer<'a>(file: &'a GgufFile, c: &Config, i: usize) -> Result<Layer<'a>,
         k_norm: qk_norms
             .then(|| vector(file, &p("attn_k_norm.weight"), hd))
             .transpose()?,
-        wo: linear(file, &p("attn_output"), q_dim, dim, plain)?,
+        wo: linear(file, &p("attn_output"), q_dim, dim, scaled)?,
         attn_sub_norm: bitnet
             .then(|| vector(file, &p("attn_sub_norm.weight"), q_dim))
             .transpose()?,
@@ -390,7 +374,7 @@ fn load_layer<'a>(file: &'a GgufFile, c: &Config, i: usize) -> Result<Layer<'a>,
             .transpose()?,
         ffn_norm: vector(file, &p("ffn_norm.weight"), dim)?,
         gate_up,
-        w_down: linear(file, &p("ffn_down"), c.ffn_dim, dim, plain)?,
+        w_down: linear(file, &p("ffn_down"), c.ffn_dim, dim, scaled)?,
         ffn_sub_norm: bitnet
             .then(|| vector(file, &p("ffn_sub_norm.weight"), c.ffn_dim))
             .transpose()?,
@@ -447,6 +431,12 @@ impl<'a> Model<'a> {
             "output.weight"
         };
         let output = matrix(file, output_name, c.dim, c.vocab, true)?;
+        // Qwen2 may carry a bias on the logits.
+        let output_bias = if c.arch == Arch::Qwen2 {
+            optional_vector(file, "output.bias", c.vocab)?
+        } else {
+            None
+        };
         let rope_factors = rope_factors(file, c)?;
         Ok(Model {
             token_embd,
@@ -454,12 +444,26 @@ impl<'a> Model<'a> {
             output_norm,
             output: Linear {
                 m: output,
-                bias: None,
+                bias: output_bias,
                 out_scale: None,
             },
             rope_factors,
             config,
+            isa: Isa::selected(),
         })
+    }
+
+    /// Run the matrix kernels on `isa` instead (if this CPU can: otherwise `None`).
+    pub fn with_isa(mut self, isa: Isa) -> Option<Model<'a>> {
+        isa.available().then(|| {
+            self.isa = isa;
+            self
+        })
+    }
+
+    /// The instruction set the matrix kernels run on.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     pub fn config(&self) -> &Config {
@@ -625,7 +629,19 @@ impl<'a> Model<'a> {
             kernels::rmsnorm(xb, x, &self.output_norm, c.rms_eps);
         }
         let normed = &s.xb[rows.start * dim..rows.end * dim];
-        project(normed, rows.len(), [(&self.output, &mut s.logits[first..])]);
+        project(
+            self.isa,
+            normed,
+            rows.len(),
+            [(&self.output, &mut s.logits[first..])],
+        );
+        if let Some(cap) = c.logit_softcap {
+            // ggml_scale(1/c), ggml_tanh, ggml_scale(c).
+            let inv = 1.0 / cap;
+            s.logits[first..]
+                .iter_mut()
+                .for_each(|v| *v = (*v * inv).tanh() * cap);
+        }
         Ok(())
     }
 
@@ -650,6 +666,7 @@ impl<'a> Model<'a> {
         }
         match &layer.qkv {
             Qkv::Separate { q, k, v } => project(
+                self.isa,
                 &s.xb[..n * dim],
                 n,
                 [
@@ -660,7 +677,12 @@ impl<'a> Model<'a> {
             ),
             Qkv::Fused(w) => {
                 let width = q_dim + 2 * kv_dim;
-                project(&s.xb[..n * dim], n, [(w, &mut s.qkv[..n * width])]);
+                project(
+                    self.isa,
+                    &s.xb[..n * dim],
+                    n,
+                    [(w, &mut s.qkv[..n * width])],
+                );
                 for (t, row) in s.qkv[..n * width].chunks_exact(width).enumerate() {
                     s.q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&row[..q_dim]);
                     s.k[t * kv_dim..(t + 1) * kv_dim].copy_from_slice(&row[q_dim..q_dim + kv_dim]);
@@ -675,6 +697,7 @@ impl<'a> Model<'a> {
             base: if swa { c.rope_base_swa } else { c.rope_base },
             freq_scale: if swa { 1.0 } else { c.rope_freq_scale },
             factors: self.rope_factors.as_deref(),
+            mscale: c.rope_attn_factor,
             mode: c.rope_mode,
         };
         let mut cache = Vec::with_capacity(hd / 2);
@@ -728,6 +751,7 @@ impl<'a> Model<'a> {
             }
         }
         project(
+            self.isa,
             &s.att_out[..n * q_dim],
             n,
             [(&layer.wo, &mut s.proj[..n * dim])],
@@ -747,12 +771,18 @@ impl<'a> Model<'a> {
         let (dim, ff) = (c.dim, c.ffn_dim);
         match &layer.gate_up {
             GateUp::Separate { gate, up } => project(
+                self.isa,
                 &s.xb[..n * dim],
                 n,
                 [(gate, &mut s.gate[..n * ff]), (up, &mut s.up[..n * ff])],
             ),
             GateUp::Fused(w) => {
-                project(&s.xb[..n * dim], n, [(w, &mut s.gate_up[..n * 2 * ff])]);
+                project(
+                    self.isa,
+                    &s.xb[..n * dim],
+                    n,
+                    [(w, &mut s.gate_up[..n * 2 * ff])],
+                );
                 for (t, row) in s.gate_up[..n * 2 * ff].chunks_exact(2 * ff).enumerate() {
                     s.gate[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
                     s.up[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
@@ -776,6 +806,7 @@ impl<'a> Model<'a> {
             }
         }
         project(
+            self.isa,
             &s.gate[..n * ff],
             n,
             [(&layer.w_down, &mut s.proj[..n * dim])],

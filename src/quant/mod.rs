@@ -23,6 +23,7 @@ use crate::gguf::GgmlType;
 use thiserror::Error;
 
 /// Shared with the inference kernels, which decode the same blocks.
+#[cfg(test)]
 pub(crate) use kquants::scale_min_k4;
 pub use quantize::{i2_s_scale, quant_block, quantize, QuantizeError};
 pub use ternary::{dequantize_i2_s, dequantize_i2_s_codes, I2S_BLOCK};

@@ -8,10 +8,11 @@
 //! `ggml/src/ggml-cpu/ggml-cpu.c`) — Q8_0 for Q4_0/Q5_0/Q8_0 weights, Q8_1 for
 //! Q4_1/Q5_1, Q8_K for the K-quants and TQ1_0/TQ2_0, F16 for F16, BF16 for BF16, F32 for
 //! F32 — and then every output row is one `ggml_vec_dot_*` call: integer dot products
-//! per block, scaled in f32 and summed in f32 in block order. We follow the *generic*
-//! (reference C) versions in `ggml/src/ggml-cpu/quants.c` operation for operation; the
-//! AVX2 versions only reorder float sums, which no portable code can reproduce bit for
-//! bit. Float types (F32/F16/BF16) accumulate in f64 like the generic `ggml_vec_dot_f*`.
+//! per block, scaled in f32 and summed in f32. We quantize activations exactly as ggml
+//! does, compute the same exact integer sums, and combine the float parts in one fixed
+//! order of our own (`dot.rs`) — ggml's own generic and SIMD versions each regroup them
+//! differently, so no single order reproduces "llama.cpp" bit for bit; ours gives the
+//! same bits on every instruction set (`isa.rs`), thread count and batch size.
 //!
 //! I2_S (bitnet.cpp) is different: the whole activation vector is quantized to int8
 //! with one absmax scale (`quantize_row_i8_s` in bitnet.cpp's `src/ggml-bitnet-mad.cpp`),
@@ -19,7 +20,8 @@
 //! computes `(sum - act_sum) / act_scale * weight_scale`.
 //!
 //! Rows are distributed over rayon's pool, but each output element is computed by one
-//! thread in a fixed order, so results are bit-identical whatever the thread count.
+//! thread in a fixed order, so results are bit-identical whatever the thread count; a
+//! batch of tokens reads each weight row once (`matmul`).
 //! Every function here is total: block views are taken with `chunks_exact` over sizes
 //! the model loader proved, and a malformed slice only yields zeros, never a panic.
 
@@ -27,7 +29,13 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use crate::gguf::GgmlType;
-use crate::quant::{f16_le, scale_min_k4};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod dot;
+pub mod isa;
+
+pub use isa::{Isa, IsaError, ISA_VAR};
 
 /// Elements per block of the legacy formats and of Q8_0 / Q8_1.
 pub const QK: usize = 32;
@@ -280,412 +288,41 @@ impl<'a> MatRef<'a> {
     }
 }
 
-/// One `ggml_vec_dot` of a weight row with an activation vector in the row type's
-/// `vec_dot_type` format; a format mismatch (a programming error) gives 0.
-#[inline]
-fn dot_row(w: &MatRef<'_>, row: &[u8], act: &Activations) -> f32 {
-    use GgmlType as T;
-    match (w.ty, act) {
-        (T::F32, Activations::F32(a)) => dot_f32(row, a),
-        (T::F16, Activations::F16(a)) => dot_f16(row, a),
-        (T::Bf16, Activations::Bf16(a)) => dot_bf16(row, a),
-        (T::Q4_0, Activations::Q8_0(a)) => dot_q4_0(row, a),
-        (T::Q5_0, Activations::Q8_0(a)) => dot_q5_0(row, a),
-        (T::Q8_0, Activations::Q8_0(a)) => dot_q8_0(row, a),
-        (T::Q4_1, Activations::Q8_1(a)) => dot_q4_1(row, a),
-        (T::Q5_1, Activations::Q8_1(a)) => dot_q5_1(row, a),
-        (T::Q4K, Activations::Q8K(a)) => dot_q4_k(row, a),
-        (T::Q5K, Activations::Q8K(a)) => dot_q5_k(row, a),
-        (T::Q6K, Activations::Q8K(a)) => dot_q6_k(row, a),
-        (T::Tq1_0, Activations::Q8K(a)) => dot_tq1_0(row, a),
-        (T::Tq2_0, Activations::Q8K(a)) => dot_tq2_0(row, a),
-        (T::I2S, Activations::I8 { q, scale, sum }) => {
-            (dot_i2s(row, q) as f32 - *sum as f32) / *scale * w.scale
-        }
-        _ => 0.0,
-    }
+/// `out = W · act`, rows in parallel on the instruction set `isa`. `act` must be in
+/// `vec_dot_type(w.ty)` format; a mismatch (a programming error) yields zeros.
+pub fn matvec(w: &MatRef<'_>, act: &Activations, out: &mut [f32], isa: Isa) {
+    matmul(w, std::slice::from_ref(act), out, isa);
 }
 
-/// `out = W · act`, one `ggml_vec_dot` per row, rows in parallel. `act` must be in
-/// `vec_dot_type(w.ty)` format; a mismatch (a programming error) yields zeros.
-pub fn matvec(w: &MatRef<'_>, act: &Activations, out: &mut [f32]) {
-    out.par_iter_mut()
-        .enumerate()
-        .with_min_len(8)
-        .for_each(|(r, o)| *o = dot_row(w, w.row(r), act));
-}
+/// Rows per parallel task: enough work to amortize scheduling, small enough to balance.
+const ROWS_PER_TASK: usize = 16;
 
 /// `out[t] = W · acts[t]` for a batch of activation vectors (`out` is `[n][rows]`): each
-/// weight row is read once for the whole batch. Every element is the same
-/// `ggml_vec_dot` as [`matvec`] computes, so a batch gives bit for bit the results of one
-/// token at a time.
-pub fn matmul(w: &MatRef<'_>, acts: &[Activations], out: &mut [f32]) {
+/// weight row is read once for the whole batch, rows in parallel, on the instruction set
+/// `isa`. Every element is the same dot product whatever the batch, the thread count or
+/// the instruction set, so results are bit-identical across all three.
+pub fn matmul(w: &MatRef<'_>, acts: &[Activations], out: &mut [f32], isa: Isa) {
     let n = acts.len();
-    if n == 1 {
-        if let Some(a) = acts.first() {
-            matvec(w, a, out);
-        }
+    if n == 0 {
         return;
     }
-    // [rows][n], filled row by row in parallel, then transposed into [n][rows].
+    if n == 1 {
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(c, o)| isa::rows(isa, w, acts, c * ROWS_PER_TASK, o));
+        return;
+    }
+    // [rows][n], filled in parallel blocks of rows, then transposed into [n][rows].
     let mut by_row = vec![0.0f32; w.rows * n];
     by_row
-        .par_chunks_mut(n)
+        .par_chunks_mut(ROWS_PER_TASK * n)
         .enumerate()
-        .with_min_len(4)
-        .for_each(|(r, o)| {
-            let row = w.row(r);
-            for (dst, a) in o.iter_mut().zip(acts) {
-                *dst = dot_row(w, row, a);
-            }
-        });
+        .for_each(|(c, o)| isa::rows(isa, w, acts, c * ROWS_PER_TASK, o));
     for (t, dst) in out.chunks_exact_mut(w.rows).enumerate().take(n) {
         for (r, d) in dst.iter_mut().enumerate() {
             *d = by_row.get(r * n + t).copied().unwrap_or(0.0);
         }
     }
-}
-
-/// `ggml_vec_dot_f32` (generic): products in f32, summed in f64.
-fn dot_f32(row: &[u8], a: &[f32]) -> f32 {
-    let mut sum = 0.0f64;
-    for (w, &x) in row.chunks_exact(4).zip(a) {
-        let w = f32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        sum += f64::from(w * x);
-    }
-    sum as f32
-}
-
-/// `ggml_vec_dot_f16` (generic): both sides f16, products in f32, summed in f64.
-fn dot_f16(row: &[u8], a: &[f32]) -> f32 {
-    let mut sum = 0.0f64;
-    for (w, &x) in row.chunks_exact(2).zip(a) {
-        sum += f64::from(f16_le(w[0], w[1]) * x);
-    }
-    sum as f32
-}
-
-/// `ggml_vec_dot_bf16` (generic): both sides bf16, products in f32, summed in f64.
-fn dot_bf16(row: &[u8], a: &[f32]) -> f32 {
-    let mut sum = 0.0f64;
-    for (w, &x) in row.chunks_exact(2).zip(a) {
-        let w = f32::from_bits(u32::from(u16::from_le_bytes([w[0], w[1]])) << 16);
-        sum += f64::from(w * x);
-    }
-    sum as f32
-}
-
-/// `ggml_vec_dot_q4_0_q8_0_generic`: `sumf += sumi * dx * dy`.
-fn dot_q4_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(18).zip(a) {
-        let d = f16_le(x[0], x[1]);
-        let mut sumi = 0i32;
-        for j in 0..QK / 2 {
-            let q = x[2 + j];
-            sumi += (i32::from(q & 0x0F) - 8) * i32::from(y.qs[j]);
-            sumi += (i32::from(q >> 4) - 8) * i32::from(y.qs[j + QK / 2]);
-        }
-        sumf += sumi as f32 * d * y.d;
-    }
-    sumf
-}
-
-/// `ggml_vec_dot_q4_1_q8_1_generic`: `sumf += (dx * dy) * sumi + mx * sy`.
-fn dot_q4_1(row: &[u8], a: &[BlockQ8_1]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(20).zip(a) {
-        let d = f16_le(x[0], x[1]);
-        let m = f16_le(x[2], x[3]);
-        let mut sumi = 0i32;
-        for j in 0..QK / 2 {
-            let q = x[4 + j];
-            sumi += i32::from(q & 0x0F) * i32::from(y.qs[j]);
-            sumi += i32::from(q >> 4) * i32::from(y.qs[j + QK / 2]);
-        }
-        sumf += (d * y.d) * sumi as f32 + m * y.s;
-    }
-    sumf
-}
-
-/// The fifth bits of element `j` and `j + 16` from Q5's `qh`, as 0 or 16.
-#[inline(always)]
-fn q5_high(qh: u32, j: usize) -> (i32, i32) {
-    let h0 = ((qh >> j) << 4) & 0x10;
-    let h1 = (qh >> (j + 12)) & 0x10;
-    (h0 as i32, h1 as i32)
-}
-
-/// `ggml_vec_dot_q5_0_q8_0_generic`: `sumf += (dx * dy) * sumi`.
-fn dot_q5_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(22).zip(a) {
-        let d = f16_le(x[0], x[1]);
-        let qh = u32::from_le_bytes([x[2], x[3], x[4], x[5]]);
-        let mut sumi = 0i32;
-        for j in 0..QK / 2 {
-            let q = x[6 + j];
-            let (h0, h1) = q5_high(qh, j);
-            sumi += ((i32::from(q & 0x0F) | h0) - 16) * i32::from(y.qs[j]);
-            sumi += ((i32::from(q >> 4) | h1) - 16) * i32::from(y.qs[j + QK / 2]);
-        }
-        sumf += (d * y.d) * sumi as f32;
-    }
-    sumf
-}
-
-/// `ggml_vec_dot_q5_1_q8_1_generic`: `sumf += (dx * dy) * sumi + mx * sy`.
-fn dot_q5_1(row: &[u8], a: &[BlockQ8_1]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(24).zip(a) {
-        let d = f16_le(x[0], x[1]);
-        let m = f16_le(x[2], x[3]);
-        let qh = u32::from_le_bytes([x[4], x[5], x[6], x[7]]);
-        let mut sumi = 0i32;
-        for j in 0..QK / 2 {
-            let q = x[8 + j];
-            let (h0, h1) = q5_high(qh, j);
-            sumi += (i32::from(q & 0x0F) | h0) * i32::from(y.qs[j]);
-            sumi += (i32::from(q >> 4) | h1) * i32::from(y.qs[j + QK / 2]);
-        }
-        sumf += (d * y.d) * sumi as f32 + m * y.s;
-    }
-    sumf
-}
-
-/// `ggml_vec_dot_q8_0_q8_0_generic`: `sumf += sumi * (dx * dy)`.
-fn dot_q8_0(row: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(34).zip(a) {
-        let d = f16_le(x[0], x[1]);
-        let mut sumi = 0i32;
-        for (&q, &yq) in x[2..].iter().zip(&y.qs) {
-            sumi += i32::from(q as i8) * i32::from(yq);
-        }
-        sumf += sumi as f32 * (d * y.d);
-    }
-    sumf
-}
-
-/// Q4_K/Q5_K's eight 6-bit scales and mins (the `utmp` shuffle of the generic dot), via
-/// the dequantizer's `get_scale_min_k4`.
-#[inline(always)]
-fn k4_scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    if let Ok(packed) = <&[u8; 12]>::try_from(s) {
-        for j in 0..8 {
-            (sc[j], mn[j]) = scale_min_k4(j, packed);
-        }
-    }
-    (sc, mn)
-}
-
-/// The tail shared by the generic Q4_K/Q5_K/Q6_K dots: `aux8` holds the 256 signed
-/// quants; `scale_of(e)` the integer scale of element `e`. Accumulates the eight
-/// per-lane integer sums (lane = element index mod 8) like `aux32[8]`.
-#[inline(always)]
-fn lane_sums(aux8: &[i8; QK_K], q8: &[i8; QK_K], group: usize, scale_of: &[i32]) -> [i32; 8] {
-    let mut aux32 = [0i32; 8];
-    for (g, (a, y)) in aux8
-        .chunks_exact(group)
-        .zip(q8.chunks_exact(group))
-        .enumerate()
-    {
-        let scale = scale_of.get(g).copied().unwrap_or(0);
-        for (a8, y8) in a.chunks_exact(8).zip(y.chunks_exact(8)) {
-            for l in 0..8 {
-                aux32[l] += scale * (i32::from(a8[l]) * i32::from(y8[l]));
-            }
-        }
-    }
-    aux32
-}
-
-/// `ggml_vec_dot_q4_K_q8_K_generic`, lanes and all.
-fn dot_q4_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(144).zip(a) {
-        let d = f16_le(x[0], x[1]) * y.d;
-        let dmin = f16_le(x[2], x[3]) * y.d;
-        let (sc, mn) = k4_scales_mins(&x[4..16]);
-        let qs = &x[16..144];
-        let mut aux8 = [0i8; QK_K];
-        for c in 0..4 {
-            for l in 0..32 {
-                let q = qs[32 * c + l];
-                aux8[64 * c + l] = (q & 0x0F) as i8;
-                aux8[64 * c + 32 + l] = (q >> 4) as i8;
-            }
-        }
-        sumf -= k4_accumulate(&aux8, y, &sc, &mn, d, dmin, &mut sums);
-    }
-    for s in sums {
-        sumf += s;
-    }
-    sumf
-}
-
-/// What Q4_K and Q5_K dot products share once the 4-/5-bit values are unpacked: the
-/// scaled lane sums go into `sums`; the returned min correction is subtracted by the caller.
-fn k4_accumulate(
-    aux8: &[i8; QK_K],
-    y: &BlockQ8K,
-    sc: &[u8; 8],
-    mn: &[u8; 8],
-    d: f32,
-    dmin: f32,
-    sums: &mut [f32; 8],
-) -> f32 {
-    let mut sumi = 0i32;
-    for j in 0..16 {
-        sumi += i32::from(y.bsums[j]) * i32::from(mn[j / 2]);
-    }
-    let aux32 = lane_sums(aux8, &y.qs, 32, &sc.map(i32::from));
-    for l in 0..8 {
-        sums[l] += d * aux32[l] as f32;
-    }
-    dmin * sumi as f32
-}
-
-/// `ggml_vec_dot_q5_K_q8_K_generic`.
-fn dot_q5_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(176).zip(a) {
-        let d = f16_le(x[0], x[1]) * y.d;
-        let dmin = f16_le(x[2], x[3]) * y.d;
-        let (sc, mn) = k4_scales_mins(&x[4..16]);
-        let qh = &x[16..48];
-        let qs = &x[48..176];
-        let mut aux8 = [0i8; QK_K];
-        for c in 0..4 {
-            let (m1, m2) = (1u8 << (2 * c), 2u8 << (2 * c));
-            for l in 0..32 {
-                let q = qs[32 * c + l];
-                let h = qh[l];
-                aux8[64 * c + l] = ((q & 0x0F) + if h & m1 != 0 { 16 } else { 0 }) as i8;
-                aux8[64 * c + 32 + l] = ((q >> 4) + if h & m2 != 0 { 16 } else { 0 }) as i8;
-            }
-        }
-        sumf -= k4_accumulate(&aux8, y, &sc, &mn, d, dmin, &mut sums);
-    }
-    for s in sums {
-        sumf += s;
-    }
-    sumf
-}
-
-/// `ggml_vec_dot_q6_K_q8_K_generic`.
-fn dot_q6_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    for (x, y) in row.chunks_exact(210).zip(a) {
-        let ql = &x[0..128];
-        let qh = &x[128..192];
-        let sc = &x[192..208];
-        let d = f16_le(x[208], x[209]) * y.d;
-        let mut aux8 = [0i8; QK_K];
-        for half in 0..2 {
-            let (ql, qh) = (&ql[64 * half..], &qh[32 * half..]);
-            let a = &mut aux8[128 * half..];
-            for l in 0..32 {
-                let h = qh[l];
-                a[l] = ((ql[l] & 0x0F) | ((h & 3) << 4)) as i8 - 32;
-                a[l + 32] = ((ql[l + 32] & 0x0F) | (((h >> 2) & 3) << 4)) as i8 - 32;
-                a[l + 64] = ((ql[l] >> 4) | (((h >> 4) & 3) << 4)) as i8 - 32;
-                a[l + 96] = ((ql[l + 32] >> 4) | (((h >> 6) & 3) << 4)) as i8 - 32;
-            }
-        }
-        let mut scales = [0i32; 16];
-        for (s, &b) in scales.iter_mut().zip(sc) {
-            *s = i32::from(b as i8);
-        }
-        let aux32 = lane_sums(&aux8, &y.qs, 16, &scales);
-        for l in 0..8 {
-            sums[l] += d * aux32[l] as f32;
-        }
-    }
-    let mut sumf = 0.0f32;
-    for s in sums {
-        sumf += s;
-    }
-    sumf
-}
-
-/// One base-3 digit of a TQ1_0 byte, minus one (ggml's u8/u16 arithmetic): the integer
-/// twin of the dequantizer's `trit` in `quant/ternary.rs`.
-#[inline(always)]
-fn trit(q: u8, pow: u8) -> i32 {
-    let shifted = q.wrapping_mul(pow);
-    i32::from((u16::from(shifted) * 3) >> 8) - 1
-}
-
-/// `ggml_vec_dot_tq1_0_q8_K_generic`: `sumf += sum * (dx * dy)`.
-fn dot_tq1_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(54).zip(a) {
-        let (qs, qh, d) = (&x[0..48], &x[48..52], f16_le(x[52], x[53]));
-        let mut sum = 0i32;
-        // qs[0..32]: five digits each, element 5 * 32 * 0 + 32 * l + m.
-        for (l, &p) in POW3.iter().enumerate() {
-            for (&q, &yq) in qs[..32].iter().zip(&y.qs[l * 32..l * 32 + 32]) {
-                sum += trit(q, p) * i32::from(yq);
-            }
-        }
-        // qs[32..48]: element 160 + 16 * l + m.
-        for (l, &p) in POW3.iter().enumerate() {
-            let ys = &y.qs[160 + l * 16..160 + l * 16 + 16];
-            for (&q, &yq) in qs[32..48].iter().zip(ys) {
-                sum += trit(q, p) * i32::from(yq);
-            }
-        }
-        // qh[0..4]: four digits each, element 240 + 4 * l + j.
-        for (l, &p) in POW3[..4].iter().enumerate() {
-            for (&q, &yq) in qh.iter().zip(&y.qs[240 + l * 4..240 + l * 4 + 4]) {
-                sum += trit(q, p) * i32::from(yq);
-            }
-        }
-        sumf += sum as f32 * (d * y.d);
-    }
-    sumf
-}
-
-/// `ggml_vec_dot_tq2_0_q8_K_generic`: `sumf += sumi * (dy * dx)`.
-fn dot_tq2_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(66).zip(a) {
-        let d = y.d * f16_le(x[64], x[65]);
-        let mut sumi = 0i32;
-        for c in 0..2 {
-            for l in 0..4 {
-                for k in 0..32 {
-                    let code = i32::from((x[32 * c + k] >> (2 * l)) & 3);
-                    sumi += i32::from(y.qs[128 * c + 32 * l + k]) * (code - 1);
-                }
-            }
-        }
-        sumf += sumi as f32 * d;
-    }
-    sumf
-}
-
-/// bitnet.cpp's `ggml_vec_dot_i2_i8_s`: the integer sum of raw codes (0..3) times the
-/// int8 activations over the row (x86 layout: 128-element blocks of 32 bytes, element
-/// `j` in byte `j % 32` at shift `6 - 2 * (j / 32)`).
-fn dot_i2s(row: &[u8], q: &[i8]) -> i64 {
-    // i64: a row of millions of columns times 3 x 127 would overflow an i32.
-    let mut sum = 0i64;
-    for (block, y) in row.chunks_exact(QK_I2S / 4).zip(q.chunks_exact(QK_I2S)) {
-        for group in 0..4 {
-            let shift = 6 - 2 * group;
-            for (pos, &b) in block.iter().enumerate() {
-                sum += i64::from((b >> shift) & 3) * i64::from(y[32 * group + pos]);
-            }
-        }
-    }
-    sum
 }
 
 /// `ggml_compute_forward_rms_norm_f32` followed by the `ggml_mul` with the norm weight:
@@ -730,7 +367,7 @@ pub fn rope_cache(pos: usize, head_dim: usize, rope: &Rope<'_>, out: &mut Vec<(f
     for i in 0..head_dim / 2 {
         let factor = rope.factors.and_then(|f| f.get(i)).copied().unwrap_or(1.0);
         let angle = rope.freq_scale * (theta / factor);
-        out.push((angle.cos(), angle.sin()));
+        out.push((angle.cos() * rope.mscale, angle.sin() * rope.mscale));
         theta *= theta_scale;
     }
 }
@@ -745,6 +382,8 @@ pub struct Rope<'a> {
     pub freq_scale: f32,
     /// Per-pair frequency divisors (`rope_freqs.weight`), if any.
     pub factors: Option<&'a [f32]>,
+    /// Multiplies cos and sin (`rope.scaling.attn_factor`; 1 without it).
+    pub mscale: f32,
     pub mode: RopeMode,
 }
 
@@ -782,12 +421,21 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// GELU, tanh approximation (`ggml_gelu_f32`): `0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2)))`.
+/// GELU, tanh approximation, as ggml's CPU backend evaluates it (`ggml_vec_gelu_f32`
+/// with `GGML_GELU_FP16`): 0 below -10, `x` above 10, else the f16 table entry of
+/// `f16(x)`: `f16(0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2))))`.
 #[inline]
 pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const GELU_COEF_A: f32 = 0.044_715;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+    if x <= -10.0 {
+        return 0.0;
+    }
+    if x >= 10.0 {
+        return x;
+    }
+    let x = round_f16(x);
+    round_f16(0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh()))
 }
 
 /// `ggml_silu_f32`: `x / (1 + expf(-x))`.
@@ -913,7 +561,7 @@ mod tests {
                 Activations::I8 { .. } => unreachable!(),
             };
             let mut out = vec![0.0; rows];
-            matvec(&m, &act, &mut out);
+            matvec(&m, &act, &mut out, Isa::Scalar);
             for r in 0..rows {
                 let want: f64 = w[r * cols..(r + 1) * cols]
                     .iter()
@@ -968,7 +616,7 @@ mod tests {
             scale,
         };
         let mut out = vec![0.0; rows];
-        matvec(&m, &act, &mut out);
+        matvec(&m, &act, &mut out, Isa::Scalar);
         for r in 0..rows {
             let want: f64 = (0..cols)
                 .map(|j| f64::from(w[r * cols + j]) * f64::from(q[j]) / f64::from(*s))
@@ -1012,6 +660,7 @@ mod tests {
             base: 10000.0,
             freq_scale: 1.0,
             factors: None,
+            mscale: 1.0,
             mode: RopeMode::Normal,
         };
         rope_cache(0, 4, &rope, &mut cache);

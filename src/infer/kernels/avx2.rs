@@ -1,0 +1,147 @@
+//! AVX2 versions of the exact integer sums inside the hot dot products (Q4_K, Q6_K and
+//! the 32-element blocks of Q4_0/Q4_1/Q5_x/Q8_0). Each returns exactly the integer the
+//! scalar code in `dot.rs` computes — integer addition is associative, and every
+//! intermediate fits its lanes (`maddubs` pairs of 4-/6-bit values times int8 stay within
+//! i16) — so the float code around them, shared by every path, gives the same bits.
+//!
+//! Every function is `unsafe` and `#[target_feature(enable = "avx2")]`: it may only run
+//! on a CPU with AVX2, which `isa.rs` guarantees by calling these only from its AVX2 and
+//! AVX-512 paths after `is_x86_feature_detected!`. Loads are unaligned loads from arrays
+//! of the exact size, so no pointer leaves its array.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+/// The sum of the eight i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let lo = _mm256_castsi256_si128(v);
+    let hi = _mm256_extracti128_si256::<1>(v);
+    let s = _mm_add_epi32(lo, hi);
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load_i8(p: &[i8; 32]) -> __m256i {
+    _mm256_loadu_si256(p.as_ptr().cast())
+}
+
+/// Σ x[i] * y[i] for two int8 vectors (`|x|` times `y` with x's sign, so `maddubs` sees an
+/// unsigned operand; -128 becomes 128, still exact).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn isum32_i8_i8(x: &[i8; 32], y: &[i8; 32]) -> i32 {
+    let (x, y) = (load_i8(x), load_i8(y));
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+    hsum_i32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+}
+
+/// Q4_K's `S = Σ_j sc[j] * Σ_{sub-block j} q * y` and `M = Σ mn[k / 2] * bsums[k]` for
+/// one super-block (`block_q4_K`, 144
+/// bytes: the 128 bytes of nibbles at offset 16 — byte `32c + l` holds element `64c + l`
+/// low and `64c + 32 + l` high).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn q4k_scaled_sum(
+    x: &[u8; 144],
+    y: &[i8; 256],
+    bsums: &[i16; 16],
+    sc: &[i32; 8],
+    mn: &[i32; 8],
+) -> (i32, i32) {
+    let mask = _mm256_set1_epi8(0x0F);
+    let mut acc = _mm256_setzero_si256();
+    for c in 0..4 {
+        // In bounds: 16 + 32 * 3 + 32 = 144; 64 * 3 + 64 = 256.
+        let q = _mm256_loadu_si256(x.as_ptr().add(16 + 32 * c).cast());
+        let y0 = _mm256_loadu_si256(y.as_ptr().add(64 * c).cast());
+        let y1 = _mm256_loadu_si256(y.as_ptr().add(64 * c + 32).cast());
+        let lo = _mm256_and_si256(q, mask);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+        let p0 = _mm256_maddubs_epi16(lo, y0);
+        let p1 = _mm256_maddubs_epi16(hi, y1);
+        // Scales are at most 63: i16 pair products stay exact in the i32 lanes.
+        let s0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
+        let s1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
+        acc = _mm256_add_epi32(acc, _mm256_add_epi32(s0, s1));
+    }
+    // M = Σ mn[k / 2] * bsums[k]: the sixteen sums times their mins, pairwise.
+    let m = |j: usize| mn[j] as i16;
+    let mins = _mm256_setr_epi16(
+        m(0),
+        m(0),
+        m(1),
+        m(1),
+        m(2),
+        m(2),
+        m(3),
+        m(3),
+        m(4),
+        m(4),
+        m(5),
+        m(5),
+        m(6),
+        m(6),
+        m(7),
+        m(7),
+    );
+    let sums = _mm256_loadu_si256(bsums.as_ptr().cast());
+    (hsum_i32(acc), hsum_i32(_mm256_madd_epi16(sums, mins)))
+}
+
+/// Q6_K's `S = Σ_g sc[g] * Σ_{group g of 16} (q - 32) * y` for one super-block
+/// (`block_q6_K`, 210 bytes: 128 bytes of low nibbles, 64 bytes of 2-bit high parts, 16
+/// int8 scales, f16 d), computed as `Σ_g sc[g] * (Σ q * y - 32 * bsums[g])`, `q` in 0..63.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn q6k_scaled_sum(x: &[u8; 210], y: &[i8; 256], bsums: &[i16; 16]) -> i32 {
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m2 = _mm256_set1_epi8(3);
+    let sc = |g: usize| i16::from(x[192 + g] as i8);
+    let mut acc = _mm256_setzero_si256();
+    for half in 0..2 {
+        // In bounds: 64 + 32 + 32 = 128 (low nibbles); 128 + 32 + 32 = 192 (high bits).
+        let l0 = _mm256_loadu_si256(x.as_ptr().add(64 * half).cast());
+        let l1 = _mm256_loadu_si256(x.as_ptr().add(64 * half + 32).cast());
+        let h = _mm256_loadu_si256(x.as_ptr().add(128 + 32 * half).cast());
+        let h0 = _mm256_and_si256(h, m2);
+        let h1 = _mm256_and_si256(_mm256_srli_epi16::<2>(h), m2);
+        let h2 = _mm256_and_si256(_mm256_srli_epi16::<4>(h), m2);
+        let h3 = _mm256_and_si256(_mm256_srli_epi16::<6>(h), m2);
+        let quarters = [
+            _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16::<4>(h0)),
+            _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16::<4>(h1)),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+                _mm256_slli_epi16::<4>(h2),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+                _mm256_slli_epi16::<4>(h3),
+            ),
+        ];
+        for (k, q) in quarters.into_iter().enumerate() {
+            let at = 128 * half + 32 * k;
+            // In bounds: at + 32 <= 256.
+            let ys = _mm256_loadu_si256(y.as_ptr().add(at).cast());
+            let p = _mm256_maddubs_epi16(q, ys);
+            // Lanes 0..7 hold group g's pair sums, lanes 8..15 group g + 1's.
+            let g = at / 16;
+            let (sa, sb) = (sc(g), sc(g + 1));
+            let scales = _mm256_setr_epi16(
+                sa, sa, sa, sa, sa, sa, sa, sa, sb, sb, sb, sb, sb, sb, sb, sb,
+            );
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scales));
+        }
+    }
+    let mut offset = 0i32;
+    for (g, &b) in bsums.iter().enumerate() {
+        offset += i32::from(sc(g)) * i32::from(b);
+    }
+    hsum_i32(acc) - 32 * offset
+}

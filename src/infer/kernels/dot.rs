@@ -1,0 +1,462 @@
+//! The dot product of one weight row (quantized blocks, in place) with one activation
+//! vector in the row type's `vec_dot_type` format — every type the engine multiplies.
+//!
+//! Each function is written so that its result does not depend on the instruction set:
+//! inside a block everything is integer arithmetic (exact in any order), and the float
+//! parts are combined in one fixed order — per block `d * S - dmin * M` with `S`, `M`
+//! exact integer sums, then the blocks added one after another in f32. The functions are
+//! `#[inline(always)]` so that `isa.rs` compiles the same source once per instruction set
+//! (scalar, AVX2, AVX-512): the compiler vectorizes the integer loops, and the bits of
+//! every result stay the same (Rust never fuses a multiply and an add on its own).
+//! Float weights (F32/F16/BF16) accumulate in eight f64 lanes, combined in a fixed order.
+//!
+//! The block layouts are ggml's (`ggml/src/ggml-common.h`); the integer sums are those of
+//! ggml's reference dots (`ggml/src/ggml-cpu/quants.c`), whose float sums we regroup as
+//! above (ggml's own SIMD versions regroup them too, differently per instruction set).
+
+use super::{Activations, BlockQ8K, BlockQ8_0, BlockQ8_1, MatRef, QK_I2S, QK_K};
+use crate::gguf::GgmlType;
+use crate::quant::f16_le;
+
+/// One row times one activation vector; a format mismatch (a programming error) gives 0.
+/// `SIMD` selects the AVX2 integer sums (`avx2.rs`): only `isa.rs`'s AVX2 and AVX-512
+/// paths instantiate it, after checking the CPU; the result is the same either way.
+#[inline(always)]
+pub(super) fn dot_row<const SIMD: bool>(w: &MatRef<'_>, row: &[u8], act: &Activations) -> f32 {
+    use GgmlType as T;
+    match (w.ty, act) {
+        (T::F32, Activations::F32(a)) => dot_f32(row, a),
+        (T::F16, Activations::F16(a)) => dot_f16(row, a),
+        (T::Bf16, Activations::Bf16(a)) => dot_bf16(row, a),
+        (T::Q4_0, Activations::Q8_0(a)) => dot_q4_0::<SIMD>(row, a),
+        (T::Q5_0, Activations::Q8_0(a)) => dot_q5_0::<SIMD>(row, a),
+        (T::Q8_0, Activations::Q8_0(a)) => dot_q8_0::<SIMD>(row, a),
+        (T::Q4_1, Activations::Q8_1(a)) => dot_q4_1::<SIMD>(row, a),
+        (T::Q5_1, Activations::Q8_1(a)) => dot_q5_1::<SIMD>(row, a),
+        (T::Q4K, Activations::Q8K(a)) => dot_q4_k::<SIMD>(row, a),
+        (T::Q5K, Activations::Q8K(a)) => dot_q5_k::<SIMD>(row, a),
+        (T::Q6K, Activations::Q8K(a)) => dot_q6_k::<SIMD>(row, a),
+        (T::Tq1_0, Activations::Q8K(a)) => dot_tq1_0(row, a),
+        (T::Tq2_0, Activations::Q8K(a)) => dot_tq2_0(row, a),
+        (T::I2S, Activations::I8 { q, scale, sum }) => {
+            (dot_i2s(row, q) as f32 - *sum as f32) / *scale * w.scale
+        }
+        _ => 0.0,
+    }
+}
+
+/// Sum of products in eight f64 lanes (element `i` in lane `i % 8`), lanes combined
+/// pairwise in a fixed order.
+#[inline(always)]
+fn lanes_f64(products: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [0.0f64; 8];
+    for (i, p) in products.enumerate() {
+        lanes[i % 8] += f64::from(p);
+    }
+    let [a, b, c, d, e, f, g, h] = lanes;
+    (((a + b) + (c + d)) + ((e + f) + (g + h))) as f32
+}
+
+/// F32 weights: products in f32, summed in f64 lanes.
+#[inline(always)]
+fn dot_f32(row: &[u8], a: &[f32]) -> f32 {
+    lanes_f64(
+        row.chunks_exact(4)
+            .zip(a)
+            .map(|(w, &x)| f32::from_le_bytes([w[0], w[1], w[2], w[3]]) * x),
+    )
+}
+
+/// F16 weights and activations rounded to f16: products in f32, summed in f64 lanes.
+#[inline(always)]
+fn dot_f16(row: &[u8], a: &[f32]) -> f32 {
+    lanes_f64(
+        row.chunks_exact(2)
+            .zip(a)
+            .map(|(w, &x)| f16_le(w[0], w[1]) * x),
+    )
+}
+
+/// BF16 weights and activations rounded to bf16: products in f32, summed in f64 lanes.
+#[inline(always)]
+fn dot_bf16(row: &[u8], a: &[f32]) -> f32 {
+    lanes_f64(
+        row.chunks_exact(2)
+            .zip(a)
+            .map(|(w, &x)| f32::from_bits(u32::from(u16::from_le_bytes([w[0], w[1]])) << 16) * x),
+    )
+}
+
+/// Σ a[i] * b[i] over 32 elements, exactly.
+#[inline(always)]
+fn isum32<const SIMD: bool>(a: &[i8; 32], b: &[i8; 32]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
+        return unsafe { super::avx2::isum32_i8_i8(a, b) };
+    }
+    let mut s = 0i32;
+    for i in 0..32 {
+        s += i32::from(a[i]) * i32::from(b[i]);
+    }
+    s
+}
+
+/// `&x[at..at + N]` as an array (a zero array when out of range, which the block sizes
+/// rule out).
+#[inline(always)]
+fn arr<const N: usize, T: Copy + Default>(x: &[T], at: usize) -> [T; N] {
+    x.get(at..at + N)
+        .and_then(|s| <[T; N]>::try_from(s).ok())
+        .unwrap_or([T::default(); N])
+}
+
+/// Q4_0 (`block_q4_0`: f16 d, 16 bytes of nibbles, element `j` low, `j + 16` high):
+/// `sum(sumi * d * dy)`.
+#[inline(always)]
+fn dot_q4_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in row.chunks_exact(18).zip(a) {
+        let d = f16_le(x[0], x[1]);
+        let qs: [u8; 16] = arr(x, 2);
+        let mut q = [0i8; 32];
+        for j in 0..16 {
+            q[j] = (qs[j] & 0x0F) as i8 - 8;
+            q[j + 16] = (qs[j] >> 4) as i8 - 8;
+        }
+        sumf += isum32::<SIMD>(&q, &y.qs) as f32 * d * y.d;
+    }
+    sumf
+}
+
+/// Q4_1 (f16 d, f16 m, nibbles): `sum((d * dy) * sumi + m * sy)`.
+#[inline(always)]
+fn dot_q4_1<const SIMD: bool>(row: &[u8], a: &[BlockQ8_1]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in row.chunks_exact(20).zip(a) {
+        let d = f16_le(x[0], x[1]);
+        let m = f16_le(x[2], x[3]);
+        let qs: [u8; 16] = arr(x, 4);
+        let mut q = [0i8; 32];
+        for j in 0..16 {
+            q[j] = (qs[j] & 0x0F) as i8;
+            q[j + 16] = (qs[j] >> 4) as i8;
+        }
+        sumf += (d * y.d) * isum32::<SIMD>(&q, &y.qs) as f32 + m * y.s;
+    }
+    sumf
+}
+
+/// The 32 five-bit values of a Q5 block: nibbles plus the fifth bit from `qh`.
+#[inline(always)]
+fn q5_values(qs: &[u8; 16], qh: u32, offset: i8) -> [i8; 32] {
+    let mut q = [0i8; 32];
+    for j in 0..16 {
+        let h0 = (((qh >> j) << 4) & 0x10) as u8;
+        let h1 = ((qh >> (j + 12)) & 0x10) as u8;
+        q[j] = ((qs[j] & 0x0F) | h0) as i8 - offset;
+        q[j + 16] = ((qs[j] >> 4) | h1) as i8 - offset;
+    }
+    q
+}
+
+/// Q5_0 (f16 d, u32 qh, nibbles): `sum((d * dy) * sumi)`.
+#[inline(always)]
+fn dot_q5_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in row.chunks_exact(22).zip(a) {
+        let d = f16_le(x[0], x[1]);
+        let qh = u32::from_le_bytes(arr(x, 2));
+        let q = q5_values(&arr(x, 6), qh, 16);
+        sumf += (d * y.d) * isum32::<SIMD>(&q, &y.qs) as f32;
+    }
+    sumf
+}
+
+/// Q5_1 (f16 d, f16 m, u32 qh, nibbles): `sum((d * dy) * sumi + m * sy)`.
+#[inline(always)]
+fn dot_q5_1<const SIMD: bool>(row: &[u8], a: &[BlockQ8_1]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in row.chunks_exact(24).zip(a) {
+        let d = f16_le(x[0], x[1]);
+        let m = f16_le(x[2], x[3]);
+        let qh = u32::from_le_bytes(arr(x, 4));
+        let q = q5_values(&arr(x, 8), qh, 0);
+        sumf += (d * y.d) * isum32::<SIMD>(&q, &y.qs) as f32 + m * y.s;
+    }
+    sumf
+}
+
+/// Q8_0 (f16 d, 32 int8): `sum(sumi * (d * dy))`.
+#[inline(always)]
+fn dot_q8_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in row.chunks_exact(34).zip(a) {
+        let d = f16_le(x[0], x[1]);
+        let q: [u8; 32] = arr(x, 2);
+        sumf += isum32::<SIMD>(&q.map(|v| v as i8), &y.qs) as f32 * (d * y.d);
+    }
+    sumf
+}
+
+/// Q4_K/Q5_K's eight 6-bit scales and mins from their 12 packed bytes (ggml's `utmp`
+/// shuffle: the same values `get_scale_min_k4` gives, in a few word operations).
+#[inline(always)]
+fn k4_scales_mins(packed: &[u8; 12]) -> ([i32; 8], [i32; 8]) {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (u0, u1, u2) = (word(0), word(1), word(2));
+    let scales_lo = u0 & KMASK1;
+    let scales_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
+    let mins_lo = u1 & KMASK1;
+    let mins_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
+    let bytes = |lo: u32, hi: u32| {
+        let (l, h) = (lo.to_le_bytes(), hi.to_le_bytes());
+        [l[0], l[1], l[2], l[3], h[0], h[1], h[2], h[3]].map(i32::from)
+    };
+    (bytes(scales_lo, scales_hi), bytes(mins_lo, mins_hi))
+}
+
+/// `d * S - dmin * M` for Q4_K/Q5_K: `S = Σ sc[j] * (q · y over sub-block j)`, `M =
+/// Σ mn[k / 2] * bsums[k]` (the min times the sums of the activations).
+#[inline(always)]
+fn k4_block<const SIMD: bool>(
+    q: &[i8; QK_K],
+    y: &BlockQ8K,
+    sc: &[i32; 8],
+    mn: &[i32; 8],
+    d: f32,
+    dmin: f32,
+) -> f32 {
+    let mut s = 0i32;
+    for j in 0..8 {
+        s += sc[j] * isum32::<SIMD>(&arr(q, 32 * j), &arr(&y.qs, 32 * j));
+    }
+    d * s as f32 - dmin * k4_min_sum(y, mn) as f32
+}
+
+/// `M = Σ mn[k / 2] * bsums[k]`: the sub-block mins times the activation sums.
+#[inline(always)]
+fn k4_min_sum(y: &BlockQ8K, mn: &[i32; 8]) -> i32 {
+    let mut m = 0i32;
+    for k in 0..16 {
+        m += mn[k / 2] * i32::from(y.bsums[k]);
+    }
+    m
+}
+
+/// Q4_K (`block_q4_K`: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles —
+/// byte `32c + l` holds element `64c + l` low and `64c + 32 + l` high).
+#[inline(always)]
+fn dot_q4_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
+    let mut sumf = 0.0f32;
+    let (blocks, _) = row.as_chunks::<144>();
+    for (x, y) in blocks.iter().zip(a) {
+        let d = f16_le(x[0], x[1]) * y.d;
+        let dmin = f16_le(x[2], x[3]) * y.d;
+        let (sc, mn) = k4_scales_mins(&arr(x, 4));
+        #[cfg(target_arch = "x86_64")]
+        if SIMD {
+            // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
+            let (s, m) = unsafe { super::avx2::q4k_scaled_sum(x, &y.qs, &y.bsums, &sc, &mn) };
+            sumf += d * s as f32 - dmin * m as f32;
+            continue;
+        }
+        let qs: [u8; 128] = arr(x, 16);
+        let mut q = [0i8; QK_K];
+        for c in 0..4 {
+            for l in 0..32 {
+                let b = qs[32 * c + l];
+                q[64 * c + l] = (b & 0x0F) as i8;
+                q[64 * c + 32 + l] = (b >> 4) as i8;
+            }
+        }
+        sumf += k4_block::<SIMD>(&q, y, &sc, &mn, d, dmin);
+    }
+    sumf
+}
+
+/// Q5_K (Q4_K plus 32 bytes `qh` of fifth bits: bit `2c` for element `64c + l`, bit
+/// `2c + 1` for `64c + 32 + l`).
+#[inline(always)]
+fn dot_q5_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in row.chunks_exact(176).zip(a) {
+        let d = f16_le(x[0], x[1]) * y.d;
+        let dmin = f16_le(x[2], x[3]) * y.d;
+        let (sc, mn) = k4_scales_mins(&arr(x, 4));
+        let qh: [u8; 32] = arr(x, 16);
+        let qs: [u8; 128] = arr(x, 48);
+        let mut q = [0i8; QK_K];
+        for c in 0..4 {
+            for l in 0..32 {
+                let b = qs[32 * c + l];
+                let h = qh[l] >> (2 * c);
+                q[64 * c + l] = ((b & 0x0F) | ((h & 1) << 4)) as i8;
+                q[64 * c + 32 + l] = ((b >> 4) | ((h & 2) << 3)) as i8;
+            }
+        }
+        sumf += k4_block::<SIMD>(&q, y, &sc, &mn, d, dmin);
+    }
+    sumf
+}
+
+/// Q6_K (`block_q6_K`: 128 bytes low nibbles, 64 bytes high 2-bit pairs, 16 int8 scales
+/// of 16 elements each, f16 d): `d * Σ sc[g] * (q · y over group g)`, `q` in -32..31.
+#[inline(always)]
+fn dot_q6_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
+    let mut sumf = 0.0f32;
+    let (blocks, _) = row.as_chunks::<210>();
+    for (x, y) in blocks.iter().zip(a) {
+        let d = f16_le(x[208], x[209]) * y.d;
+        #[cfg(target_arch = "x86_64")]
+        if SIMD {
+            // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
+            let s = unsafe { super::avx2::q6k_scaled_sum(x, &y.qs, &y.bsums) };
+            sumf += d * s as f32;
+            continue;
+        }
+        let ql: [u8; 128] = arr(x, 0);
+        let qh: [u8; 64] = arr(x, 128);
+        let sc: [u8; 16] = arr(x, 192);
+        let mut q = [0i8; QK_K];
+        for half in 0..2 {
+            let (l0, h0, o) = (64 * half, 32 * half, 128 * half);
+            for l in 0..32 {
+                let h = qh[h0 + l];
+                q[o + l] = ((ql[l0 + l] & 0x0F) | ((h & 3) << 4)) as i8 - 32;
+                q[o + l + 32] = ((ql[l0 + l + 32] & 0x0F) | (((h >> 2) & 3) << 4)) as i8 - 32;
+                q[o + l + 64] = ((ql[l0 + l] >> 4) | (((h >> 4) & 3) << 4)) as i8 - 32;
+                q[o + l + 96] = ((ql[l0 + l + 32] >> 4) | (((h >> 6) & 3) << 4)) as i8 - 32;
+            }
+        }
+        let mut s = 0i32;
+        for g in 0..16 {
+            let mut gs = 0i32;
+            for i in 0..16 {
+                gs += i32::from(q[16 * g + i]) * i32::from(y.qs[16 * g + i]);
+            }
+            s += i32::from(sc[g] as i8) * gs;
+        }
+        sumf += d * s as f32;
+    }
+    sumf
+}
+
+/// One base-3 digit of a TQ1_0 byte, minus one (ggml's u8/u16 arithmetic): the integer
+/// twin of the dequantizer's `trit` in `quant/ternary.rs`.
+#[inline(always)]
+fn trit(q: u8, pow: u8) -> i32 {
+    let shifted = q.wrapping_mul(pow);
+    i32::from((u16::from(shifted) * 3) >> 8) - 1
+}
+
+/// TQ1_0 (48 bytes of five trits, 4 bytes of four trits, f16 d): `sum(sum * (d * dy))`.
+#[inline(always)]
+fn dot_tq1_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
+    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
+    let mut sumf = 0.0f32;
+    for (x, y) in row.chunks_exact(54).zip(a) {
+        let (qs, qh, d) = (&x[0..48], &x[48..52], f16_le(x[52], x[53]));
+        let mut sum = 0i32;
+        // qs[0..32]: five digits each, element 32 * l + m.
+        for (l, &p) in POW3.iter().enumerate() {
+            for (&q, &yq) in qs[..32].iter().zip(&y.qs[l * 32..l * 32 + 32]) {
+                sum += trit(q, p) * i32::from(yq);
+            }
+        }
+        // qs[32..48]: element 160 + 16 * l + m.
+        for (l, &p) in POW3.iter().enumerate() {
+            let ys = &y.qs[160 + l * 16..160 + l * 16 + 16];
+            for (&q, &yq) in qs[32..48].iter().zip(ys) {
+                sum += trit(q, p) * i32::from(yq);
+            }
+        }
+        // qh[0..4]: four digits each, element 240 + 4 * l + j.
+        for (l, &p) in POW3[..4].iter().enumerate() {
+            for (&q, &yq) in qh.iter().zip(&y.qs[240 + l * 4..240 + l * 4 + 4]) {
+                sum += trit(q, p) * i32::from(yq);
+            }
+        }
+        sumf += sum as f32 * (d * y.d);
+    }
+    sumf
+}
+
+/// TQ2_0 (64 bytes of 2-bit codes, f16 d): `sum(sumi * (dy * dx))`.
+#[inline(always)]
+fn dot_tq2_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
+    let mut sumf = 0.0f32;
+    for (x, y) in row.chunks_exact(66).zip(a) {
+        let d = y.d * f16_le(x[64], x[65]);
+        let mut sumi = 0i32;
+        for c in 0..2 {
+            for l in 0..4 {
+                for k in 0..32 {
+                    let code = i32::from((x[32 * c + k] >> (2 * l)) & 3);
+                    sumi += i32::from(y.qs[128 * c + 32 * l + k]) * (code - 1);
+                }
+            }
+        }
+        sumf += sumi as f32 * d;
+    }
+    sumf
+}
+
+/// bitnet.cpp's `ggml_vec_dot_i2_i8_s`: the integer sum of raw codes (0..3) times the
+/// int8 activations over the row (x86 layout: 128-element blocks of 32 bytes, element
+/// `j` in byte `j % 32` at shift `6 - 2 * (j / 32)`).
+#[inline(always)]
+fn dot_i2s(row: &[u8], q: &[i8]) -> i64 {
+    // Per block in i32 (at most 128 x 3 x 128), the row in i64.
+    let mut sum = 0i64;
+    for (block, y) in row.chunks_exact(QK_I2S / 4).zip(q.chunks_exact(QK_I2S)) {
+        let mut s = 0i32;
+        for group in 0..4 {
+            let shift = 6 - 2 * group;
+            for (pos, &b) in block.iter().enumerate() {
+                s += i32::from((b >> shift) & 3) * i32::from(y[32 * group + pos]);
+            }
+        }
+        sum += i64::from(s);
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::k4_scales_mins;
+    use crate::quant::scale_min_k4;
+
+    #[test]
+    fn packed_scales_unpack_as_ggml_does() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1000 {
+            let mut packed = [0u8; 12];
+            for b in &mut packed {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = (seed >> 32) as u8;
+            }
+            let (sc, mn) = k4_scales_mins(&packed);
+            for j in 0..8 {
+                let (s, m) = scale_min_k4(j, &packed);
+                assert_eq!(
+                    (sc[j], mn[j]),
+                    (i32::from(s), i32::from(m)),
+                    "{packed:?} {j}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The engine against llama.cpp on every architecture it runs. Tiny random-weight models
+//! of llama, qwen2, qwen3 (F32, and with F16 attention and Q8_0 FFN), gemma3 and phi3 are
+//! written by `scripts/tiny-models.py` (gguf-py, seeded: byte-identical every run, so the
+//! sha256 recorded with each reference proves it is the file llama.cpp saw); llama.cpp's
+//! logits at every position of a 24-token prompt, run one token at a time, and its 16
+//! greedy tokens with their top-2 margins are in `tests/reference/tiny-<arch>.json`
+//! (`scripts/llama-logits-reference.py`, llama-cpp-python 0.3.36). The engine must give
+//! the same logits up to float noise, the same greedy tokens (or differ first at a
+//! near-tie), and — batched or one token at a time, on any instruction set — the same
+//! bits.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use gguf_gate::gguf::GgufFile;
+use gguf_gate::infer::kernels::Isa;
+use gguf_gate::infer::{argmax, Logits, Model};
+use serde_json::Value as Json;
+
+/// The tiny models, written once per test binary; `None` (after a loud skip) without
+/// python3 + gguf-py.
+fn models_dir() -> Option<&'static PathBuf> {
+    static DIR: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        common::python_with_gguf()?;
+        let dir = tempfile::tempdir().unwrap();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny-models.py");
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg(dir.path())
+            .output()
+            .expect("run scripts/tiny-models.py");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = dir.path().to_path_buf();
+        Some((dir, path))
+    })
+    .as_ref()
+    .map(|(_, p)| p)
+}
+
+struct Reference {
+    prompt: Vec<u32>,
+    n_vocab: usize,
+    /// llama.cpp's logits after each prompt token.
+    prompt_logits: Vec<Vec<f32>>,
+    greedy: Vec<u32>,
+    margins: Vec<f64>,
+}
+
+fn decode_rows(rows: &Json) -> Vec<Vec<f32>> {
+    use base64::Engine as _;
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(r.as_str().unwrap())
+                .unwrap();
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
+        .collect()
+}
+
+/// The model file (checked against the sha256 llama.cpp's run recorded) and its reference.
+fn load(arch: &str) -> Option<(PathBuf, Reference)> {
+    let dir = models_dir()?;
+    let json = common::reference_json(&format!("tiny-{arch}.json"));
+    let path = dir.join(json["model"].as_str().unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(
+        sha, json["model_sha256"],
+        "{arch}: scripts/tiny-models.py no longer writes the file the reference was recorded on"
+    );
+    let ids = |v: &Json| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    Some((
+        path,
+        Reference {
+            prompt: ids(&json["prompt"]),
+            n_vocab: json["n_vocab"].as_u64().unwrap() as usize,
+            prompt_logits: decode_rows(&json["prompt_logits"]),
+            greedy: ids(&json["greedy"]["tokens"]),
+            margins: json["greedy"]["margins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_f64().unwrap())
+                .collect(),
+        },
+    ))
+}
+
+/// KL(p_ref || p_ours) of the softmax distributions of two logit rows.
+fn kl(reference: &[f32], ours: &[f32]) -> f64 {
+    let logp = |row: &[f32]| -> Vec<f64> {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+        let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+        row.iter().map(|&v| v as f64 - max - sum.ln()).collect()
+    };
+    let (p, q) = (logp(reference), logp(ours));
+    p.iter().zip(&q).map(|(a, b)| a.exp() * (a - b)).sum()
+}
+
+/// Our logits after each prompt token, one token per forward pass.
+fn one_at_a_time(model: &Model<'_>, prompt: &[u32]) -> Vec<Vec<f32>> {
+    let mut s = model.new_session(64);
+    prompt
+        .iter()
+        .enumerate()
+        .map(|(pos, &t)| model.forward(&mut s, t, pos).unwrap().to_vec())
+        .collect()
+}
+
+/// The tolerances, justified: the references were recorded with llama.cpp's F16 KV cache,
+/// f16-rounded Q and softmax probabilities, quantized activations and f16 GELU table,
+/// which the engine reproduces; what remains is the order of float sums (ggml's AVX2
+/// kernels regroup them, ours use one fixed order) and libm differences in exp, tanh and
+/// cos. Measured: at most 1.1e-3 (gemma3; logit std ~2) and KL 7e-8 on the F32 models;
+/// 3.2e-2 and KL 5e-5 on the mixed one, whose Q8_0 activations turn a rounding flip into
+/// a bigger step. The bounds leave about 2x headroom; a real bug is orders above them
+/// (scripts/arch-spec.md: a wrong RoPE pairing or gate half moves logits by 1 to 14).
+fn check_family(arch: &str, max_abs: f32, max_kl: f64) {
+    let Some((path, r)) = load(arch) else { return };
+    let file = GgufFile::open(&path).unwrap();
+    let model = Model::load(&file).unwrap();
+    assert_eq!(model.config().vocab, r.n_vocab);
+    let ours = one_at_a_time(&model, &r.prompt);
+    let mut worst = (0.0f32, 0.0f64);
+    for (pos, (a, b)) in r.prompt_logits.iter().zip(&ours).enumerate() {
+        let diff = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        let k = kl(a, b);
+        worst = (worst.0.max(diff), worst.1.max(k));
+        assert_eq!(
+            argmax(a),
+            argmax(b),
+            "{arch}: top-1 differs at position {pos}"
+        );
+        assert!(
+            diff <= max_abs,
+            "{arch}: position {pos}: max |diff| {diff} > {max_abs}"
+        );
+        assert!(k <= max_kl, "{arch}: position {pos}: KL {k} > {max_kl}");
+    }
+    eprintln!(
+        "{arch}: max |logit diff| {}, max KL {:.2e}",
+        worst.0, worst.1
+    );
+    // Greedy continuation: the same tokens, or a first difference at a near-tie.
+    let mut s = model.new_session(64);
+    model
+        .forward_batch(&mut s, &r.prompt, 0, Logits::Last)
+        .unwrap();
+    let mut tokens = Vec::new();
+    for step in 0..r.greedy.len() {
+        let next = argmax(s.logits());
+        tokens.push(next);
+        if next != r.greedy[step] {
+            assert!(
+                r.margins[step] < 0.25,
+                "{arch}: greedy token {step} is {next}, llama.cpp's {} (its margin {} is no near-tie)",
+                r.greedy[step],
+                r.margins[step]
+            );
+            break;
+        }
+        let pos = r.prompt.len() + step;
+        model
+            .forward_batch(&mut s, &[next], pos, Logits::Last)
+            .unwrap();
+    }
+}
+
+#[test]
+fn llama_matches_llama_cpp() {
+    check_family("llama", 2.5e-3, 1e-6);
+}
+
+#[test]
+fn qwen2_matches_llama_cpp() {
+    check_family("qwen2", 2.5e-3, 1e-6);
+}
+
+#[test]
+fn qwen3_matches_llama_cpp() {
+    check_family("qwen3", 2.5e-3, 1e-6);
+}
+
+#[test]
+fn qwen3_with_f16_and_q8_0_weights_matches_llama_cpp() {
+    check_family("qwen3-mixed", 5e-2, 2e-4);
+}
+
+#[test]
+fn gemma3_matches_llama_cpp() {
+    check_family("gemma3", 2.5e-3, 1e-6);
+}
+
+#[test]
+fn phi3_matches_llama_cpp() {
+    check_family("phi3", 2.5e-3, 1e-6);
+}
+
+#[test]
+fn batches_and_instruction_sets_give_the_same_bits() {
+    for arch in ["qwen3-mixed", "gemma3", "phi3"] {
+        let Some((path, r)) = load(arch) else { return };
+        let file = GgufFile::open(&path).unwrap();
+        let reference = one_at_a_time(
+            &Model::load(&file).unwrap().with_isa(Isa::Scalar).unwrap(),
+            &r.prompt,
+        );
+        for isa in Isa::available_all() {
+            let model = Model::load(&file).unwrap().with_isa(isa).unwrap();
+            assert_eq!(
+                one_at_a_time(&model, &r.prompt),
+                reference,
+                "{arch} on {isa:?}"
+            );
+            // The whole prompt in batches of 5: every row bit-identical.
+            let mut s = model.new_session_batched(64, 5);
+            model
+                .forward_batch(&mut s, &r.prompt, 0, Logits::All)
+                .unwrap();
+            let rows: Vec<Vec<f32>> = s
+                .logit_rows()
+                .chunks_exact(r.n_vocab)
+                .map(<[f32]>::to_vec)
+                .collect();
+            assert_eq!(rows, reference, "{arch} batched on {isa:?}");
+        }
+    }
+}
