@@ -238,8 +238,8 @@ fn k4_block<const SIMD: bool>(
     dmin: f32,
 ) -> f32 {
     let mut s = 0i32;
-    for j in 0..8 {
-        s += sc[j] * isum32::<SIMD>(&arr(q, 32 * j), &arr(&y.qs, 32 * j));
+    for (j, &scale) in sc.iter().enumerate() {
+        s += scale * isum32::<SIMD>(&arr(q, 32 * j), &arr(&y.qs, 32 * j));
     }
     d * s as f32 - dmin * k4_min_sum(y, mn) as f32
 }
@@ -259,8 +259,11 @@ fn k4_min_sum(y: &BlockQ8K, mn: &[i32; 8]) -> i32 {
 #[inline(always)]
 fn dot_q4_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut sumf = 0.0f32;
-    let (blocks, _) = row.as_chunks::<144>();
-    for (x, y) in blocks.iter().zip(a) {
+    for (x, y) in row.chunks_exact(144).zip(a) {
+        // Always a whole block: `chunks_exact` gives exactly 144 bytes.
+        let Ok(x) = <&[u8; 144]>::try_from(x) else {
+            continue;
+        };
         let d = f16_le(x[0], x[1]) * y.d;
         let dmin = f16_le(x[2], x[3]) * y.d;
         let (sc, mn) = k4_scales_mins(&arr(x, 4));
@@ -315,8 +318,11 @@ fn dot_q5_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
 #[inline(always)]
 fn dot_q6_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut sumf = 0.0f32;
-    let (blocks, _) = row.as_chunks::<210>();
-    for (x, y) in blocks.iter().zip(a) {
+    for (x, y) in row.chunks_exact(210).zip(a) {
+        // Always a whole block: `chunks_exact` gives exactly 210 bytes.
+        let Ok(x) = <&[u8; 210]>::try_from(x) else {
+            continue;
+        };
         let d = f16_le(x[208], x[209]) * y.d;
         #[cfg(target_arch = "x86_64")]
         if SIMD {
