@@ -60,6 +60,18 @@ def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+# Strings for the tokenizer comparison: plain words, spaces, digits, punctuation, and
+# characters outside the vocabulary (they fall back to byte tokens).
+STRINGS = [
+    "hello world",
+    " leading space and  double  spaces",
+    "digits 1234 and 3.5",
+    "naïve café 東京 🙂",
+    "tabs\tand\nnewlines",
+    "",
+]
+
+
 def b64row(row):
     import numpy as np
 
@@ -86,6 +98,12 @@ def record(path, arch, threads):
 
     def last_row():
         return np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+
+    # The SentencePiece tokenizer on the tiny vocabulary (byte fallback, leading space,
+    # BOS added), for gguf-gate's tokenizer tests.
+    tokenize = {
+        text: llm.tokenize(text.encode(), add_bos=True, special=False) for text in STRINGS
+    }
 
     prompt_rows = []
     for t in prompt:
@@ -127,6 +145,7 @@ def record(path, arch, threads):
         "n_vocab": n_vocab,
         "add_bos": add_bos,
         "prompt": prompt,
+        "tokenize_with_bos": tokenize,
         "logits_encoding": "base64 of little-endian float32, n_vocab values per row",
         "prompt_logits": [b64row(r) for r in prompt_rows],
         "greedy": {

@@ -8,7 +8,7 @@ with the committed file and never build llama.cpp themselves.
 
     pip install llama-cpp-python==0.3.36        # builds llama.cpp, 5-15 min on 2 cores
     python3 scripts/llama-reference.py MODEL.gguf OUT.json \
-        [--prompt TEXT ...] [--max-tokens 32] [--threads 2] [--logits]
+        [--prompt TEXT ...] [--max-tokens 32] [--threads 2] [--logits] [--tokenize-file F]
 
 Recorded, per prompt: the prompt's token ids, 32 greedy token ids and their text, and at
 each step llama.cpp's top-1 minus top-2 logit margin (a step with a small margin is a
@@ -23,8 +23,11 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import sys
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 STRINGS = [
     "Hello world",
@@ -54,6 +57,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--logits", action="store_true", help="store every step's logits (small vocabularies only)")
+    ap.add_argument("--tokenize-file", help="also store the tokenization of this text file (path recorded relative to the repository)")
     args = ap.parse_args()
 
     import llama_cpp
@@ -122,6 +126,15 @@ def main():
         greedy.append(entry)
 
     tokenize = {s: llm.tokenize(s.encode(), add_bos=False, special=False) for s in STRINGS}
+    tokenize_file = None
+    if args.tokenize_file:
+        with open(args.tokenize_file, "rb") as f:
+            data = f.read()
+        tokenize_file = {
+            "path": os.path.relpath(os.path.abspath(args.tokenize_file), ROOT),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "ids": llm.tokenize(data, add_bos=False, special=False),
+        }
     out = {
         "model": args.model.rsplit("/", 1)[-1],
         "model_sha256": sha256(args.model),
@@ -134,6 +147,8 @@ def main():
         "first_step_top10": first_top10,
         "tokenize": tokenize,
     }
+    if tokenize_file:
+        out["tokenize_file"] = tokenize_file
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1, ensure_ascii=False)
         f.write("\n")

@@ -153,11 +153,25 @@ fn run_probe(
     // The model first: an architecture the engine cannot run is the finding that matters.
     let model = probe::load_model(file)?;
     let tokenizer = probe::load_tokenizer(file, tokenizer)?;
-    policy
-        .probe
-        .prompts
+    // The budget is shared: each prompt may use what is left divided by the prompts left.
+    let start = Instant::now();
+    let budget = std::time::Duration::from_secs_f64(policy.probe.max_seconds);
+    let prompts = &policy.probe.prompts;
+    prompts
         .iter()
-        .map(|p| probe::continue_prompt(&model, &tokenizer, &p.text, p.max_tokens as usize))
+        .enumerate()
+        .map(|(i, p)| {
+            let left = budget.saturating_sub(start.elapsed());
+            let share = left / u32::try_from(prompts.len() - i).unwrap_or(1);
+            let deadline = Instant::now() + share;
+            probe::continue_prompt(
+                &model,
+                &tokenizer,
+                &p.text,
+                p.max_tokens as usize,
+                Some(deadline),
+            )
+        })
         .collect()
 }
 

@@ -31,6 +31,11 @@ fn main() -> ExitCode {
         panic!("forced by {FORCE_PANIC_VAR}");
     }
     let cli = Cli::parse();
+    // A forced instruction set this CPU cannot run (or an unknown one) is a usage error.
+    if let Err(e) = gguf_gate::infer::kernels::Isa::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(Outcome::Pass) => ExitCode::SUCCESS,
         Ok(Outcome::Fail) => ExitCode::from(1),

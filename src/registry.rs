@@ -183,10 +183,10 @@ rules! {
         "The probe's tokens drifted from the recorded baseline.",
         "The policy points at token ids recorded with `check --record-probe`; any difference means the model's computation changed.",
         "If the change is intended, record a new baseline.";
-    ProbeUnsupportedArch = "probe-unsupported-arch", Probe, Error,
-        "The probe cannot run this architecture.",
-        "gguf-gate's inference engine runs llama-family and bitnet-b1.58 models; for anything else the probe cannot vouch for the model.",
-        "Disable the probe for this model (probe.enabled: false) or waive the rule.";
+    ProbeUnsupportedArch = "probe-unsupported-arch", Probe, Warning,
+        "The probe cannot run this model.",
+        "gguf-gate's inference engine runs llama, bitnet-b1.58, qwen2, qwen3, gemma3 and phi3 models with the weight types and RoPE variants llama.cpp uses for them. For anything else (another architecture, a weight type without a kernel, a RoPE scaling type it does not implement) the probe cannot vouch for the model. A warning by default — a gate that fails every model it does not know teaches users to turn it off — and an error in strict mode.",
+        "Disable the probe for this model (probe.enabled: false), waive the rule, or gate a copy in a supported weight type.";
     ProbeSkipped = "probe-skipped", Probe, Note,
         "The probe did not run.",
         "The probe was disabled, or the engine is not available in this build; nothing was checked.",

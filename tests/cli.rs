@@ -282,3 +282,25 @@ fn a_panic_is_an_internal_error_with_exit_2() {
         "{err}"
     );
 }
+
+#[test]
+fn a_forced_instruction_set_must_exist_and_run_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let with = |isa: &str| {
+        common::gguf_gate()
+            .args(["inspect", model.to_str().unwrap()])
+            .env("GGUF_GATE_ISA", isa)
+            .output()
+            .unwrap()
+    };
+    let out = with("sse9");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GGUF_GATE_ISA=\"sse9\""));
+    assert_eq!(with("scalar").status.code(), Some(0));
+    for isa in gguf_gate::infer::kernels::Isa::ALL {
+        let out = with(isa.name());
+        let expected = if isa.available() { 0 } else { 2 };
+        assert_eq!(out.status.code(), Some(expected), "{isa:?}");
+    }
+}

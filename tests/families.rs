@@ -255,3 +255,28 @@ fn batches_and_instruction_sets_give_the_same_bits() {
         }
     }
 }
+
+#[test]
+fn sentencepiece_vocabularies_tokenize_as_llama_cpp() {
+    for arch in ["llama", "qwen2", "qwen3", "gemma3", "phi3"] {
+        let Some((path, _)) = load(arch) else { return };
+        let json = common::reference_json(&format!("tiny-{arch}.json"));
+        let file = GgufFile::open(&path).unwrap();
+        let tok = gguf_gate::tokenizer::Tokenizer::from_gguf(&file.header).unwrap();
+        let cases = json["tokenize_with_bos"].as_object().unwrap();
+        assert!(cases.len() >= 6);
+        for (text, want) in cases {
+            let want: Vec<u32> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(
+                tok.encode(text, Some(true), false).unwrap(),
+                want,
+                "{arch}: {text:?}"
+            );
+        }
+    }
+}

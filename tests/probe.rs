@@ -191,15 +191,68 @@ fn unsupported_architecture_is_never_a_silent_pass() {
             }
         }
     });
+    // A warning by default: the gate passes, and says the model is unverified, naming
+    // what the probe can run.
     let (code, report) = check_json(&model, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "probe-unsupported-arch")
+        .expect("a probe-unsupported-arch finding");
+    assert_eq!(finding["severity"], "warning");
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.contains("gpt2") && message.contains("qwen2"),
+        "{message}"
+    );
+    // An error under strict mode and with --fail-level warning.
+    let (code, report) = check_json(&model, &["--strict"]);
     assert_eq!(code, 1);
     assert!(
         failed_rules(&report).contains(&"probe-unsupported-arch".to_string()),
         "{report:#}"
     );
+    let (code, _) = check_json(&model, &["--fail-level", "warning"]);
+    assert_eq!(code, 1);
     let out = run(&["run", model.to_str().unwrap(), "--prompt", "ab"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("gpt2"));
+}
+
+#[test]
+fn the_probe_budget_cuts_continuations_short_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_llama(dir.path(), "tiny.gguf", |_, _| {});
+    let policy = dir.path().join("p.yaml");
+    // A budget far below what 2 x 200 tokens take, even on a tiny model (context 256).
+    std::fs::write(
+        &policy,
+        "version: 1\nprobe:\n  min_word_share: 0\n  max_seconds: 0.001\n  max_tokens: 200\n  prompts:\n    - text: \"ab c1\"\n    - text: \"d2 ab\"\n",
+    )
+    .unwrap();
+    let (_, report) = check_json(&model, &["--policy", policy.to_str().unwrap()]);
+    let prompts = report["probe"]["prompts"].as_array().unwrap();
+    assert_eq!(prompts.len(), 2);
+    for p in prompts {
+        let n = p["tokens"].as_array().unwrap().len();
+        assert!(
+            p["stopped_by_budget"] == true && (1..200).contains(&n),
+            "{p:#}"
+        );
+    }
+    assert!(
+        report["probe"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("probe.max_seconds"),
+        "{report:#}"
+    );
+    // A budget that is not a positive number of seconds is a policy error.
+    std::fs::write(&policy, "version: 1\nprobe:\n  max_seconds: 0\n").unwrap();
+    let (code, _) = check_json(&model, &["--policy", policy.to_str().unwrap()]);
+    assert_eq!(code, 2);
 }
 
 #[test]

@@ -57,6 +57,12 @@ fn check_against_llama_cpp(tok: &Tokenizer, reference: &Json, what: &str) {
         checked += 1;
     }
     assert_eq!(checked, 9, "{what}: 8 strings and 1 prompt");
+    // The bundled evaluation text (prose, numbers, code): 1164 tokens.
+    let f = &reference["tokenize_file"];
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f["path"].as_str().unwrap());
+    let text = std::fs::read_to_string(path).unwrap();
+    let ours = tok.encode(&text, None, false).unwrap();
+    assert_eq!(ours, ids(&f["ids"]), "{what}: the bundled text");
 }
 
 #[test]

@@ -15,7 +15,7 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     let file = GgufFile::open(&args.model)?;
     let tok = probe::load_tokenizer(&file, args.tokenizer.as_deref())?;
     let engine = probe::load_model(&file)?;
-    let c = probe::continue_prompt(&engine, &tok, &args.prompt, args.max_tokens)?;
+    let c = probe::continue_prompt(&engine, &tok, &args.prompt, args.max_tokens, None)?;
     let text = match args.format {
         Format::Text => format!("{}{}\n", c.prompt, c.text),
         Format::Json => pretty_json(&serde_json::json!({

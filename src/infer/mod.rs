@@ -102,6 +102,8 @@ pub struct Generation {
     pub prompt_ms: f64,
     /// Forward passes per second after the prompt (0 when there were none).
     pub decode_tok_s: f64,
+    /// Generation stopped early because the deadline passed.
+    pub stopped_by_deadline: bool,
 }
 
 /// The id of the largest logit; ties go to the lowest id, NaNs are never chosen (an
@@ -127,6 +129,17 @@ pub fn generate(
     prompt_tokens: &[u32],
     max_tokens: usize,
     is_stop: impl Fn(u32) -> bool,
+) -> Result<Generation, InferError> {
+    generate_until(model, prompt_tokens, max_tokens, is_stop, None)
+}
+
+/// [`generate`], stopping early (after at least one token) once `deadline` has passed.
+pub fn generate_until(
+    model: &Model<'_>,
+    prompt_tokens: &[u32],
+    max_tokens: usize,
+    is_stop: impl Fn(u32) -> bool,
+    deadline: Option<Instant>,
 ) -> Result<Generation, InferError> {
     if prompt_tokens.is_empty() {
         return Err(InferError::EmptyPrompt);
@@ -154,10 +167,15 @@ pub fn generate(
     let mut tokens = Vec::with_capacity(max_tokens);
     let decode_start = Instant::now();
     let mut passes = 0usize;
+    let mut stopped_by_deadline = false;
     while tokens.len() < max_tokens {
         let next = argmax(session.logits());
         tokens.push(next);
         if is_stop(next) || tokens.len() == max_tokens {
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            stopped_by_deadline = true;
             break;
         }
         let pos = session.len();
@@ -175,6 +193,7 @@ pub fn generate(
         tokens,
         prompt_ms,
         decode_tok_s,
+        stopped_by_deadline,
     })
 }
 

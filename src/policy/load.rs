@@ -22,6 +22,10 @@ const PRESETS: &[(&str, &str)] = &[
     ("generic", include_str!("presets/generic.yaml")),
     ("llama", include_str!("presets/llama.yaml")),
     ("bitnet-b1.58", include_str!("presets/bitnet-b1.58.yaml")),
+    ("qwen2", include_str!("presets/qwen2.yaml")),
+    ("qwen3", include_str!("presets/qwen3.yaml")),
+    ("gemma3", include_str!("presets/gemma3.yaml")),
+    ("phi3", include_str!("presets/phi3.yaml")),
 ];
 
 /// Names accepted by `extends:` (besides `default` and `none`).
@@ -62,6 +66,10 @@ fn preset_for_architecture(arch: Option<&str>) -> Option<&'static str> {
     match arch? {
         "llama" | "mistral" => Some("llama"),
         "bitnet-b1.58" => Some("bitnet-b1.58"),
+        "qwen2" => Some("qwen2"),
+        "qwen3" => Some("qwen3"),
+        "gemma3" => Some("gemma3"),
+        "phi3" => Some("phi3"),
         _ => None,
     }
 }

@@ -144,6 +144,8 @@ pub struct ProbePolicy {
     pub prompts: Vec<Prompt>,
     pub max_tokens: u64,
     pub min_word_share: f64,
+    /// Wall-clock budget of the whole probe, seconds.
+    pub max_seconds: f64,
     pub baseline: Option<PathBuf>,
     pub loc: Loc,
 }

@@ -166,6 +166,10 @@ pub struct RawProbe {
     pub min_word_share: Option<Located<f64>>,
     /// A baseline of token ids recorded with `check --record-probe`; any drift fails.
     pub baseline: Option<Located<String>>,
+    /// Wall-clock budget of the whole probe in seconds (default 60): when generating every
+    /// prompt's tokens would take longer, each prompt gets fewer tokens, and the findings
+    /// say so.
+    pub max_seconds: Option<Located<f64>>,
 }
 
 /// One probe prompt.
@@ -239,6 +243,7 @@ pub fn merge(base: RawPolicy, over: RawPolicy) -> RawPolicy {
             max_tokens: o.max_tokens.or(b.max_tokens),
             min_word_share: o.min_word_share.or(b.min_word_share),
             baseline: o.baseline.or(b.baseline),
+            max_seconds: o.max_seconds.or(b.max_seconds),
         }),
         waivers: over.waivers.or(base.waivers),
     }

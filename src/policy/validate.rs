@@ -6,6 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The probe's wall-clock budget unless the policy sets `probe.max_seconds`: a 2-core CI
+/// runner finishes the default three 32-token prompts of a 7B Q4 model within it.
+pub const DEFAULT_PROBE_SECONDS: f64 = 60.0;
+
 use regex::Regex;
 
 use super::keys::suggest;
@@ -262,6 +266,20 @@ impl Validator {
             Some(s) => s.value,
             None => 0.6,
         };
+        let max_seconds = match &p.max_seconds {
+            Some(s) if !(s.value > 0.0 && s.value <= 86_400.0) => {
+                self.err(
+                    &s.loc(),
+                    format!(
+                        "probe.max_seconds {} must be above 0 and at most 86400",
+                        s.value
+                    ),
+                );
+                DEFAULT_PROBE_SECONDS
+            }
+            Some(s) => s.value,
+            None => DEFAULT_PROBE_SECONDS,
+        };
         let prompts = p
             .prompts
             .unwrap_or_default()
@@ -274,6 +292,7 @@ impl Validator {
             prompts,
             max_tokens: default_tokens,
             min_word_share,
+            max_seconds,
             baseline: p.baseline.map(|b| relative_to(base_dir, &b.value)),
         }
     }

@@ -36,6 +36,8 @@ pub struct Continuation {
     pub text: String,
     pub prompt_ms: f64,
     pub decode_tok_s: f64,
+    /// The probe's time budget cut the continuation short.
+    pub stopped_by_budget: bool,
 }
 
 /// Load the tokenizer the probe uses: `tokenizer.json` when given, else the GGUF's own.
@@ -57,17 +59,23 @@ pub fn load_model(file: &GgufFile) -> Result<Model<'_>, ProbeError> {
     })
 }
 
-/// Continue `prompt` greedily for up to `max_tokens` tokens (stopping at end of generation).
+/// Continue `prompt` greedily for up to `max_tokens` tokens (stopping at end of
+/// generation, or — after at least one token — when `deadline` passes).
 pub fn continue_prompt(
     model: &Model<'_>,
     tokenizer: &Tokenizer,
     prompt: &str,
     max_tokens: usize,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Continuation, ProbeError> {
     let prompt_tokens = tokenizer.encode(prompt, None, false)?;
-    let generation = infer::generate(model, &prompt_tokens, max_tokens, |t| {
-        tokenizer.is_end_of_generation(t)
-    })?;
+    let generation = infer::generate_until(
+        model,
+        &prompt_tokens,
+        max_tokens,
+        |t| tokenizer.is_end_of_generation(t),
+        deadline,
+    )?;
     let shown: &[u32] = match generation.tokens.split_last() {
         Some((&last, rest)) if tokenizer.is_end_of_generation(last) => rest,
         _ => &generation.tokens,
@@ -79,6 +87,7 @@ pub fn continue_prompt(
         tokens: generation.tokens,
         prompt_ms: generation.prompt_ms,
         decode_tok_s: generation.decode_tok_s,
+        stopped_by_budget: generation.stopped_by_deadline,
     })
 }
 

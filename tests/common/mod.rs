@@ -66,6 +66,17 @@ pub fn smollm2() -> Option<PathBuf> {
     }
 }
 
+/// The Qwen2.5-Coder-1.5B-Instruct Q4_K_M model (qwen2), or `None` after a loud skip.
+pub fn qwen() -> Option<PathBuf> {
+    let path = models_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    if path.is_file() {
+        Some(path)
+    } else {
+        skip(&format!("{} not found", path.display()));
+        None
+    }
+}
+
 pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
 /// `python3` with the `gguf` package importable, or `None` after a loud skip.
