@@ -67,6 +67,20 @@ JSON: {\"prompt_tokens\": [...], \"tokens\": [...], \"text\": \"...\",
 Example:
   gguf-gate run model.gguf --prompt \"The capital of France is\" --max-tokens 32")]
     Run(RunArgs),
+    /// Perplexity of a model on a text, and KL divergence from a base model.
+    #[command(after_help = "\
+Teacher-forced: every position of the text is run (in batches) and the model's
+distribution over the next token is compared with the token that follows (perplexity)
+and with a base model's distribution (KL divergence, KL(base || model), as llama.cpp's
+llama-perplexity --kl-divergence reports it). The text defaults to the bundled
+evaluation text. docs/quality.md describes the numbers, the JSON and the .npy output.
+
+Examples:
+  gguf-gate score model-q4_0.gguf --base model-f16.gguf
+  gguf-gate score model-f16.gguf --record-base f16.record.json    # keep the base compact
+  gguf-gate score model-q4_0.gguf --base-logits f16.record.json --format json
+  gguf-gate score model.gguf --text corpus.txt --logits-out logits.npy")]
+    Score(ScoreArgs),
     /// List every rule code with its family, default severity and summary.
     Rules(RulesArgs),
     /// Explain a rule: what it checks, why it matters, how to fix a failure.
@@ -361,6 +375,41 @@ pub struct QuantizeArgs {
     /// Also GGUF_GATE_STRICT=1 (or BITNET_STRICT_MODE=1).
     #[arg(long)]
     pub strict: bool,
+}
+
+/// `gguf-gate score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The GGUF model to score.
+    pub model: PathBuf,
+    /// The text (UTF-8). Default: the bundled evaluation text.
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
+    /// A base model to compare with (it must share the model's vocabulary).
+    #[arg(long, value_name = "BASE.gguf", conflicts_with = "base_logits")]
+    pub base: Option<PathBuf>,
+    /// A base recorded earlier with --record-base, instead of --base.
+    #[arg(long, value_name = "FILE")]
+    pub base_logits: Option<PathBuf>,
+    /// Record this model as a base: its top logits per position, compact, with the
+    /// text's and the model's fingerprints.
+    #[arg(long, value_name = "FILE")]
+    pub record_base: Option<PathBuf>,
+    /// Write every position's logits as a NumPy .npy file (f32, [n_tokens, n_vocab]).
+    #[arg(long, value_name = "FILE.npy")]
+    pub logits_out: Option<PathBuf>,
+    /// Tokens of context per chunk of the text.
+    #[arg(long, default_value_t = 2048)]
+    pub ctx: usize,
+    /// tokenizer.json (default: the vocabulary embedded in the GGUF).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// `gguf-gate completions`.

@@ -16,6 +16,7 @@ use crate::gguf::{GgufFile, Header};
 use crate::policy::{self, Policy};
 use crate::probe::{self, Baseline, BaselinePrompt, Continuation, ProbeError};
 use crate::progress::{Progress, Quiet};
+use crate::quality;
 use crate::registry::Family;
 use crate::report::{Report, Timings};
 use crate::rules::{self, Context, Finding, Severity, Sink, Span};
@@ -93,6 +94,15 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
     }
     let probe_ms = probe_start.elapsed().as_secs_f64() * 1e3;
 
+    let quality = match &policy.quality {
+        Some(q) if options.probe => {
+            let score = run_quality(&file, options.tokenizer, q)?;
+            rules::check_quality(&policy, &score, &mut sink);
+            Some(score)
+        }
+        _ => None,
+    };
+
     let mut findings = sink.findings;
     for f in findings.iter_mut().filter(|f| !f.passed) {
         f.span = span_of(&file.header, &f.subject);
@@ -110,6 +120,7 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
         fingerprint,
         findings,
         probe,
+        quality,
         timings: Timings {
             scan_ms,
             rules_ms,
@@ -142,6 +153,54 @@ fn span_of(header: &Header, subject: &str) -> Option<Span> {
         offset: start,
         length: end.saturating_sub(start),
     })
+}
+
+/// The bytes a quality text may have.
+const MAX_QUALITY_TEXT_BYTES: u64 = 16 << 20;
+
+/// Score the policy's text with the model against the policy's base. A base or record
+/// that does not fit the model (another vocabulary, text or tokenization), or a base
+/// fingerprint that does not match, is an input error: the gate does not compare the
+/// incomparable.
+fn run_quality(
+    file: &GgufFile,
+    tokenizer: Option<&Path>,
+    q: &crate::policy::QualityPolicy,
+) -> Result<quality::Score> {
+    use crate::policy::QualityBase;
+    let text = match &q.text {
+        Some(p) => crate::input::read_text_bounded(p, MAX_QUALITY_TEXT_BYTES, "quality text")?,
+        None => quality::BUNDLED_TEXT.to_string(),
+    };
+    let tok = probe::load_tokenizer(file, tokenizer).context("quality")?;
+    let options = quality::ScoreOptions {
+        ctx: q.ctx,
+        logits_out: None,
+        record_top_k: None,
+    };
+    let (score, _) = match &q.base {
+        QualityBase::None => quality::score_text(file, &tok, &text, quality::BaseSource::None, options),
+        QualityBase::Model(path) => {
+            let base = GgufFile::open(path).context("quality.base")?;
+            quality::score_text(file, &tok, &text, quality::BaseSource::File(&base), options)
+        }
+        QualityBase::Record { path, fingerprint } => {
+            let record = quality::record::BaseRecord::read(path)
+                .map_err(|e| anyhow::anyhow!("quality.base_record: {e}"))?;
+            if let Some(want) = fingerprint {
+                if record.base_fingerprint != want.to_string() {
+                    anyhow::bail!(
+                        "quality.base_record {}: recorded from {}, but quality.base_fingerprint pins {want}",
+                        path.display(),
+                        record.base_fingerprint
+                    );
+                }
+            }
+            quality::score_text(file, &tok, &text, quality::BaseSource::Record(&record), options)
+        }
+    }
+    .context("quality")?;
+    Ok(score)
 }
 
 /// Continue every policy prompt greedily.

@@ -7,7 +7,7 @@
 //! input, atomic, progress, glob, registry          leaves: named files, atomic writes, progress, globs, rule codes
 //! gguf                                             the file format: reader, writer, value types
 //! fingerprint, quant, stats, tokenizer             bytes -> hashes, block formats, statistics, token ids
-//! infer, probe                                     the forward pass; the probe's prompts and measures
+//! infer, probe, quality                            the forward pass; the probe; perplexity and KL on a text
 //! policy                                           YAML -> a validated Policy (reads registry)
 //! rules                                            model + policy -> findings
 //! report                                           findings -> human, JSON, JUnit, SARIF, GitHub
@@ -29,6 +29,7 @@ pub mod inspect;
 pub mod policy;
 pub mod probe;
 pub mod progress;
+pub mod quality;
 pub mod quant;
 pub mod registry;
 pub mod report;

@@ -41,6 +41,7 @@ pub enum Family {
     Tensors,
     Fingerprint,
     Probe,
+    Quality,
     Policy,
 }
 
@@ -53,6 +54,7 @@ impl Family {
             Family::Tensors => "tensors",
             Family::Fingerprint => "fingerprint",
             Family::Probe => "probe",
+            Family::Quality => "quality",
             Family::Policy => "policy",
         }
     }
@@ -191,6 +193,18 @@ rules! {
         "The probe did not run.",
         "The probe was disabled, or the engine is not available in this build; nothing was checked.",
         "Enable the probe in the policy.";
+    QualityPerplexity = "quality-perplexity", Quality, Error,
+        "The model's perplexity on the policy's text is above the bound.",
+        "The model scores a text (teacher-forced, every position): perplexity is exp of its mean negative log-likelihood of each next token. A damaged model — a broken quantization, a scrambled projection — predicts text worse, though it may still write fluent sentences the probe accepts.",
+        "Compare with the source model's perplexity (`gguf-gate score`); re-quantize or re-convert.";
+    QualityKld = "quality-kld", Quality, Error,
+        "The model's next-token distributions diverge too far from the base model's.",
+        "At every position of the text, the KL divergence KL(base || model) of the base's next-token distribution (e.g. the F16 export) from the model's (e.g. its quantization) measures how much the quantization changed what the model believes — the number llama.cpp's `llama-perplexity --kl-divergence` reports. The mean and the 99th percentile are bounded.",
+        "Use a higher-precision quantization for the damaged tensors, or find the one tensor that was damaged (`gguf-gate diff`, `gguf-gate stats`).";
+    QualityTop1 = "quality-top1", Quality, Error,
+        "Model and base agree on the most likely next token too rarely.",
+        "The share of positions of the text where the model's most likely next token equals the base's. Greedy decoding follows the top token, so a low share means the model will write different text from its base.",
+        "As for quality-kld: quantize less aggressively, or find the damaged tensor.";
     PolicyGeneric = "policy-generic", Policy, Note,
         "No preset exists for this architecture; only generic rules ran.",
         "The default policy chooses a preset by general.architecture; for an unknown architecture only dtype, finite, zero, constant and structure rules apply.",

@@ -65,7 +65,11 @@ fn with_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
 /// (`scripts/smollm2-f64-logits.py`); ggml's generic C kernels (ours) 0.27; an
 /// experiment emulating the x86 SIMD quantizer, dot-product order and vector `expf`
 /// still 0.15. A real wiring bug (NeoX instead of normal RoPE) is 1.6. See docs/probe.md.
-const LOGIT_TOLERANCE: f32 = 0.35;
+/// Since the Q8_0/Q8_1 activation quantizer follows ggml's x86 build (127/amax, ties to
+/// even) this one position lands at 0.40, while over all 1163 positions of the bundled
+/// text the mean KL divergence from llama.cpp fell from 2.7e-3 to 2.5e-3 and same top-1
+/// rose from 96.5 % to 97.2 % (tests/quality.rs): one row is a noisy measure.
+const LOGIT_TOLERANCE: f32 = 0.45;
 
 #[test]
 fn smollm2_greedy_tokens_and_logits_match_llama_cpp() {

@@ -15,6 +15,7 @@ mod quantize;
 mod rules;
 mod run;
 mod schema;
+mod score;
 mod stats;
 
 use std::io::Write;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
+        Command::Score(args) => score::run(args),
         Command::Rules(args) => rules::list(args),
         Command::Explain(args) => rules::explain(args),
         Command::Schema => schema::run(),

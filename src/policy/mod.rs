@@ -61,6 +61,8 @@ pub struct Policy {
     pub tensors: TensorPolicy,
     pub fingerprints: Vec<(Fingerprint, Loc)>,
     pub probe: ProbePolicy,
+    /// The quality gate, when the policy has a `quality:` section.
+    pub quality: Option<QualityPolicy>,
     pub waivers: Vec<Waiver>,
 }
 
@@ -156,6 +158,33 @@ pub struct Prompt {
     pub max_tokens: u64,
     pub expect_contains: Vec<String>,
     pub expect_regex: Option<Regex>,
+    pub loc: Loc,
+}
+
+/// Where the quality gate's base comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QualityBase {
+    None,
+    /// A base GGUF, run on the same text.
+    Model(PathBuf),
+    /// A recorded base (`score --record-base`), with the fingerprint it must have, if pinned.
+    Record {
+        path: PathBuf,
+        fingerprint: Option<Fingerprint>,
+    },
+}
+
+/// The quality gate's settings.
+#[derive(Clone, Debug)]
+pub struct QualityPolicy {
+    /// The text to score; `None` is the bundled evaluation text.
+    pub text: Option<PathBuf>,
+    pub base: QualityBase,
+    pub max_perplexity: Option<f64>,
+    pub max_mean_kld: Option<f64>,
+    pub max_p99_kld: Option<f64>,
+    pub min_same_top1: Option<f64>,
+    pub ctx: usize,
     pub loc: Loc,
 }
 

@@ -36,6 +36,8 @@ pub struct RawPolicy {
     pub fingerprint: Option<RawFingerprint>,
     /// The greedy-decoding probe.
     pub probe: Option<RawProbe>,
+    /// The quality gate: perplexity on a text, and KL divergence from a base model.
+    pub quality: Option<RawQuality>,
     /// Accepted exceptions, each with a reason and an expiry date.
     pub waivers: Option<Vec<RawWaiver>>,
 }
@@ -172,6 +174,33 @@ pub struct RawProbe {
     pub max_seconds: Option<Located<f64>>,
 }
 
+/// The quality gate (docs/quality.md): the model scores a text (teacher-forced); its
+/// perplexity, and its next-token distributions against a base model's, are bounded.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+pub struct RawQuality {
+    /// Run the quality gate. Default true when the section is present.
+    pub enabled: Option<Located<bool>>,
+    /// The text to score (relative to the policy). Default: the bundled evaluation text.
+    pub text: Option<Located<String>>,
+    /// Fail when the model's perplexity on the text is above this.
+    pub max_perplexity: Option<Located<f64>>,
+    /// The base model (a GGUF, relative to the policy) to compare with, e.g. the F16 export.
+    pub base: Option<Located<String>>,
+    /// A recorded base (`gguf-gate score BASE --record-base FILE`), instead of `base`.
+    pub base_record: Option<Located<String>>,
+    /// The fingerprint the recorded base must have (`sha256-…`).
+    pub base_fingerprint: Option<Located<String>>,
+    /// Fail when the mean KL divergence from the base is above this.
+    pub max_mean_kld: Option<Located<f64>>,
+    /// Fail when the 99th percentile of the KL divergence is above this.
+    pub max_p99_kld: Option<Located<f64>>,
+    /// Fail when the share of positions where model and base pick the same top token is
+    /// below this (0..1).
+    pub min_same_top1: Option<Located<f64>>,
+    /// Tokens of context per chunk of the text. Default 2048 (or the model's context).
+    pub ctx: Option<Located<u64>>,
+}
+
 /// One probe prompt.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct RawPrompt {
@@ -244,6 +273,18 @@ pub fn merge(base: RawPolicy, over: RawPolicy) -> RawPolicy {
             min_word_share: o.min_word_share.or(b.min_word_share),
             baseline: o.baseline.or(b.baseline),
             max_seconds: o.max_seconds.or(b.max_seconds),
+        }),
+        quality: merge_opt(base.quality, over.quality, |b, o| RawQuality {
+            enabled: o.enabled.or(b.enabled),
+            text: o.text.or(b.text),
+            max_perplexity: o.max_perplexity.or(b.max_perplexity),
+            base: o.base.or(b.base),
+            base_record: o.base_record.or(b.base_record),
+            base_fingerprint: o.base_fingerprint.or(b.base_fingerprint),
+            max_mean_kld: o.max_mean_kld.or(b.max_mean_kld),
+            max_p99_kld: o.max_p99_kld.or(b.max_p99_kld),
+            min_same_top1: o.min_same_top1.or(b.min_same_top1),
+            ctx: o.ctx.or(b.ctx),
         }),
         waivers: over.waivers.or(base.waivers),
     }

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 /// runner finishes the default three 32-token prompts of a 7B Q4 model within it.
 pub const DEFAULT_PROBE_SECONDS: f64 = 60.0;
 
+/// Tokens of context per chunk when the policy's `quality.ctx` is not set.
+pub const DEFAULT_QUALITY_CTX: usize = 2048;
+
 use regex::Regex;
 
 use super::keys::suggest;
@@ -17,11 +20,11 @@ use super::load::{PolicyError, PolicyErrors};
 use super::located::Located;
 use super::raw::{
     self, RawDtypeRule, RawEnvelope, RawFingerprint, RawNorms, RawPolicy, RawProbe, RawProjections,
-    RawPrompt, RawScalar, RawTensors, RawWaiver,
+    RawPrompt, RawQuality, RawScalar, RawTensors, RawWaiver,
 };
 use super::{
     DtypeRule, Envelope, KeyRule, Loc, NormPolicy, Policy, ProbePolicy, ProjectionPolicy, Prompt,
-    TensorPolicy, TypeSpec, Waiver,
+    QualityBase, QualityPolicy, TensorPolicy, TypeSpec, Waiver,
 };
 use crate::fingerprint::Fingerprint;
 use crate::gguf::{GgmlType, ValueType};
@@ -47,6 +50,7 @@ pub(super) fn validate(
     let tensors = v.tensors(raw.tensors.unwrap_or_default());
     let fingerprints = v.fingerprints(raw.fingerprint.unwrap_or_default(), &base_dir);
     let probe = v.probe(raw.probe.unwrap_or_default(), &base_dir);
+    let quality = raw.quality.and_then(|q| v.quality(q, &base_dir));
     let waivers = v.waivers(raw.waivers.unwrap_or_default());
 
     if !v.errors.is_empty() {
@@ -65,6 +69,7 @@ pub(super) fn validate(
         tensors,
         fingerprints,
         probe,
+        quality,
         waivers,
     })
 }
@@ -295,6 +300,98 @@ impl Validator {
             max_seconds,
             baseline: p.baseline.map(|b| relative_to(base_dir, &b.value)),
         }
+    }
+
+    /// The `quality:` section (`None` when disabled).
+    fn quality(&mut self, q: RawQuality, base_dir: &Option<PathBuf>) -> Option<QualityPolicy> {
+        let loc = q
+            .enabled
+            .as_ref()
+            .map(Located::loc)
+            .or_else(|| q.text.as_ref().map(Located::loc))
+            .unwrap_or_default();
+        if q.enabled.as_ref().is_some_and(|e| !e.value) {
+            return None;
+        }
+        let mut positive = |f: &Option<Located<f64>>, what: &str| {
+            f.as_ref().and_then(|v| {
+                if v.value.is_finite() && v.value > 0.0 {
+                    Some(v.value)
+                } else {
+                    self.err(
+                        &v.loc(),
+                        format!("quality.{what} {} must be a positive number", v.value),
+                    );
+                    None
+                }
+            })
+        };
+        let max_perplexity = positive(&q.max_perplexity, "max_perplexity");
+        let max_mean_kld = positive(&q.max_mean_kld, "max_mean_kld");
+        let max_p99_kld = positive(&q.max_p99_kld, "max_p99_kld");
+        let min_same_top1 = q.min_same_top1.as_ref().and_then(|v| {
+            if (0.0..=1.0).contains(&v.value) {
+                Some(v.value)
+            } else {
+                self.err(
+                    &v.loc(),
+                    format!("quality.min_same_top1 {} must be between 0 and 1", v.value),
+                );
+                None
+            }
+        });
+        let fingerprint = q
+            .base_fingerprint
+            .as_ref()
+            .and_then(|f| self.fingerprint(f));
+        let base = match (&q.base, &q.base_record) {
+            (Some(b), Some(r)) => {
+                self.err(
+                    &r.loc(),
+                    format!(
+                        "quality: give `base` ({}) or `base_record`, not both",
+                        b.value
+                    ),
+                );
+                QualityBase::None
+            }
+            (Some(b), None) => QualityBase::Model(relative_to(base_dir, &b.value)),
+            (None, Some(r)) => QualityBase::Record {
+                path: relative_to(base_dir, &r.value),
+                fingerprint,
+            },
+            (None, None) => QualityBase::None,
+        };
+        let bounds = [&q.max_mean_kld, &q.max_p99_kld, &q.min_same_top1];
+        if base == QualityBase::None {
+            for at in bounds.iter().filter_map(|b| b.as_ref().map(Located::loc)) {
+                self.err(
+                    &at,
+                    "a KL or top-1 bound needs `quality.base` or `quality.base_record`".into(),
+                );
+            }
+        }
+        let ctx = match &q.ctx {
+            Some(c) if !(16..=1 << 20).contains(&c.value) => {
+                self.err(
+                    &c.loc(),
+                    format!("quality.ctx {} must be between 16 and 1048576", c.value),
+                );
+                DEFAULT_QUALITY_CTX
+            }
+            Some(c) => c.value as usize,
+            None => DEFAULT_QUALITY_CTX,
+        };
+        Some(QualityPolicy {
+            text: q.text.map(|t| relative_to(base_dir, &t.value)),
+            base,
+            max_perplexity,
+            max_mean_kld,
+            max_p99_kld,
+            min_same_top1,
+            ctx,
+            loc,
+        })
     }
 
     /// A token budget, the probe's default (`what` = `probe.max_tokens`) or a prompt's.

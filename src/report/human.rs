@@ -106,4 +106,23 @@ fn header(out: &mut String, r: &Report) {
             p.decode_tok_s
         );
     }
+    if let Some(q) = &r.quality {
+        let _ = write!(
+            out,
+            "quality: perplexity {} over {} tokens",
+            crate::rules::num(q.perplexity),
+            q.scored
+        );
+        if let Some(b) = &q.base {
+            let _ = write!(
+                out,
+                "; vs base: mean KLD {}, p99 {}, same top-1 {}%, perplexity ratio {}",
+                crate::rules::num(b.mean_kld),
+                crate::rules::num(b.p99_kld),
+                crate::rules::num(100.0 * b.same_top1),
+                crate::rules::num(b.perplexity_ratio)
+            );
+        }
+        let _ = writeln!(out);
+    }
 }

@@ -64,6 +64,7 @@ pub fn render_one(r: &Report) -> Value {
         },
         "findings": findings,
         "probe": r.probe,
+        "quality": r.quality,
         "timings": r.timings,
     })
 }

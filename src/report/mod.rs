@@ -42,6 +42,8 @@ pub struct Report {
     /// Every check made, passed or failed.
     pub findings: Vec<Finding>,
     pub probe: ProbeReport,
+    /// The quality gate's measurements, when the policy has a `quality:` section.
+    pub quality: Option<crate::quality::Score>,
     pub timings: Timings,
 }
 

@@ -123,6 +123,7 @@ fn run(r: &Report, root: &Root) -> Value {
             "modelFingerprint": r.fingerprint.to_string(),
             "policy": r.policy,
             "probe": r.probe,
+            "quality": r.quality,
             "timings": r.timings,
         },
     })

@@ -10,6 +10,7 @@ mod metadata;
 mod norms;
 mod probe;
 mod projections;
+mod quality;
 mod tensors;
 
 use std::collections::HashMap;
@@ -59,6 +60,7 @@ pub fn check_all(ctx: &Context<'_>, sink: &mut Sink<'_>) {
 }
 
 pub use probe::{check as check_probe, ProbeReport};
+pub use quality::check as check_quality;
 
 /// The verdict: passed unless some unwaived failure reaches `fail_level`.
 pub fn passed(findings: &[Finding], fail_level: Severity) -> bool {

@@ -145,3 +145,28 @@ pub unsafe fn q6k_scaled_sum(x: &[u8; 210], y: &[i8; 256], bsums: &[i16; 16]) ->
     }
     hsum_i32(acc) - 32 * offset
 }
+
+/// The eight f64 lanes of a float dot product (`dot.rs`'s `lanes_f64`): element `i`'s
+/// product (computed in f32) is added to lane `i % 8`, for `n` elements of a row of f16
+/// weights times `a`. The same additions in the same order as the scalar code, eight at a
+/// time: identical bits. Returns the lanes and the number of elements done (a multiple
+/// of 8; the caller finishes the tail).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn f16_lanes(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
+    let n = (row.len() / 2).min(a.len()) / 8 * 8;
+    let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    let mut i = 0;
+    while i < n {
+        // In bounds: i + 8 <= n <= row.len() / 2 and <= a.len().
+        let w = _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i).cast()));
+        let p = _mm256_mul_ps(w, _mm256_loadu_ps(a.as_ptr().add(i)));
+        lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+        hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(p)));
+        i += 8;
+    }
+    let mut lanes = [0.0f64; 8];
+    _mm256_storeu_pd(lanes.as_mut_ptr(), lo);
+    _mm256_storeu_pd(lanes.as_mut_ptr().add(4), hi);
+    (lanes, n)
+}

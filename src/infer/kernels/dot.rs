@@ -26,7 +26,7 @@ pub(super) fn dot_row<const SIMD: bool>(w: &MatRef<'_>, row: &[u8], act: &Activa
     use GgmlType as T;
     match (w.ty, act) {
         (T::F32, Activations::F32(a)) => dot_f32(row, a),
-        (T::F16, Activations::F16(a)) => dot_f16(row, a),
+        (T::F16, Activations::F16(a)) => dot_f16::<SIMD>(row, a),
         (T::Bf16, Activations::Bf16(a)) => dot_bf16(row, a),
         (T::Q4_0, Activations::Q8_0(a)) => dot_q4_0::<SIMD>(row, a),
         (T::Q5_0, Activations::Q8_0(a)) => dot_q5_0::<SIMD>(row, a),
@@ -49,10 +49,20 @@ pub(super) fn dot_row<const SIMD: bool>(w: &MatRef<'_>, row: &[u8], act: &Activa
 /// pairwise in a fixed order.
 #[inline(always)]
 fn lanes_f64(products: impl Iterator<Item = f32>) -> f32 {
-    let mut lanes = [0.0f64; 8];
+    combine_lanes(add_lanes([0.0f64; 8], 0, products))
+}
+
+/// Add products to the lanes, the first being element `first` (a multiple of 8).
+#[inline(always)]
+fn add_lanes(mut lanes: [f64; 8], first: usize, products: impl Iterator<Item = f32>) -> [f64; 8] {
     for (i, p) in products.enumerate() {
-        lanes[i % 8] += f64::from(p);
+        lanes[(first + i) % 8] += f64::from(p);
     }
+    lanes
+}
+
+#[inline(always)]
+fn combine_lanes(lanes: [f64; 8]) -> f32 {
     let [a, b, c, d, e, f, g, h] = lanes;
     (((a + b) + (c + d)) + ((e + f) + (g + h))) as f32
 }
@@ -69,12 +79,28 @@ fn dot_f32(row: &[u8], a: &[f32]) -> f32 {
 
 /// F16 weights and activations rounded to f16: products in f32, summed in f64 lanes.
 #[inline(always)]
-fn dot_f16(row: &[u8], a: &[f32]) -> f32 {
-    lanes_f64(
-        row.chunks_exact(2)
-            .zip(a)
-            .map(|(w, &x)| f16_le(w[0], w[1]) * x),
-    )
+fn dot_f16<const SIMD: bool>(row: &[u8], a: &[f32]) -> f32 {
+    let (lanes, done) = simd_f16_lanes::<SIMD>(row, a);
+    let products = row
+        .chunks_exact(2)
+        .zip(a)
+        .skip(done)
+        .map(|(w, &x)| f16_le(w[0], w[1]) * x);
+    combine_lanes(add_lanes(lanes, done, products))
+}
+
+/// The whole groups of eight of an F16 row, on AVX2 + F16C when `SIMD` and the CPU has
+/// F16C (else none: the caller does them all).
+#[inline(always)]
+fn simd_f16_lanes<const SIMD: bool>(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD && std::arch::is_x86_feature_detected!("f16c") {
+        // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths (AVX2 checked at run
+        // time), and F16C was just checked.
+        return unsafe { super::avx2::f16_lanes(row, a) };
+    }
+    let _ = (row, a);
+    ([0.0; 8], 0)
 }
 
 /// BF16 weights and activations rounded to bf16: products in f32, summed in f64 lanes.

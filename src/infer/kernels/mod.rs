@@ -163,16 +163,22 @@ fn absmax(block: &[f32]) -> f32 {
         .fold(0.0f32, |m, &v| if m > v.abs() { m } else { v.abs() })
 }
 
-/// `quantize_row_q8_0_ref` (`ggml/src/ggml-quants.c`): `d = amax / 127`, `q = roundf(x / d)`
-/// computed as `x * (1 / d)`, `d` stored as f16.
+/// The scale of a Q8_0/Q8_1 block and its inverse from the block's absolute maximum.
+fn q8_scales(amax: f32) -> (f32, f32) {
+    (amax / 127.0, if amax != 0.0 { 127.0 / amax } else { 0.0 })
+}
+
+/// ggml-cpu's `quantize_row_q8_0` as its x86 (AVX/AVX2/AVX-512) build computes it — what
+/// llama.cpp runs on the machines the references come from: `d = amax / 127` (stored as
+/// f16), `q = round_half_even(x * (127 / amax))`. (The portable `_ref` version multiplies by
+/// `1 / d` and rounds half away from zero; the two differ in rare last-bit cases.)
 pub fn quantize_q8_0(x: &[f32]) -> Vec<BlockQ8_0> {
     x.chunks_exact(QK)
         .map(|b| {
-            let d = absmax(b) / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let (d, id) = q8_scales(absmax(b));
             let mut qs = [0i8; QK];
             for (q, &v) in qs.iter_mut().zip(b) {
-                *q = (v * id).round() as i8;
+                *q = (v * id).round_ties_even() as i8;
             }
             BlockQ8_0 {
                 d: round_f16(d),
@@ -182,21 +188,21 @@ pub fn quantize_q8_0(x: &[f32]) -> Vec<BlockQ8_0> {
         .collect()
 }
 
-/// `quantize_row_q8_1_ref`: as Q8_0, plus `s = f16(sum(q) * d)` with the unrounded `d`.
+/// ggml-cpu's x86 `quantize_row_q8_1`: as Q8_0, plus `s = f16(d * sum(q))` with the
+/// unrounded `d`.
 pub fn quantize_q8_1(x: &[f32]) -> Vec<BlockQ8_1> {
     x.chunks_exact(QK)
         .map(|b| {
-            let d = absmax(b) / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let (d, id) = q8_scales(absmax(b));
             let mut qs = [0i8; QK];
             let mut sum = 0i32;
             for (q, &v) in qs.iter_mut().zip(b) {
-                *q = (v * id).round() as i8;
+                *q = (v * id).round_ties_even() as i8;
                 sum += i32::from(*q);
             }
             BlockQ8_1 {
                 d: round_f16(d),
-                s: round_f16(sum as f32 * d),
+                s: round_f16(d * sum as f32),
                 qs,
             }
         })
@@ -630,9 +636,9 @@ mod tests {
     }
 
     #[test]
-    fn q8_k_rounds_half_to_even_and_q8_0_away_from_zero() {
+    fn q8_k_and_q8_0_round_half_to_even_as_ggml_cpu_on_x86() {
         // max = -127 gives iscale = -127 / max = 1: 2.5 -> 2 and -3.5 -> -4 (to even);
-        // Q8_0 with amax 127 has d = 1: 2.5 -> 3 (away from zero).
+        // Q8_0 with amax 127 has d = 1: 2.5 -> 2 (_mm256_round_ps, to even).
         let mut x = vec![0.0f32; QK_K];
         x[0] = -127.0;
         x[1] = 2.5;
@@ -645,7 +651,7 @@ mod tests {
         y[0] = 127.0;
         y[1] = 2.5;
         let b = quantize_q8_0(&y);
-        assert_eq!((b[0].qs[0], b[0].qs[1]), (127, 3));
+        assert_eq!((b[0].qs[0], b[0].qs[1]), (127, 2));
     }
 
     #[test]
