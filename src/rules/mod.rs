@@ -10,6 +10,7 @@ mod metadata;
 mod norms;
 mod probe;
 mod projections;
+pub mod template;
 mod tensors;
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use crate::policy::Policy;
 use crate::stats::{StatsError, TensorStats};
 
 pub use crate::registry::{Rule, Severity};
-pub use finding::{today, Finding, Sink, Span};
+pub use finding::{today, Excerpt, Finding, Sink, Span};
 
 /// What the rules look at.
 pub struct Context<'a> {
@@ -55,6 +56,7 @@ pub fn check_all(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     projections::check(ctx, sink);
     tensors::check(ctx, sink);
     fingerprint::check(ctx, sink);
+    template::check(ctx, sink);
     sink.check_waivers();
 }
 
@@ -138,6 +140,7 @@ mod tests {
             loc: None,
             waived: waived.map(String::from),
             span: None,
+            excerpt: None,
         };
         assert!(passed(&[f(Severity::Error, true, None)], Severity::Error));
         assert!(!passed(&[f(Severity::Error, false, None)], Severity::Error));

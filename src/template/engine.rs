@@ -51,8 +51,11 @@ pub enum RenderError {
         offset: Option<usize>,
         line: Option<usize>,
     },
-    /// The template called `raise_exception(message)`.
-    Raised(String),
+    /// The template called `raise_exception(message)` (at `line`, when known).
+    Raised {
+        message: String,
+        line: Option<usize>,
+    },
     /// Fuel, recursion or output size ran out.
     Budget(String),
     /// Any other failure while rendering (an unknown filter, a type error, an undefined
@@ -67,7 +70,9 @@ impl fmt::Display for RenderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RenderError::Syntax { message, .. } => write!(f, "syntax error: {message}"),
-            RenderError::Raised(m) => write!(f, "the template raised an exception: {m}"),
+            RenderError::Raised { message, .. } => {
+                write!(f, "the template raised an exception: {message}")
+            }
             RenderError::Budget(m) => write!(f, "the render exceeded its budget: {m}"),
             RenderError::Failed { message, .. } => write!(f, "render failed: {message}"),
         }
@@ -164,6 +169,22 @@ fn environment(limits: Limits) -> Result<Environment<'static>, Error> {
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_formatter(python::format_value);
     env.add_filter("tojson", python::tojson);
+    // Jinja2's tests, not minijinja's: `none is iterable` is false in Python (templates
+    // guard `tools | length` with it), and strings and dicts are sequences.
+    env.add_test("iterable", |v: Value| {
+        use minijinja::value::ValueKind as K;
+        matches!(
+            v.kind(),
+            K::String | K::Seq | K::Map | K::Iterable | K::Bytes | K::Undefined
+        )
+    });
+    env.add_test("sequence", |v: Value| {
+        use minijinja::value::ValueKind as K;
+        matches!(
+            v.kind(),
+            K::String | K::Seq | K::Map | K::Bytes | K::Undefined
+        )
+    });
     env.add_function(
         "raise_exception",
         |message: Value| -> Result<Value, Error> {
@@ -288,8 +309,11 @@ fn raised_message(e: &Error) -> Option<String> {
 }
 
 fn classify(e: &Error) -> RenderError {
-    if let Some(m) = raised_message(e) {
-        return RenderError::Raised(m);
+    if let Some(message) = raised_message(e) {
+        return RenderError::Raised {
+            message,
+            line: e.line(),
+        };
     }
     let detail = e.detail().unwrap_or_default();
     if e.kind() == ErrorKind::OutOfFuel {
@@ -391,8 +415,11 @@ mod tests {
             Err(RenderError::Syntax { .. })
         ));
         assert_eq!(
-            render("{{ raise_exception('no system role') }}", &conv),
-            Err(RenderError::Raised("no system role".into()))
+            render("\n{{ raise_exception('no system role') }}", &conv),
+            Err(RenderError::Raised {
+                message: "no system role".into(),
+                line: Some(2)
+            })
         );
         assert!(matches!(
             render("{{ 'a' | nosuchfilter }}", &conv),

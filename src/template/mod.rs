@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod engine;
 pub mod find;
+pub mod load;
 pub mod python;
 pub mod scan;
 pub mod text;

@@ -622,10 +622,14 @@ impl<'s> Walker<'s> {
             }
             "map" | "selectattr" | "rejectattr" | "sort" | "groupby" | "sum" | "unique" | "min"
             | "max" => {
-                for a in &f.args {
+                for (i, a) in f.args.iter().enumerate() {
                     let x = match a {
                         CallArg::Kwarg("attribute", x) => x,
-                        CallArg::Pos(x) if matches!(f.name, "selectattr" | "rejectattr") => x,
+                        CallArg::Pos(x)
+                            if i == 0 && matches!(f.name, "selectattr" | "rejectattr") =>
+                        {
+                            x
+                        }
                         _ => continue,
                     };
                     if let Some(name) = self.fold(x, 0) {
@@ -1096,13 +1100,24 @@ fn root_var<'a>(e: &'a Expr<'_>) -> Option<&'a str> {
     }
 }
 
-/// Whether an expression builds a string from pieces.
+/// Whether an expression holds a string literal among the operands of `+` and `%`.
+fn has_string_literal(e: &Expr<'_>) -> bool {
+    match e {
+        Expr::Const(c) => c.value.kind() == ValueKind::String,
+        Expr::BinOp(b) => has_string_literal(&b.left) || has_string_literal(&b.right),
+        _ => false,
+    }
+}
+
+/// Whether an expression builds a string from pieces (`+` and `%` only when a string
+/// literal takes part: `messages[loop.index0 + 1]` is arithmetic).
 fn builds_string(e: &Expr<'_>) -> bool {
     match e {
-        Expr::BinOp(b) => matches!(
-            b.op,
-            ast::BinOpKind::Concat | ast::BinOpKind::Add | ast::BinOpKind::Rem
-        ),
+        Expr::BinOp(b) => match b.op {
+            ast::BinOpKind::Concat => true,
+            ast::BinOpKind::Add | ast::BinOpKind::Rem => has_string_literal(e),
+            _ => false,
+        },
         Expr::Filter(f) => matches!(
             f.name,
             "join" | "format" | "replace" | "reverse" | "string" | "lower" | "upper"
