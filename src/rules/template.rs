@@ -184,7 +184,6 @@ impl One<'_, '_, '_> {
         }
         if !trusted {
             self.size();
-            self.invisible();
         }
         let scan = match template::parse_and_scan(&self.template.text) {
             Ok(scan) => {
@@ -197,6 +196,9 @@ impl One<'_, '_, '_> {
                 scan
             }
             Err(e) => {
+                if !trusted {
+                    self.invisible(None);
+                }
                 let excerpt = match &e {
                     RenderError::Syntax {
                         offset: Some(o), ..
@@ -214,6 +216,7 @@ impl One<'_, '_, '_> {
             }
         };
         if !trusted {
+            self.invisible(Some(&scan));
             self.static_rules(&scan);
             self.links(&scan);
         }
@@ -243,29 +246,38 @@ impl One<'_, '_, '_> {
         );
     }
 
-    fn invisible(&mut self) {
-        let failures = match text::first_hidden(&self.template.text) {
-            Some((at, c)) => {
-                let count = self
-                    .template
-                    .text
-                    .chars()
-                    .filter(|c| {
-                        crate::escape::is_bidi(*c)
-                            || crate::escape::is_invisible(*c)
-                            || (c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
-                    })
-                    .count();
-                vec![(
-                    format!(
-                        "the template holds {count} hidden character(s), the first U+{:04X}",
-                        c as u32
-                    ),
-                    Some(self.excerpt(at, c.len_utf8())),
-                )]
+    /// Hidden characters in the source, or produced by escapes in its string literals.
+    fn invisible(&mut self, scan: Option<&Scan>) {
+        let mut failures = Vec::new();
+        if let Some((at, c)) = text::first_hidden(&self.template.text) {
+            let count = self
+                .template
+                .text
+                .chars()
+                .filter(|c| text::first_hidden(c.encode_utf8(&mut [0; 4])).is_some())
+                .count();
+            failures.push((
+                format!(
+                    "the template holds {count} hidden character(s), the first U+{:04X}",
+                    c as u32
+                ),
+                Some(self.excerpt(at, c.len_utf8())),
+            ));
+        }
+        for (offset, literal) in scan.map_or(&[][..], |s| s.literals.as_slice()) {
+            if let Some((_, c)) = text::first_hidden(literal) {
+                if !self.template.text.contains(c) {
+                    failures.push((
+                        format!(
+                            "a string literal writes the hidden character U+{:04X} with an escape",
+                            c as u32
+                        ),
+                        Some(self.excerpt(*offset, 1)),
+                    ));
+                    break;
+                }
             }
-            None => Vec::new(),
-        };
+        }
         self.verdict(
             Rule::TemplateInvisible,
             failures,

@@ -169,6 +169,7 @@ fn environment(limits: Limits) -> Result<Environment<'static>, Error> {
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_formatter(python::format_value);
     env.add_filter("tojson", python::tojson);
+    env.add_filter("indent", python::indent);
     // Jinja2's tests, not minijinja's: `none is iterable` is false in Python (templates
     // guard `tools | length` with it), and strings and dicts are sequences.
     env.add_test("iterable", |v: Value| {
@@ -387,13 +388,13 @@ mod tests {
     fn renders_like_jinja2() {
         let conv = user();
         let out = render(
-            "{% for m in messages %}<|{{ m.role }}|>\n  {{ m['content'].upper() }}\n{% endfor %}{{ none }} {{ true }} {{ [1, 'a'] }} {{ {'k': 'x<y'} | tojson }}",
+            "{% for m in messages %}<|{{ m.role }}|>\n  {{ m['content'].upper() }}\n{% endfor %}{{ none }} {{ true }} {{ [1, 'a'] }} {{ {'k': 'x<y'} | tojson }}|{{ '{\n'|indent(4, first=true) }}|{{ 'a\nb'|indent(2) }}",
             &conv,
         )
         .unwrap();
         assert_eq!(
             out,
-            "<|user|>\n  HELLO, WHO ARE YOU?\nNone True [1, 'a'] {\"k\": \"x<y\"}"
+            "<|user|>\n  HELLO, WHO ARE YOU?\nNone True [1, 'a'] {\"k\": \"x<y\"}|    {\n|a\n  b"
         );
     }
 

@@ -149,6 +149,97 @@ pub fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Resul
     out.write_str(&text).map_err(Error::from)
 }
 
+/// Python's `str.splitlines()` line boundaries.
+fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r'
+            | '\u{0b}'
+            | '\u{0c}'
+            | '\u{1c}'
+            | '\u{1d}'
+            | '\u{1e}'
+            | '\u{85}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+/// Python's `str.splitlines()` (without keepends).
+fn splitlines(s: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if is_line_break(c) {
+            lines.push(&s[start..i]);
+            let mut end = i + c.len_utf8();
+            if c == '\r' {
+                if let Some(&(j, '\n')) = chars.peek() {
+                    chars.next();
+                    end = j + 1;
+                }
+            }
+            start = end;
+        }
+    }
+    if start < s.len() {
+        lines.push(&s[start..]);
+    }
+    lines
+}
+
+/// Jinja2's `indent(width=4, first=False, blank=False)` filter, which keeps a trailing
+/// newline (minijinja's drops it).
+pub fn indent(
+    state: &State,
+    value: String,
+    width: Option<Value>,
+    first: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    // (minijinja passes at most five arguments: `blank` is a keyword here.)
+    let width = kwargs.get::<Option<Value>>("width")?.or(width);
+    let first = kwargs
+        .get::<Option<bool>>("first")?
+        .or(first)
+        .unwrap_or(false);
+    let blank = kwargs.get::<Option<bool>>("blank")?.unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let indention = match &width {
+        Some(w) if w.kind() == ValueKind::String => w.as_str().unwrap_or_default().to_string(),
+        Some(w) => " ".repeat(w.as_i64().unwrap_or(4).clamp(0, 256) as usize),
+        None => "    ".to_string(),
+    };
+    let text = format!("{value}\n");
+    let lines = splitlines(&text);
+    state.consume_fuel((text.len() + lines.len() * indention.len()) as u64 / 64 + 1)?;
+    let mut rv = String::new();
+    if blank {
+        rv = lines.join(&format!("\n{indention}"));
+    } else if let Some((head, rest)) = lines.split_first() {
+        rv.push_str(head);
+        if !rest.is_empty() {
+            rv.push('\n');
+            let body: Vec<String> = rest
+                .iter()
+                .map(|l| {
+                    if l.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{indention}{l}")
+                    }
+                })
+                .collect();
+            rv.push_str(&body.join("\n"));
+        }
+    }
+    if first {
+        rv.insert_str(0, &indention);
+    }
+    Ok(Value::from(rv))
+}
+
 /// `json.dumps` options transformers' `tojson` accepts.
 struct Dumps {
     indent: Option<String>,
@@ -310,6 +401,13 @@ fn json_string(s: &str, ascii: bool, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splitlines_as_python() {
+        assert_eq!(splitlines("a\nb\r\nc\n"), vec!["a", "b", "c"]);
+        assert_eq!(splitlines("a\n\n"), vec!["a", ""]);
+        assert_eq!(splitlines(""), Vec::<&str>::new());
+    }
 
     #[test]
     fn floats_print_as_python_does() {

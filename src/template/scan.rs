@@ -755,7 +755,7 @@ impl<'s> Walker<'s> {
             Expr::Slice(s) => {
                 let base = self.fold(&s.expr, depth + 1)?;
                 let step = match &s.step {
-                    Some(x) => self.fold(x, depth + 1)?.parse::<i64>().ok()?,
+                    Some(x) => x.as_const().and_then(|v| v.as_i64())?,
                     None => 1,
                 };
                 if s.start.is_some() || s.stop.is_some() {
