@@ -118,11 +118,14 @@ pub struct Conversation {
 /// padded to the same length: the body renders (as in transformers), whitespace control
 /// is kept, and every byte offset still points at the original source.
 pub(crate) fn without_generation_tags(source: &str) -> std::borrow::Cow<'_, str> {
-    if !source.contains("generation") {
+    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let tag = RE.get_or_init(|| {
+        regex::Regex::new(r"(\{%[-+]?\s*)(generation|endgeneration)(\s*[-+]?%\})").ok()
+    });
+    let Some(tag) = tag.as_ref().filter(|_| source.contains("generation")) else {
         return source.into();
-    }
-    let re = generation_tag();
-    re.replace_all(source, |caps: &regex::Captures<'_>| {
+    };
+    tag.replace_all(source, |caps: &regex::Captures<'_>| {
         let word = caps.get(2).map_or("", |m| m.as_str());
         let replacement = if word == "generation" {
             "if true"
@@ -131,14 +134,6 @@ pub(crate) fn without_generation_tags(source: &str) -> std::borrow::Cow<'_, str>
         };
         let pad = word.len().saturating_sub(replacement.len());
         format!("{}{replacement}{}{}", &caps[1], " ".repeat(pad), &caps[3])
-    })
-}
-
-fn generation_tag() -> &'static regex::Regex {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| {
-        regex::Regex::new(r"(\{%[-+]?\s*)(generation|endgeneration)(\s*[-+]?%\})")
-            .unwrap_or_else(|_| regex::Regex::new("$^").unwrap_or_else(|_| unreachable!()))
     })
 }
 

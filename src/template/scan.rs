@@ -384,15 +384,13 @@ impl<'s> Walker<'s> {
                 }
             }
             // `set ns.attr = value`: the namespace attribute carries the taint.
-            Expr::GetAttr(g) => {
-                if content || time {
-                    let key = format!("{}.{}", root_var(&g.expr).unwrap_or(""), g.name);
-                    if content {
-                        self.content_vars.insert(key.clone());
-                    }
-                    if time {
-                        self.time_vars.insert(key);
-                    }
+            Expr::GetAttr(g) if content || time => {
+                let key = format!("{}.{}", root_var(&g.expr).unwrap_or(""), g.name);
+                if content {
+                    self.content_vars.insert(key.clone());
+                }
+                if time {
+                    self.time_vars.insert(key);
                 }
             }
             _ => {}
@@ -466,7 +464,7 @@ impl<'s> Walker<'s> {
             }
             Expr::GetAttr(g) => {
                 self.expr(&g.expr);
-                self.access(&g.expr, g.name, e.span(), false);
+                self.access(&g.expr, g.name, e.span());
             }
             Expr::GetItem(g) => {
                 self.expr(&g.expr);
@@ -549,7 +547,7 @@ impl<'s> Walker<'s> {
     }
 
     /// `base.name`, `base[name]` or `base|attr(name)` with a known name.
-    fn access(&mut self, base: &Expr<'_>, name: &str, span: Span, computed: bool) {
+    fn access(&mut self, base: &Expr<'_>, name: &str, span: Span) {
         if is_internal(name) {
             self.report(
                 Rule::TemplatePythonInternals,
@@ -584,13 +582,12 @@ impl<'s> Walker<'s> {
                 }
             }
         }
-        let _ = computed;
     }
 
     fn item(&mut self, g: &ast::GetItem<'_>, span: Span) {
         let sub = &g.subscript_expr;
         match self.fold(sub, 0) {
-            Some(name) => self.access(&g.expr, &name, span, !matches!(sub, Expr::Const(_))),
+            Some(name) => self.access(&g.expr, &name, span),
             None if builds_string(sub) => self.report(
                 Rule::TemplateComputedAttribute,
                 span,
@@ -617,7 +614,7 @@ impl<'s> Walker<'s> {
                     ),
                 );
                 if let (Some(name), Some(base)) = (name, base) {
-                    self.access(base, &name, e.span(), true);
+                    self.access(base, &name, e.span());
                 }
             }
             "map" | "selectattr" | "rejectattr" | "sort" | "groupby" | "sum" | "unique" | "min"
