@@ -111,6 +111,26 @@ The JSON shape (documented in docs/inspect.md):
    \"tensors\": [{\"name\",\"type\",\"dims\" (ggml order),\"elements\",\"offset\",\"bytes\"}...]}
 Arrays are abbreviated to {\"len\",\"type\",\"head\"} unless --full is given.")]
     Inspect(InspectArgs),
+    /// Render a chat template with a conversation and print the prompt.
+    #[command(after_help = "\
+MODEL is a GGUF file, a Hugging Face tokenizer_config.json or a template file (.jinja).
+The template is rendered as transformers' apply_chat_template renders it (trim_blocks,
+lstrip_blocks, Python string methods, tojson without HTML escaping, strftime_now pinned
+to 2026-01-15), with the model's bos_token/eos_token. Without --messages, a system and a
+user message are rendered. Invisible and control characters in the prompt are printed
+as escapes (\\u{200b}) unless --raw. --check runs the template-* rules instead (exit 1
+when one fails at error level).
+
+--messages FILE.json holds an array of messages, or an object
+  {\"messages\": [...], \"tools\": [...], \"add_generation_prompt\": true, \"variables\": {...}}
+
+Examples:
+  gguf-gate template model.gguf
+  gguf-gate template model.gguf --messages conversation.json --no-generation-prompt
+  gguf-gate template model.gguf --list
+  gguf-gate template model.gguf --name tool_use --format json
+  gguf-gate template tokenizer_config.json --check")]
+    Template(TemplateArgs),
     /// Per-tensor statistics of the true (dequantized) values.
     #[command(after_help = "\
 Columns: elements, RMS, mean, std, min, max (over finite values), and counts of NaN,
@@ -165,6 +185,35 @@ Examples:
   gguf-gate quantize model-f16.gguf --type q4_0 --force
   gguf-gate check model-f16-q8_0.gguf                       # then gate it, probe included")]
     Quantize(QuantizeArgs),
+}
+
+/// `gguf-gate template`.
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    /// A GGUF model, a tokenizer_config.json or a template file.
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+    /// The named template (`tokenizer.chat_template.<name>`); default: the default one.
+    #[arg(long, short)]
+    pub name: Option<String>,
+    /// A JSON file with the conversation to render.
+    #[arg(long, value_name = "FILE.json")]
+    pub messages: Option<PathBuf>,
+    /// Render with add_generation_prompt=false.
+    #[arg(long)]
+    pub no_generation_prompt: bool,
+    /// List the templates the file holds, with their size and SHA-256.
+    #[arg(long, conflicts_with_all = ["check", "messages"])]
+    pub list: bool,
+    /// Run the template rules (the default policy's) and print what fails.
+    #[arg(long, conflicts_with = "messages")]
+    pub check: bool,
+    /// Print the prompt byte for byte, hidden characters included.
+    #[arg(long)]
+    pub raw: bool,
+    /// Text, or JSON: {"template", "prompt"}.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `gguf-gate check`.

@@ -58,6 +58,26 @@ pub fn visible(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Like [`visible`], but keeps newlines and tabs as they are: for showing multi-line
+/// model text as it reads (a rendered chat prompt). Backslashes are doubled only when
+/// something else was escaped, as in [`visible`].
+pub fn visible_text(s: &str) -> Cow<'_, str> {
+    let hidden = |c: char| is_hidden(c) && !matches!(c, '\n' | '\t');
+    if !s.chars().any(hidden) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\r' => out.push_str("\\r"),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Like [`visible`], but keeps newlines and tabs (for multi-line text such as an error
 /// report), and indents every line after the first so that no line of it can start with
 /// text a log reader would act on (a `::` workflow command).
@@ -118,6 +138,8 @@ mod tests {
         assert_eq!(visible("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(visible("zero\u{200b}width"), "zero\\u{200b}width");
         assert_eq!(visible("c:\\x\n"), "c:\\\\x\\n");
+        assert_eq!(visible_text("a\n\tb"), "a\n\tb");
+        assert_eq!(visible_text("a\n\u{202e}b\\"), "a\n\\u{202e}b\\\\");
     }
 
     #[test]

@@ -35,4 +35,5 @@ pub mod registry;
 pub mod report;
 pub mod rules;
 pub mod stats;
+pub mod template;
 pub mod tokenizer;

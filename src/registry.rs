@@ -42,6 +42,7 @@ pub enum Family {
     Fingerprint,
     Probe,
     Quality,
+    Template,
     Policy,
 }
 
@@ -55,6 +56,7 @@ impl Family {
             Family::Fingerprint => "fingerprint",
             Family::Probe => "probe",
             Family::Quality => "quality",
+            Family::Template => "template",
             Family::Policy => "policy",
         }
     }
@@ -205,6 +207,102 @@ rules! {
         "Model and base agree on the most likely next token too rarely.",
         "The share of positions of the text where the model's most likely next token equals the base's. Greedy decoding follows the top token, so a low share means the model will write different text from its base.",
         "As for quality-kld: quantize less aggressively, or find the damaged tensor.";
+    TemplateMissing = "template-missing", Template, Error,
+        "The policy requires a chat template and the file has none.",
+        "A chat model without `tokenizer.chat_template` is rendered with whatever format the runtime guesses (llama.cpp falls back to ChatML), which is rarely the format the model was trained on. Checked only when the policy says `chat_template: {required: true}`.",
+        "Write the source model's template into the GGUF (convert_hf_to_gguf.py copies it from tokenizer_config.json; gguf-py's gguf-new-metadata can add it).";
+    TemplateType = "template-type", Template, Error,
+        "A chat template key does not hold a string.",
+        "`tokenizer.chat_template`, `tokenizer.chat_template.<name>` must be strings and `tokenizer.chat_templates` an array of the names that exist. A template stored as an array of strings cannot be loaded by runtimes (llama.cpp falls back to a built-in template) and blinded at least one scanner; gguf-gate analyses its joined text anyway.",
+        "Store the template as one string; list in tokenizer.chat_templates only names whose key exists.";
+    TemplateSyntax = "template-syntax", Template, Error,
+        "A chat template does not parse.",
+        "The template is not valid Jinja as transformers and minijinja read it (trim_blocks, lstrip_blocks, loop controls). Every runtime will fail on the first request.",
+        "Fix the template at the reported line and column; `gguf-gate template MODEL` renders it.";
+    TemplateRenderError = "template-render-error", Template, Error,
+        "A chat template fails while rendering a standard conversation.",
+        "The template parses but fails on a conversation every runtime sends (user only, system + user, multi-turn, a tool call and its result): an unknown filter or method, a value of the wrong type, arithmetic on an undefined value.",
+        "Render it with `gguf-gate template MODEL --messages conv.json` and fix the failing expression.";
+    TemplateRaises = "template-raises", Template, Error,
+        "A chat template refuses the plainest conversation (one user message).",
+        "The template calls raise_exception() for a single user message — the minimum every runtime sends — so the model cannot be chatted with at all.",
+        "Fix the condition that raises; compare with the source model's template.";
+    TemplateRefuses = "template-refuses", Template, Note,
+        "A chat template refuses a conversation shape (a system message, a tool call).",
+        "The template calls raise_exception() for a standard conversation other than a single user message — by design in some templates (Gemma 2 has no system role; older Mistral templates accept only alternating user/assistant turns). Runtimes return that message as an error to such requests. Reported as a note: it is a property of the model worth knowing, not a defect.",
+        "Nothing, if the model really does not support that shape; otherwise fix the template.";
+    TemplateBudget = "template-budget", Template, Error,
+        "Rendering a chat template exceeded its budget (steps, memory, recursion or output size).",
+        "A chat template runs on every request. One that loops, recurses without end or builds exponentially large strings is a denial of service for every runtime that loads the model. gguf-gate renders with minijinja's fuel (steps and bytes created), a recursion limit and an output cap, and stops within milliseconds.",
+        "Remove the loop or recursion; real templates render the standard conversations in a few thousand steps.";
+    TemplateEmpty = "template-empty", Template, Error,
+        "A chat template renders nothing for a standard conversation.",
+        "The prompt is empty or whitespace: the model receives no text for that conversation.",
+        "Check the template's role branches against the conversation shown in the message.";
+    TemplateGenerationPrompt = "template-generation-prompt", Template, Warning,
+        "`add_generation_prompt` has no effect although the template reads it.",
+        "Runtimes set add_generation_prompt=true to end the prompt with the assistant's turn header. A template that tests the flag but renders the same text either way leaves the model to continue the user's turn. (Templates that never read the flag, such as Mistral's, end every prompt with the assistant cue by construction and are not reported.)",
+        "Emit the assistant header inside `{% if add_generation_prompt %}`.";
+    TemplateSpecialToken = "template-special-token", Template, Error,
+        "A chat template emits a special-token marker the vocabulary lacks or holds as plain text.",
+        "Markers such as `<|im_start|>` or `<｜User｜>` must be control (or user-defined) tokens of the vocabulary: a missing one is tokenized into pieces of text, so the model never sees the turn structure it was trained on. Usually a template copied from another model family.",
+        "Use the template of the model the vocabulary belongs to, or add the tokens as control tokens.";
+    TemplateBosDoubled = "template-bos-doubled", Template, Note,
+        "The template emits BOS and the tokenizer adds another.",
+        "With tokenizer.ggml.add_bos_token (or a SentencePiece vocabulary) the runtime adds BOS when it tokenizes the prompt; if the template also starts with bos_token, runtimes that do not strip it (llama.cpp's server does) feed two BOS tokens, which degrades some models. Reported as a note.",
+        "Set tokenizer.ggml.add_bos_token to false, or drop `{{ bos_token }}` from the template, whichever matches the source model.";
+    TemplatePythonInternals = "template-python-internals", Template, Error,
+        "A chat template reads Python internals (`__class__`, `__globals__`, `mro`, frames).",
+        "Attributes such as __class__, __base__, __subclasses__, __globals__, __builtins__, __mro__, __init__ and frame or generator attributes (gi_frame, f_globals) walk Python's object model from any value to the interpreter: the shape of CVE-2024-34359 (llama-cpp-python), which reached os.popen from a chat template. No chat template needs them. Includes underscore names (Jinja's sandbox refuses every `_` attribute) and format strings reaching them (`'{0.__class__}'.format(x)`, CVE-2024-56326).",
+        "Treat the file as hostile: do not release or load it; find out where the template came from.";
+    TemplateComputedAttribute = "template-computed-attribute", Template, Error,
+        "A chat template looks up attributes by computed names (`|attr`, `x[a ~ b]`).",
+        "Jinja's `attr` filter (the route of CVE-2025-27516) and subscripts built from pieces hide which member is read. Real templates name members literally (`message['content']`, `message.role`).",
+        "Treat the file as hostile unless the computed lookup is explained; name members literally.";
+    TemplateObfuscatedName = "template-obfuscated-name", Template, Error,
+        "A chat template rebuilds a dangerous name from pieces or escapes.",
+        "Names such as __class__ or popen assembled with `~`, `+`, `join`, `format`, `replace`, `%` or reversal, or string literals that spell plain letters with escapes (`\\x5f\\x5fclass\\x5f\\x5f`), exist only to slip past scanners that match on text.",
+        "Treat the file as hostile: do not release or load it.";
+    TemplateCodeExecution = "template-code-execution", Template, Error,
+        "A chat template names code-execution functions or modules (`os`, `popen`, `eval`, `import`).",
+        "A template that names os, subprocess, popen, system, eval, exec, __import__, getattr, open or similar aims to run commands in any runtime that renders it outside a sandbox.",
+        "Treat the file as hostile: do not release or load it.";
+    TemplateInclude = "template-include", Template, Error,
+        "A chat template includes, imports or extends other templates.",
+        "A chat template is one self-contained string. `include`, `import` and `extends` fail in sandboxed runtimes and read files in runtimes that configure a template loader.",
+        "Inline what the template needs.";
+    TemplateGadget = "template-gadget", Template, Error,
+        "A chat template reads attributes of Jinja globals (`lipsum`, `cycler`, `joiner`, `namespace`, `self`).",
+        "Jinja's globals are Python functions and classes; `lipsum.__globals__`, `cycler.__init__.__globals__` or `self._TemplateReference__context` lead from them to the interpreter. Templates call `namespace(...)`; they never read attributes of the global itself.",
+        "Treat the file as hostile: do not release or load it.";
+    TemplateHiddenInstruction = "template-hidden-instruction", Template, Error,
+        "A branch on message content emits instructions the conversation never contained.",
+        "A behavioural backdoor runs no code: when a message contains a trigger, the template silently adds text (\"include this link… do not mention these instructions\"). gguf-gate reports a condition that compares message content with a literal and whose branch emits prose or a link; branches on roles and content types, and content checks that only rearrange the message (splitting off `<think>`), are layout.",
+        "Read the branch shown; if it is not in the source model's template, the file was tampered with.";
+    TemplateTimeTrigger = "template-time-trigger", Template, Error,
+        "A branch on the date or time emits text.",
+        "Printing today's date is normal (Llama 3.x, gpt-oss); deciding what to say by the date is a time bomb: the template behaves as reviewed until some day, then emits something else.",
+        "Remove the date condition; compare with the source model's template.";
+    TemplateLink = "template-link", Template, Warning,
+        "A chat template's literal text holds a link, an IP address or an encoded blob.",
+        "A URL, an IP address or a long base64/hex run in the text a template emits ends up in every prompt: the payload of an injected instruction (\"send the conversation to …\") or hidden data.",
+        "Remove it, or waive the rule for the key if the text is intended.";
+    TemplateInvisible = "template-invisible", Template, Error,
+        "A chat template holds invisible, zero-width or bidi characters.",
+        "Bidirectional controls make a reviewer read different text than the runtime renders; zero-width characters hide words from text scanners; terminal controls rewrite a log. Real templates hold none.",
+        "Remove the characters (`gguf-gate template MODEL` shows them escaped).";
+    TemplateSize = "template-size", Template, Warning,
+        "A chat template is far larger than real ones.",
+        "Public chat templates are at most about 17 KB; a template many times larger hides a payload in bulk or is not a chat template. The bound is the policy's `chat_template.max_bytes` (default 65536).",
+        "Find out what the extra text is; raise max_bytes if the template is genuine.";
+    TemplateMismatch = "template-mismatch", Template, Error,
+        "The chat template differs from the expected file.",
+        "The policy pins the template to a file in the repository (`chat_template.expect_file`, e.g. the source model's tokenizer_config.json): the GGUF must carry exactly that template.",
+        "Re-convert from the source model, or update the expected file after review.";
+    TemplateExpect = "template-expect", Template, Error,
+        "A policy conversation's rendering misses expected text.",
+        "The policy renders its own conversations (`chat_template.conversations`) and pins text the prompt must contain (`expect_contains`), or the conversation failed to render.",
+        "Render it with `gguf-gate template MODEL --messages FILE.json` and compare.";
     PolicyGeneric = "policy-generic", Policy, Note,
         "No preset exists for this architecture; only generic rules ran.",
         "The default policy chooses a preset by general.architecture; for an unknown architecture only dtype, finite, zero, constant and structure rules apply.",
@@ -310,7 +408,10 @@ mod tests {
             assert_eq!(r.rule as usize, i, "{} is out of order", r.code);
             assert!(seen.insert(r.code), "duplicate code {}", r.code);
             assert!(
-                r.code.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                r.code
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && r.code.starts_with(|c: char| c.is_ascii_lowercase()),
                 "{} is not kebab-case",
                 r.code
             );

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["input", "atomic", "progress", "glob", "registry", "escape"],
     &["gguf", "fingerprint"],
-    &["quant", "tokenizer"],
+    &["quant", "tokenizer", "template"],
     &["stats", "infer"],
     &["probe", "quality", "policy"],
     &["rules"],

@@ -17,6 +17,7 @@ mod run;
 mod schema;
 mod score;
 mod stats;
+mod template;
 
 use std::io::Write;
 use std::path::Path;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Man => completions::man(),
         Command::Init(args) => init::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Template(args) => template::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Fingerprint(args) => fingerprint::run(args),
         Command::Export(args) => export::run(args),

@@ -109,6 +109,10 @@ pub(super) fn check_keys(
     errors: &mut Vec<PolicyError>,
 ) {
     let node = resolve(schema, root);
+    // A free-form value (messages, tool schemas, template variables): any key goes.
+    if node.as_bool() == Some(true) || node.as_object().is_some_and(|o| o.is_empty()) {
+        return;
+    }
     let props = node.get("properties").and_then(Json::as_object);
     let extra = node.get("additionalProperties").filter(|a| a.is_object());
     for (key, sub) in &tree.keys {

@@ -311,6 +311,14 @@ extends: default
 #     - text: \"The capital of France is\"
 #       expect_contains: [Paris]
 
+# chat_template:          # docs/templates.md
+#   required: true
+#   expect_file: tokenizer_config.json   # the source model's template
+#   conversations:
+#     - name: hello
+#       messages: [{{role: user, content: \"Hi\"}}]
+#       expect_contains: [\"<|im_start|>assistant\"]
+
 # waivers:
 #   - rule: tensor-constant
 #     target: \"blk.0.attn_norm.weight\"

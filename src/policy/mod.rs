@@ -63,6 +63,7 @@ pub struct Policy {
     pub probe: ProbePolicy,
     /// The quality gate, when the policy has a `quality:` section.
     pub quality: Option<QualityPolicy>,
+    pub chat_template: TemplatePolicy,
     pub waivers: Vec<Waiver>,
 }
 
@@ -185,6 +186,59 @@ pub struct QualityPolicy {
     pub max_p99_kld: Option<f64>,
     pub min_same_top1: Option<f64>,
     pub ctx: usize,
+    pub loc: Loc,
+}
+
+/// The `chat_template:` section.
+#[derive(Clone, Debug)]
+pub struct TemplatePolicy {
+    pub required: bool,
+    pub required_loc: Loc,
+    pub max_bytes: u64,
+    pub max_bytes_loc: Loc,
+    /// Lower-case hex SHA-256 of known-good templates.
+    pub allow_sha256: Vec<String>,
+    pub expected: Option<ExpectedTemplate>,
+    pub conversations: Vec<PolicyConversation>,
+}
+
+/// Default for `chat_template.max_bytes`: several times the largest public template.
+pub const DEFAULT_TEMPLATE_MAX_BYTES: u64 = 65_536;
+
+impl Default for TemplatePolicy {
+    fn default() -> Self {
+        TemplatePolicy {
+            required: false,
+            required_loc: Loc::default(),
+            max_bytes: DEFAULT_TEMPLATE_MAX_BYTES,
+            max_bytes_loc: Loc::default(),
+            allow_sha256: Vec::new(),
+            expected: None,
+            conversations: Vec::new(),
+        }
+    }
+}
+
+/// `chat_template.expect_file`, read when the policy is loaded.
+#[derive(Clone, Debug)]
+pub struct ExpectedTemplate {
+    pub path: PathBuf,
+    pub text: String,
+    pub loc: Loc,
+}
+
+/// A conversation the policy renders.
+#[derive(Clone, Debug)]
+pub struct PolicyConversation {
+    pub name: String,
+    /// The template variant; `None` for the default template.
+    pub template: Option<String>,
+    /// A JSON array of messages.
+    pub messages: serde_json::Value,
+    pub tools: Option<serde_json::Value>,
+    pub add_generation_prompt: bool,
+    pub variables: serde_json::Map<String, serde_json::Value>,
+    pub expect_contains: Vec<String>,
     pub loc: Loc,
 }
 

@@ -38,6 +38,9 @@ pub struct RawPolicy {
     pub probe: Option<RawProbe>,
     /// The quality gate: perplexity on a text, and KL divergence from a base model.
     pub quality: Option<RawQuality>,
+    /// Chat templates: whether one is required, known-good hashes, the expected text,
+    /// and conversations to render (docs/templates.md).
+    pub chat_template: Option<RawChatTemplate>,
     /// Accepted exceptions, each with a reason and an expiry date.
     pub waivers: Option<Vec<RawWaiver>>,
 }
@@ -212,6 +215,42 @@ pub struct RawPrompt {
     pub expect_regex: Option<Located<String>>,
 }
 
+/// Chat template rules (`template-*`).
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+pub struct RawChatTemplate {
+    /// Fail (`template-missing`) when the file has no `tokenizer.chat_template`. Default false.
+    pub required: Option<Located<bool>>,
+    /// Largest template, in bytes, before `template-size` reports it. Default 65536.
+    pub max_bytes: Option<Located<u64>>,
+    /// SHA-256 (64 hex digits) of templates reviewed and known good: the static and
+    /// behavioural heuristics skip them; they are still rendered.
+    pub allow_sha256: Option<Vec<Located<String>>>,
+    /// A file (relative to the policy) the default template must equal: a template file,
+    /// or a `tokenizer_config.json` whose `chat_template` is taken.
+    pub expect_file: Option<Located<String>>,
+    /// Extra conversations to render, each optionally with text the prompt must contain.
+    pub conversations: Option<Vec<RawConversation>>,
+}
+
+/// A conversation the policy renders with a template.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct RawConversation {
+    /// A name for reports.
+    pub name: Located<String>,
+    /// The template variant (`tokenizer.chat_template.<name>`); default: the default template.
+    pub template: Option<Located<String>>,
+    /// The messages, as runtimes pass them: `[{role: user, content: "Hi"}]`.
+    pub messages: Located<Vec<serde_json::Value>>,
+    /// Tool definitions (JSON schemas) passed as `tools`.
+    pub tools: Option<Vec<serde_json::Value>>,
+    /// Render with `add_generation_prompt`. Default true.
+    pub add_generation_prompt: Option<Located<bool>>,
+    /// Extra template variables, e.g. `{enable_thinking: false}`.
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Substrings the rendered prompt must contain.
+    pub expect_contains: Option<Vec<Located<String>>>,
+}
+
 /// An accepted exception.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct RawWaiver {
@@ -285,6 +324,15 @@ pub fn merge(base: RawPolicy, over: RawPolicy) -> RawPolicy {
             max_p99_kld: o.max_p99_kld.or(b.max_p99_kld),
             min_same_top1: o.min_same_top1.or(b.min_same_top1),
             ctx: o.ctx.or(b.ctx),
+        }),
+        chat_template: merge_opt(base.chat_template, over.chat_template, |b, o| {
+            RawChatTemplate {
+                required: o.required.or(b.required),
+                max_bytes: o.max_bytes.or(b.max_bytes),
+                allow_sha256: o.allow_sha256.or(b.allow_sha256),
+                expect_file: o.expect_file.or(b.expect_file),
+                conversations: o.conversations.or(b.conversations),
+            }
         }),
         waivers: over.waivers.or(base.waivers),
     }

@@ -19,12 +19,13 @@ use super::keys::suggest;
 use super::load::{PolicyError, PolicyErrors};
 use super::located::Located;
 use super::raw::{
-    self, RawDtypeRule, RawEnvelope, RawFingerprint, RawNorms, RawPolicy, RawProbe, RawProjections,
-    RawPrompt, RawQuality, RawScalar, RawTensors, RawWaiver,
+    self, RawChatTemplate, RawDtypeRule, RawEnvelope, RawFingerprint, RawNorms, RawPolicy,
+    RawProbe, RawProjections, RawPrompt, RawQuality, RawScalar, RawTensors, RawWaiver,
 };
 use super::{
-    DtypeRule, Envelope, KeyRule, Loc, NormPolicy, Policy, ProbePolicy, ProjectionPolicy, Prompt,
-    QualityBase, QualityPolicy, TensorPolicy, TypeSpec, Waiver,
+    DtypeRule, Envelope, ExpectedTemplate, KeyRule, Loc, NormPolicy, Policy, PolicyConversation,
+    ProbePolicy, ProjectionPolicy, Prompt, QualityBase, QualityPolicy, TemplatePolicy,
+    TensorPolicy, TypeSpec, Waiver,
 };
 use crate::fingerprint::Fingerprint;
 use crate::gguf::{GgmlType, ValueType};
@@ -51,6 +52,7 @@ pub(super) fn validate(
     let fingerprints = v.fingerprints(raw.fingerprint.unwrap_or_default(), &base_dir);
     let probe = v.probe(raw.probe.unwrap_or_default(), &base_dir);
     let quality = raw.quality.and_then(|q| v.quality(q, &base_dir));
+    let chat_template = v.chat_template(raw.chat_template.unwrap_or_default(), &base_dir);
     let waivers = v.waivers(raw.waivers.unwrap_or_default());
 
     if !v.errors.is_empty() {
@@ -70,6 +72,7 @@ pub(super) fn validate(
         fingerprints,
         probe,
         quality,
+        chat_template,
         waivers,
     })
 }
@@ -423,6 +426,142 @@ impl Validator {
                 .map(|s| s.value)
                 .collect(),
             expect_regex: pr.expect_regex.and_then(|r| self.regex(&r, false)),
+        })
+    }
+
+    fn chat_template(&mut self, t: RawChatTemplate, base_dir: &Option<PathBuf>) -> TemplatePolicy {
+        let mut policy = TemplatePolicy::default();
+        if let Some(r) = &t.required {
+            policy.required = r.value;
+            policy.required_loc = r.loc();
+        }
+        if let Some(m) = &t.max_bytes {
+            if m.value == 0 {
+                self.err(
+                    &m.loc(),
+                    "chat_template.max_bytes must be at least 1".into(),
+                );
+            }
+            policy.max_bytes = m.value;
+            policy.max_bytes_loc = m.loc();
+        }
+        for h in t.allow_sha256.unwrap_or_default() {
+            let hex = h.value.trim().to_ascii_lowercase();
+            let hex = hex.strip_prefix("sha256-").unwrap_or(&hex).to_string();
+            if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                policy.allow_sha256.push(hex);
+            } else {
+                self.err(
+                    &h.loc(),
+                    format!("{:?} is not a SHA-256 (64 hex digits)", h.value),
+                );
+            }
+        }
+        if let Some(file) = &t.expect_file {
+            policy.expected = self.expected_template(file, base_dir);
+        }
+        policy.conversations = t
+            .conversations
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| self.conversation(c))
+            .collect();
+        policy
+    }
+
+    /// The template `expect_file` names: a `tokenizer_config.json`'s `chat_template`
+    /// (a string, or the entry named `default` of a list), or the file's text.
+    fn expected_template(
+        &mut self,
+        file: &Located<String>,
+        base_dir: &Option<PathBuf>,
+    ) -> Option<ExpectedTemplate> {
+        let path = relative_to(base_dir, &file.value);
+        let text = match crate::input::read_text_bounded(&path, 1 << 24, "expected template") {
+            Ok(text) => text,
+            Err(e) => {
+                self.err(
+                    &file.loc(),
+                    format!("cannot read the expected template {e}"),
+                );
+                return None;
+            }
+        };
+        let is_json = path.extension().is_some_and(|e| e == "json");
+        let text = if is_json {
+            let json: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(j) => j,
+                Err(e) => {
+                    self.err(&file.loc(), format!("{}: {e}", path.display()));
+                    return None;
+                }
+            };
+            let template = match &json["chat_template"] {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Array(list) => list
+                    .iter()
+                    .find(|t| t["name"] == "default")
+                    .and_then(|t| t["template"].as_str())
+                    .map(str::to_string),
+                _ => None,
+            };
+            match template {
+                Some(t) => t,
+                None => {
+                    self.err(
+                        &file.loc(),
+                        format!("{}: no `chat_template` string in it", path.display()),
+                    );
+                    return None;
+                }
+            }
+        } else {
+            text
+        };
+        Some(ExpectedTemplate {
+            path,
+            text,
+            loc: file.loc(),
+        })
+    }
+
+    fn conversation(&mut self, c: super::raw::RawConversation) -> Option<PolicyConversation> {
+        if c.name.value.trim().is_empty() {
+            self.err(&c.name.loc(), "a conversation needs a name".into());
+        }
+        if c.messages.value.is_empty() {
+            self.err(
+                &c.messages.loc(),
+                "a conversation needs at least one message".into(),
+            );
+            return None;
+        }
+        for m in &c.messages.value {
+            if !m.is_object() || !m.get("role").is_some_and(serde_json::Value::is_string) {
+                self.err(
+                    &c.messages.loc(),
+                    format!(
+                        "conversation {:?}: every message is a map with a `role`",
+                        c.name.value
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(PolicyConversation {
+            loc: c.name.loc(),
+            name: c.name.value,
+            template: c.template.map(|t| t.value),
+            messages: serde_json::Value::Array(c.messages.value),
+            tools: c.tools.map(serde_json::Value::Array),
+            add_generation_prompt: c.add_generation_prompt.is_none_or(|a| a.value),
+            variables: c.variables.unwrap_or_default(),
+            expect_contains: c
+                .expect_contains
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.value)
+                .collect(),
         })
     }
 

@@ -70,6 +70,9 @@ pub fn annotations(r: &Report, root: &Root) -> String {
         if let (Some(v), Some(b)) = (&f.value, &f.bound) {
             message.push_str(&format!(" (value {v}, bound {b})"));
         }
+        if let Some(place) = f.place() {
+            message.push_str(&format!(" at {place}"));
+        }
         let _ = writeln!(
             out,
             "::{command} {}::{}",

@@ -51,6 +51,9 @@ pub fn render(r: &Report, style: Style) -> String {
         if let (Some(v), Some(b)) = (&f.value, &f.bound) {
             let _ = writeln!(out, "    value {}, bound {}", visible(v), visible(b));
         }
+        if let Some(place) = f.place() {
+            let _ = writeln!(out, "    at {}", visible(&place));
+        }
         if let Some(reason) = &f.waived {
             let _ = writeln!(out, "    waiver: {}", visible(reason));
         } else if f.severity != Severity::Note {

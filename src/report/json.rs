@@ -39,6 +39,7 @@ pub fn render_one(r: &Report) -> Value {
                 "value": f.value,
                 "bound": f.bound,
                 "hint": f.hint,
+                "excerpt": f.excerpt,
                 "location": f.loc.as_ref().filter(|l| l.line > 0).map(|l| json!({"file": l.file, "line": l.line, "column": l.column})),
                 "waived": f.waived,
             })

@@ -56,7 +56,10 @@ fn cases_by_family(r: &Report) -> BTreeMap<&'static str, Vec<TestCase>> {
     let mut families: BTreeMap<&str, Vec<TestCase>> = BTreeMap::new();
     for f in &r.findings {
         let family = f.rule.family().as_str();
-        let message = visible(&f.message);
+        let message = match f.place() {
+            Some(place) => format!("{}\nat: {}", visible(&f.message), visible(&place)),
+            None => visible(&f.message).into_owned(),
+        };
         let detail = match (&f.value, &f.bound) {
             (Some(v), Some(b)) => format!(
                 "{message}\nvalue: {}\nbound: {}\nfix: {}",

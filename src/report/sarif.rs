@@ -149,6 +149,9 @@ fn result(
     if let (Some(v), Some(b)) = (&f.value, &f.bound) {
         message.push_str(&format!(" (value {v}, bound {b})"));
     }
+    if let Some(place) = f.place() {
+        message.push_str(&format!(" — at {place} (line:column inside the template)"));
+    }
     let mut result = json!({
         "ruleId": f.rule.as_str(),
         "ruleIndex": f.rule as usize,
@@ -169,7 +172,7 @@ fn result(
             "ggufGate/v2": digest,
             "primaryLocationLineHash": format!("{}:1", &digest[..16]),
         },
-        "properties": {"value": f.value, "bound": f.bound, "modelFingerprint": r.fingerprint.to_string()},
+        "properties": {"value": f.value, "bound": f.bound, "excerpt": f.excerpt, "modelFingerprint": r.fingerprint.to_string()},
     });
     if let Some(related) = policy_location(f, root, bases) {
         result["relatedLocations"] = json!([related]);

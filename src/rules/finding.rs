@@ -32,6 +32,30 @@ pub struct Finding {
     /// when it is one: set by the gate for failures, used by SARIF regions.
     #[serde(skip)]
     pub span: Option<Span>,
+    /// Where inside a text value (a chat template) the finding is, when it is.
+    pub excerpt: Option<Excerpt>,
+}
+
+/// A place inside a text the model file holds (a chat template): 1-based line and
+/// column, and the text there. Model text: escape it before showing it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Excerpt {
+    pub line: usize,
+    pub column: usize,
+    pub text: String,
+}
+
+impl std::fmt::Display for Excerpt {
+    /// `line:column: text`, the text escaped.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}",
+            self.line,
+            self.column,
+            crate::escape::visible(&self.text)
+        )
+    }
 }
 
 /// A byte range of the model file.
@@ -45,6 +69,13 @@ impl Finding {
     /// A failure that counts against the verdict.
     pub fn is_failure(&self) -> bool {
         !self.passed && self.waived.is_none()
+    }
+
+    /// `line:column: text` inside the template, unescaped (reports escape it).
+    pub fn place(&self) -> Option<String> {
+        self.excerpt
+            .as_ref()
+            .map(|e| format!("{}:{}: {}", e.line, e.column, e.text))
     }
 }
 
@@ -83,6 +114,11 @@ impl<'a> Sink<'a> {
     }
 
     pub fn push(&mut self, check: Check<'_>) {
+        self.push_at(check, None);
+    }
+
+    /// `push`, with the place inside a text value the check is about.
+    pub fn push_at(&mut self, check: Check<'_>, excerpt: Option<Excerpt>) {
         let Some(severity) = self.policy.severity_of(check.rule) else {
             return;
         };
@@ -103,6 +139,7 @@ impl<'a> Sink<'a> {
             loc: check.loc,
             waived,
             span: None,
+            excerpt,
         });
     }
 

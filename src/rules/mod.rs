@@ -11,6 +11,7 @@ mod norms;
 mod probe;
 mod projections;
 mod quality;
+pub mod template;
 mod tensors;
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use crate::policy::Policy;
 use crate::stats::{StatsError, TensorStats};
 
 pub use crate::registry::{Rule, Severity};
-pub use finding::{today, Finding, Sink, Span};
+pub use finding::{today, Excerpt, Finding, Sink, Span};
 
 /// What the rules look at.
 pub struct Context<'a> {
@@ -56,6 +57,7 @@ pub fn check_all(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     projections::check(ctx, sink);
     tensors::check(ctx, sink);
     fingerprint::check(ctx, sink);
+    template::check(ctx, sink);
     sink.check_waivers();
 }
 
@@ -140,6 +142,7 @@ mod tests {
             loc: None,
             waived: waived.map(String::from),
             span: None,
+            excerpt: None,
         };
         assert!(passed(&[f(Severity::Error, true, None)], Severity::Error));
         assert!(!passed(&[f(Severity::Error, false, None)], Severity::Error));
