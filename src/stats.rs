@@ -107,10 +107,60 @@ fn raw_sums(values: &[f32]) -> RawSums {
     raw_sums_portable(values)
 }
 
+/// `raw_sums_portable` written with AVX2 intrinsics (the compiler does not vectorize the
+/// portable loop): the 8 lanes are two vectors of 4 f64 (sums) and one of 8 f32 (min,
+/// max), each lane doing exactly the portable loop's operations in its order, so the
+/// results are bit-identical (a test compares them). `vminps(x, lo)` is `x < lo ? x : lo`
+/// and `vmaxps(x, hi)` is `x > hi ? x : hi`, the portable comparisons.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn raw_sums_avx2(values: &[f32]) -> RawSums {
-    raw_sums_portable(values)
+    use std::arch::x86_64::*;
+    let mut r = RawSums {
+        sum: [0.0; LANES],
+        sum_sq: [0.0; LANES],
+        lo: [f32::INFINITY; LANES],
+        hi: [f32::NEG_INFINITY; LANES],
+        zeros: 0,
+    };
+    for run in values.chunks(1 << 20) {
+        let (s, q) = (r.sum.as_ptr(), r.sum_sq.as_ptr());
+        let (mut sum_a, mut sum_b) = (_mm256_loadu_pd(s), _mm256_loadu_pd(s.add(4)));
+        let (mut sq_a, mut sq_b) = (_mm256_loadu_pd(q), _mm256_loadu_pd(q.add(4)));
+        let mut lo = _mm256_loadu_ps(r.lo.as_ptr());
+        let mut hi = _mm256_loadu_ps(r.hi.as_ptr());
+        let mut zero_count = _mm256_setzero_si256();
+        let zero = _mm256_setzero_ps();
+        let mut chunks = run.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            let x = _mm256_loadu_ps(chunk.as_ptr());
+            let a = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+            let b = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x));
+            sum_a = _mm256_add_pd(sum_a, a);
+            sum_b = _mm256_add_pd(sum_b, b);
+            sq_a = _mm256_add_pd(sq_a, _mm256_mul_pd(a, a));
+            sq_b = _mm256_add_pd(sq_b, _mm256_mul_pd(b, b));
+            lo = _mm256_min_ps(x, lo);
+            hi = _mm256_max_ps(x, hi);
+            // An equal lane compares as all ones (-1): subtracting counts it.
+            let eq = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, zero));
+            zero_count = _mm256_sub_epi32(zero_count, eq);
+        }
+        let (s, q) = (r.sum.as_mut_ptr(), r.sum_sq.as_mut_ptr());
+        _mm256_storeu_pd(s, sum_a);
+        _mm256_storeu_pd(s.add(4), sum_b);
+        _mm256_storeu_pd(q, sq_a);
+        _mm256_storeu_pd(q.add(4), sq_b);
+        _mm256_storeu_ps(r.lo.as_mut_ptr(), lo);
+        _mm256_storeu_ps(r.hi.as_mut_ptr(), hi);
+        let mut zeros = [0u32; LANES];
+        _mm256_storeu_si256(zeros.as_mut_ptr().cast(), zero_count);
+        for (l, &x) in chunks.remainder().iter().enumerate() {
+            accumulate(&mut r, &mut zeros, l, x);
+        }
+        r.zeros += zeros.iter().map(|&z| u64::from(z)).sum::<u64>();
+    }
+    r
 }
 
 /// Add one value to lane `l`. Plain comparisons (not `f32::min`) so the loop
@@ -533,6 +583,18 @@ pub fn scan(
     }
 }
 
+/// A number in reports and diffs: four decimals between 0.001 and 10 000, else
+/// scientific with four significant digits.
+pub fn num(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e4).contains(&x.abs()) {
+        let s = format!("{x:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
 /// Indices of the tensors whose names match any of `filters` (all tensors when empty).
 pub fn select(header: &Header, filters: &[String]) -> Vec<usize> {
     header
@@ -574,4 +636,43 @@ pub fn to_text(stats: &[TensorStats], errors: &[StatsError]) -> String {
         let _ = writeln!(out, "error: {}", crate::escape::visible(&e.to_string()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_avx2_sums_are_the_portable_sums_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+            let mut next = || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                match seed % 11 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    _ => ((seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * 3.0,
+                }
+            };
+            let values: Vec<f32> = (0..(1 << 20) + 2 * 1000 + 13).map(|_| next()).collect();
+            for len in [0, 1, 7, 8, 9, 1000, 1 << 20, (1 << 20) + 5, values.len()] {
+                let (a, b) = (raw_sums_portable(&values[..len]), unsafe {
+                    raw_sums_avx2(&values[..len])
+                });
+                let bits = |r: &RawSums| {
+                    (
+                        r.sum.map(f64::to_bits),
+                        r.sum_sq.map(f64::to_bits),
+                        r.lo.map(f32::to_bits),
+                        r.hi.map(f32::to_bits),
+                        r.zeros,
+                    )
+                };
+                assert_eq!(bits(&a), bits(&b), "length {len}");
+            }
+        }
+    }
 }
