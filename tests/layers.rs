@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["gguf", "fingerprint"],
     &["quant", "tokenizer"],
     &["stats", "infer"],
-    &["probe", "policy"],
+    &["probe", "policy", "diff"],
     &["rules"],
     &["report"],
     &["gate", "convert", "inspect"],
