@@ -12,12 +12,12 @@ use super::keys::suggest;
 use super::load::{PolicyError, PolicyErrors};
 use super::located::Located;
 use super::raw::{
-    self, RawDtypeRule, RawEnvelope, RawFingerprint, RawNorms, RawPolicy, RawProbe, RawProjections,
-    RawPrompt, RawScalar, RawTensors, RawWaiver,
+    self, RawBaseline, RawDtypeRule, RawEnvelope, RawFingerprint, RawNorms, RawPolicy, RawProbe,
+    RawProjections, RawPrompt, RawScalar, RawTensors, RawWaiver,
 };
 use super::{
-    DtypeRule, Envelope, KeyRule, Loc, NormPolicy, Policy, ProbePolicy, ProjectionPolicy, Prompt,
-    TensorPolicy, TypeSpec, Waiver,
+    BaselinePolicy, ChangeBound, DtypeRule, Envelope, KeyRule, Loc, NormPolicy, Policy,
+    ProbePolicy, ProjectionPolicy, Prompt, TensorPolicy, TypeSpec, Waiver,
 };
 use crate::fingerprint::Fingerprint;
 use crate::gguf::{GgmlType, ValueType};
@@ -43,6 +43,7 @@ pub(super) fn validate(
     let tensors = v.tensors(raw.tensors.unwrap_or_default());
     let fingerprints = v.fingerprints(raw.fingerprint.unwrap_or_default(), &base_dir);
     let probe = v.probe(raw.probe.unwrap_or_default(), &base_dir);
+    let baseline = v.baseline(raw.baseline.unwrap_or_default(), &base_dir);
     let waivers = v.waivers(raw.waivers.unwrap_or_default());
 
     if !v.errors.is_empty() {
@@ -61,6 +62,7 @@ pub(super) fn validate(
         tensors,
         fingerprints,
         probe,
+        baseline,
         waivers,
     })
 }
@@ -308,6 +310,86 @@ impl Validator {
                 .collect(),
             expect_regex: pr.expect_regex.and_then(|r| self.regex(&r, false)),
         })
+    }
+
+    fn baseline(&mut self, b: RawBaseline, base_dir: &Option<PathBuf>) -> BaselinePolicy {
+        let set = |x: &Option<Located<bool>>| x.as_ref().filter(|x| x.value).map(Located::loc);
+        let bound_given = b.keys_must_match.is_some()
+            || b.max_relative_change.is_some()
+            || b.dtypes_must_match.is_some()
+            || b.template_must_match.is_some()
+            || b.tensors_must_match.is_some();
+        let loc = b.file.as_ref().map(Located::loc).unwrap_or_default();
+        let file = match &b.file {
+            Some(f) if f.value.trim().is_empty() => {
+                self.err(&f.loc(), "baseline.file is empty".into());
+                None
+            }
+            Some(f) => Some(relative_to(base_dir, &f.value)),
+            None => None,
+        };
+        if file.is_none() && b.file.is_none() && bound_given {
+            let at = [
+                &b.dtypes_must_match,
+                &b.template_must_match,
+                &b.tensors_must_match,
+            ]
+            .into_iter()
+            .flatten()
+            .map(Located::loc)
+            .next()
+            .or_else(|| b.keys_must_match.iter().flatten().map(Located::loc).next())
+            .or_else(|| {
+                b.max_relative_change
+                    .iter()
+                    .flatten()
+                    .map(|c| c.pattern.loc())
+                    .next()
+            })
+            .unwrap_or_default();
+            self.err(
+                &at,
+                "baseline bounds need `baseline.file`: the previous release (a GGUF file or a summary recorded with `check --record-baseline`)".into(),
+            );
+        }
+        let keys_must_match = b
+            .keys_must_match
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|k| {
+                let loc = k.loc();
+                self.pattern(k).map(|p| (p, loc))
+            })
+            .collect();
+        let max_relative_change = b
+            .max_relative_change
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                if !(c.max.value.is_finite() && c.max.value >= 0.0) {
+                    self.err(
+                        &c.max.loc(),
+                        format!(
+                            "max_relative_change for {:?}: {} is not a finite number ≥ 0",
+                            c.pattern.value, c.max.value
+                        ),
+                    );
+                }
+                let loc = c.max.loc();
+                let max = c.max.value;
+                self.pattern(c.pattern)
+                    .map(|pattern| ChangeBound { pattern, max, loc })
+            })
+            .collect();
+        BaselinePolicy {
+            file,
+            keys_must_match,
+            max_relative_change,
+            dtypes_must_match: set(&b.dtypes_must_match),
+            template_must_match: set(&b.template_must_match),
+            tensors_must_match: b.tensors_must_match.as_ref().is_none_or(|t| t.value),
+            loc,
+        }
     }
 
     fn waivers(&mut self, list: Vec<RawWaiver>) -> Vec<Waiver> {
