@@ -17,8 +17,12 @@ that must read as language, and writes the verdict as text, JSON, JUnit XML, SAR
 or GitHub annotations. `export` turns a Hugging Face checkpoint into a clean GGUF;
 `quantize` makes Q8_0/Q4_0/TQ1_0/TQ2_0/I2_S files that never quantize a norm.
 
+`diff` says what changed between two releases, weights included, and a policy's
+`baseline:` bounds that change.
+
 Exit codes: 0 pass, 1 the check failed (policy failed, fingerprint mismatch),
-2 usage, policy-file or input error (unreadable or malformed file, bad arguments).";
+2 usage, policy-file or input error (unreadable or malformed file, bad arguments);
+`diff`: 0 identical, 1 different, 2 error.";
 
 const AFTER_HELP: &str = "\
 Examples:

@@ -15,6 +15,8 @@ use super::{Counts, Diff, TensorDiff, TensorFacts};
 use crate::escape::{markdown, markdown_block, visible};
 use crate::stats::num;
 
+/// Version of the JSON document's shape (docs/diff.md).
+pub const DIFF_JSON_VERSION: u32 = 1;
 /// Changes listed in the ranked summary of the text and Markdown outputs.
 pub const RANKED_SHOWN: usize = 25;
 /// Changed tensors listed in the Markdown table.
@@ -690,6 +692,8 @@ pub fn to_json(d: &Diff) -> Json {
         })
         .collect();
     json!({
+        "version": DIFF_JSON_VERSION,
+        "tool": {"name": "gguf-gate", "version": env!("CARGO_PKG_VERSION")},
         "identical": d.identical(),
         "old": d.old,
         "new": d.new,

@@ -60,7 +60,7 @@ pub fn check(ctx: &Context<'_>, sink: &mut Sink<'_>) {
                 message: if same {
                     "the baseline's template, byte for byte".into()
                 } else {
-                    format!("{} since the baseline", crate::diff::template_summary(t))
+                    format!("since the baseline: {}", crate::diff::template_summary(t))
                 },
                 value: t.new_bytes.map(|b| format!("{b} bytes")),
                 bound: t.old_bytes.map(|b| format!("{b} bytes")),
@@ -80,7 +80,7 @@ fn tensors(diff: &Diff, policy: &BaselinePolicy, sink: &mut Sink<'_>) {
             message: if passed {
                 "present in the baseline, same shape".into()
             } else {
-                format!("{} since the baseline", crate::diff::tensor_summary(t))
+                format!("since the baseline: {}", crate::diff::tensor_summary(t))
             },
             value: None,
             bound: None,
@@ -117,7 +117,7 @@ fn keys(diff: &Diff, policy: &BaselinePolicy, arch: Option<&str>, sink: &mut Sin
             message: if same {
                 "equals the baseline".into()
             } else {
-                format!("{summary} since the baseline")
+                format!("since the baseline: {summary}")
             },
             value: None,
             bound: None,
