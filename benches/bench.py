@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks that print ratios against reference tools measured in the same run.
 
-    python3 benches/bench.py [--quick]
+    python3 benches/bench.py [--quick] [--diff]     (--diff: only the diff section)
 
 - fingerprint: gguf-gate vs `sha256sum` and `openssl speed -evp sha256` (GB/s) on a
   1 GiB file made of SmolLM2 copies, read from the page cache;
@@ -9,7 +9,12 @@
   wall time and peak RSS (/usr/bin/time -v);
 - stats: gguf-gate `stats` (GB/s of file data) vs gguf-py dequantization + numpy RMS on
   SmolLM2 and on a synthetic 2 GiB GGUF of Q8_0/Q4_0/Q4_1 tensors; peak RSS on the 2 GiB file;
-- check and run: the gate's wall time on SmolLM2 and greedy decode speed.
+- check and run: the gate's wall time on SmolLM2 and greedy decode speed;
+- diff: gguf-gate `diff` (GB/s of input: both files) on Qwen2.5-Coder 1.5B Q4_K_M (1.1 GB)
+  against a copy with one tensor changed, next to `cmp -l` reading the same two files and
+  `stats` on one of them; peak RSS there and on the 2 GiB synthetic GGUF against a copy;
+  and SmolLM2 against its Q8_0 quantization vs gguf-py + numpy computing the same
+  relative changes.
 
 Numbers quoted in docs/performance.md come from this script. Timings are best-of-N
 wall-clock; run on an otherwise idle machine.
@@ -25,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target/x86_64-unknown-linux-gnu/release/gguf-gate"
 QUICK = "--quick" in sys.argv
+ONLY_DIFF = "--diff" in sys.argv
 
 
 def sh(*args, **kw):
@@ -40,9 +46,12 @@ def best_of(n, args):
     return best
 
 
-def peak_rss_mib(args):
-    out = subprocess.run(["/usr/bin/time", "-v", *args], check=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True).stderr
+def peak_rss_mib(args, ok=(0,)):
+    run = subprocess.run(["/usr/bin/time", "-v", *args],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if run.returncode not in ok:
+        raise SystemExit(f"{args}: exit {run.returncode}")
+    out = run.stderr
     kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out).group(1))
     return kb / 1024
 
@@ -65,6 +74,79 @@ for t in r.tensors:
     rms = float(np.sqrt(np.mean(x * x)))
 print(time.perf_counter() - t0)
 """
+
+
+GGUF_DIFF_REF = """
+import sys, time, numpy as np, gguf
+t0 = time.perf_counter()
+old = {t.name: t for t in gguf.GGUFReader(sys.argv[1]).tensors}
+for t in gguf.GGUFReader(sys.argv[2]).tensors:
+    o = old.get(t.name)
+    if o is None or list(o.shape) != list(t.shape):
+        continue
+    a = gguf.quants.dequantize(o.data, o.tensor_type).astype(np.float64).ravel()
+    b = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64).ravel()
+    na = np.linalg.norm(a)
+    rel = np.linalg.norm(b - a) / na if na else 0.0
+print(time.perf_counter() - t0)
+"""
+
+
+def one_tensor_changed(src, dst, name):
+    """A copy of `src` with one byte of tensor `name`'s data flipped."""
+    import gguf
+    if dst.exists() and dst.stat().st_size == src.stat().st_size:
+        return
+    offset = [t for t in gguf.GGUFReader(str(src)).tensors if t.name == name][0].data_offset
+    shutil.copyfile(src, dst)
+    with open(dst, "r+b") as f:
+        f.seek(offset + 100)
+        b = f.read(1)
+        f.seek(offset + 100)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
+def diff_benchmarks(n, models, smollm, work):
+    qwen = models / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    copy = work / "qwen-one-tensor.gguf"
+    one_tensor_changed(qwen, copy, "blk.10.ffn_up.weight")
+    size = qwen.stat().st_size + copy.stat().st_size
+    for f in (qwen, copy):
+        subprocess.run(["cat", str(f)], stdout=subprocess.DEVNULL, check=True)
+    diff = [str(BIN), "diff", str(qwen), str(copy), "--format", "json"]
+    t_diff = best_of_status(n, diff, 1)
+    t_cmp = best_of_status(n, ["cmp", "-l", str(qwen), str(copy)], 1)
+    t_stats = best_of(n, [str(BIN), "stats", "--format", "json", str(qwen)])
+    print(f"diff Qwen2.5-Coder 1.5B Q4_K_M vs a copy with one tensor changed ({size / 1e9:.2f} GB of input):"
+          f" gguf-gate {size / t_diff / 1e9:.2f} GB/s ({t_diff:.2f} s) | cmp -l {size / t_cmp / 1e9:.2f} GB/s"
+          f" ({t_cmp:.2f} s) | stats on one file {qwen.stat().st_size / t_stats / 1e9:.2f} GB/s ({t_stats:.2f} s)")
+    print(f"  peak RSS: diff {peak_rss_mib(diff, ok=(1,)):.0f} MiB | stats on one file"
+          f" {peak_rss_mib([str(BIN), 'stats', '--format', 'json', str(qwen)]):.0f} MiB")
+    synth = work / "stats-2gib.gguf"
+    synth_copy = work / "stats-2gib-one-tensor.gguf"
+    one_tensor_changed(synth, synth_copy, "blk.3.ffn_up.weight")
+    print(f"  peak RSS of diff on the 2 GiB synthetic vs a copy (4 GiB of input):"
+          f" {peak_rss_mib([str(BIN), 'diff', str(synth), str(synth_copy)], ok=(1,)):.0f} MiB")
+    q8 = work / "smollm2-q8_0.gguf"
+    if not q8.exists():
+        sh(str(BIN), "quantize", str(smollm), "--type", "q8_0", "--out", str(q8), "--force")
+    size = smollm.stat().st_size + q8.stat().st_size
+    t_ours = best_of_status(n, [str(BIN), "diff", str(smollm), str(q8), "--format", "json"], 1)
+    t_ref = float(sh(sys.executable, "-c", GGUF_DIFF_REF, str(smollm), str(q8)).stdout.strip())
+    print(f"diff SmolLM2 Q4_1 vs its Q8_0 ({size / 1e6:.0f} MB): gguf-gate {t_ours * 1000:.0f} ms"
+          f" | gguf-py + numpy relative changes {t_ref:.1f} s | ratio {t_ref / t_ours:.0f}x")
+
+
+def best_of_status(n, args, status):
+    """best_of for commands that exit with `status` on success (diff: 1 = different)."""
+    best = float("inf")
+    for _ in range(n):
+        t = time.perf_counter()
+        code = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        best = min(best, time.perf_counter() - t)
+        if code != status:
+            raise SystemExit(f"{args[0]} {args[1]}: exit {code}, expected {status}")
+    return best
 
 
 def synthetic_gguf(path, total_bytes):
@@ -109,6 +191,13 @@ def main():
     sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "gguf-gate-bench"
     work.mkdir(exist_ok=True)
+    n = 2 if QUICK else 5
+    synth = work / "stats-2gib.gguf"
+    if not synth.exists():
+        synthetic_gguf(synth, 2 << 30)
+    if ONLY_DIFF:
+        diff_benchmarks(n, models, smollm, work)
+        return
 
     big = work / "hash-1gib.bin"
     if not big.exists() or big.stat().st_size < 1 << 30:
@@ -122,7 +211,6 @@ def main():
     size = big.stat().st_size
     subprocess.run(["cat", str(big)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
 
-    n = 2 if QUICK else 5
     ours = best_of(n, [str(BIN), "fingerprint", str(big)])
     sha256sum = best_of(n, ["sha256sum", str(big)])
     openssl = openssl_sha256_gbs()
@@ -139,9 +227,6 @@ def main():
           f" | ratio {t_ref / t_ours:.0f}x faster")
     print(f"  peak RSS: gguf-gate {peak_rss_mib(inspect):.1f} MiB | gguf-dump {peak_rss_mib(dump):.1f} MiB")
 
-    synth = work / "stats-2gib.gguf"
-    if not synth.exists():
-        synthetic_gguf(synth, 2 << 30)
     for label, model in (("SmolLM2 (Q4_1+Q8_0)", smollm), ("synthetic 2 GiB (Q8_0/Q4_0/Q4_1)", synth)):
         size = model.stat().st_size
         subprocess.run(["cat", str(model)], stdout=subprocess.DEVNULL, check=True)
@@ -162,6 +247,8 @@ def main():
         t = json.loads(out)["timings"]
         print(f"run SmolLM2, {threads} thread(s): prompt {t['prompt_ms']:.0f} ms,"
               f" decode {t['decode_tok_s']:.0f} tok/s")
+
+    diff_benchmarks(n, models, smollm, work)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,12 @@ that must read as language, and writes the verdict as text, JSON, JUnit XML, SAR
 or GitHub annotations. `export` turns a Hugging Face checkpoint into a clean GGUF;
 `quantize` makes Q8_0/Q4_0/TQ1_0/TQ2_0/I2_S files that never quantize a norm.
 
+`diff` says what changed between two releases, weights included, and a policy's
+`baseline:` bounds that change.
+
 Exit codes: 0 pass, 1 the check failed (policy failed, fingerprint mismatch),
-2 usage, policy-file or input error (unreadable or malformed file, bad arguments).";
+2 usage, policy-file or input error (unreadable or malformed file, bad arguments);
+`diff`: 0 identical, 1 different, 2 error.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -30,6 +34,7 @@ Examples:
   gguf-gate fingerprint model.gguf --write     writes model.fingerprint
   gguf-gate fingerprint model.gguf --verify model.fingerprint
   gguf-gate stats model.gguf --filter '*_norm.weight'
+  gguf-gate diff v1.gguf v2.gguf               what changed between two releases
   gguf-gate export ./SmolLM2-135M --out dist/   HF checkpoint -> dist/SmolLM2-135M-f16.gguf
   gguf-gate quantize dist/SmolLM2-135M-f16.gguf --type q8_0   -> dist/SmolLM2-135M-f16-q8_0.gguf";
 
@@ -147,6 +152,24 @@ Examples:
 --verify accepts either a fingerprint string or a file containing one (such as
 the MODEL.fingerprint that --write makes); a mismatch exits 1.")]
     Fingerprint(FingerprintArgs),
+    /// What changed between two releases: header, metadata, chat templates, tensors.
+    #[command(after_help = "\
+OLD and NEW are GGUF files, or summaries recorded with `check --record-baseline`. Keys
+added, removed, changed (type or value; long arrays by length and first difference; the
+vocabulary as tokens added/removed/changed); chat templates with a unified diff; tensors
+added, removed, dtype or shape changed, byte-identical or not (per-tensor SHA-256), and
+for tensors in both the RMS of each and of their difference, relative: |new-old|/|old|
+of the dequantized values, in one pass over each file. A summary first: what changed,
+ordered by how much it matters (header and architecture, loader keys and tensor set,
+template, norms, the largest weight changes, other metadata). JSON shape: docs/diff.md.
+Exit 0 identical, 1 different, 2 error (as diff(1)).
+
+Examples:
+  gguf-gate diff v1.gguf v2.gguf
+  gguf-gate diff v1.gguf v2.gguf --format markdown >> \"$GITHUB_STEP_SUMMARY\"
+  gguf-gate diff v1.gguf v2.gguf --filter 'blk.0.*' --filter 'tokenizer.*'
+  gguf-gate diff v1.baseline.json v2.gguf --format json")]
+    Diff(DiffArgs),
     /// Convert a Hugging Face checkpoint (safetensors) into a clean F16 GGUF.
     #[command(after_help = "\
 DIR holds config.json (model_type llama, mistral or bitnet) and model.safetensors, or
@@ -267,6 +290,11 @@ pub struct CheckArgs {
     /// Record the probe's token ids to this file (a baseline for `probe.baseline`).
     #[arg(long, value_name = "FILE")]
     pub record_probe: Option<PathBuf>,
+    /// Record the model's summary to this file (per-tensor dtype, shape, SHA-256 and RMS,
+    /// and the metadata), in the same read: a baseline for the policy's `baseline.file`
+    /// and for `gguf-gate diff`.
+    #[arg(long, value_name = "FILE")]
+    pub record_baseline: Option<PathBuf>,
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -351,6 +379,27 @@ pub struct StatsArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Only tensors whose name matches this glob (`*`, `?`); repeat to add more.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Vec<String>,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `gguf-gate diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The previous release: a GGUF file, or a summary recorded with `check --record-baseline`.
+    pub old: PathBuf,
+    /// The new release: a GGUF file, or a recorded summary.
+    pub new: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+    /// Only keys and tensors whose name matches this glob (`*`, `?`); repeat to add more.
     #[arg(long, value_name = "GLOB")]
     pub filter: Vec<String>,
     /// Write the report to this file (atomically) instead of stdout.
@@ -512,6 +561,13 @@ pub enum OutType {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

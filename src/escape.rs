@@ -125,6 +125,31 @@ pub fn markdown(s: &str) -> String {
     visible(s).replace('|', "\\|").replace('`', "\\`")
 }
 
+/// A fenced Markdown code block holding `text`: each line with hidden characters spelled
+/// out (tabs kept), inside a fence of more backticks than any run in the text, so the
+/// text cannot close the block (backslash escapes do not work inside code).
+pub fn markdown_block(info: &str, text: &str) -> String {
+    // One line at a time, so `visible_lines` adds no indentation.
+    let lines: Vec<String> = text.lines().map(visible_lines).collect();
+    let mut longest = 0;
+    for l in &lines {
+        let mut run = 0;
+        for c in l.chars() {
+            run = if c == '`' { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
+    }
+    let fence = "`".repeat(longest.max(2) + 1);
+    let mut out = format!("{fence}{}\n", visible(info).replace('`', ""));
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out.push_str(&fence);
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +186,13 @@ mod tests {
     #[test]
     fn markdown_cells_cannot_be_closed() {
         assert_eq!(markdown("a|b`c"), "a\\|b\\`c");
+    }
+
+    #[test]
+    fn markdown_blocks_cannot_be_closed() {
+        let block = markdown_block("diff", "+```\n-x\u{202e}\ty");
+        assert_eq!(block, "````diff\n+```\n-x\\u{202e}\ty\n````\n");
+        assert!(markdown_block("", "plain").starts_with("```\n"));
     }
 
     #[test]

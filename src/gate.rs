@@ -1,5 +1,6 @@
 //! The gate: open the model, load the policy for its architecture, read the file once
-//! (fingerprint + statistics), run the rules and the probe, and produce the [`Report`]
+//! (fingerprint + statistics; with a `baseline:` in the policy, the diff from the previous
+//! release in the same read), run the rules and the probe, and produce the [`Report`]
 //! every report writer formats. `gguf-gate check` (`cmd::check`) is a thin shell around
 //! [`run_check`]; `export --strict` and `quantize --strict` pass [`strict_gate`] to the
 //! GGUF writer so that a file is gated before it takes its name.
@@ -11,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 
 use crate::atomic::{write_text, Overwrite};
+use crate::diff;
 use crate::fingerprint::Fingerprint;
 use crate::gguf::{GgufFile, Header};
 use crate::policy::{self, Policy};
@@ -32,6 +34,9 @@ pub struct CheckOptions<'a> {
     pub tokenizer: Option<&'a Path>,
     /// Write the probe's token ids here as a baseline (`--record-probe`).
     pub record_probe: Option<&'a Path>,
+    /// Write the model's summary here, a baseline for `baseline.file` and `diff`
+    /// (`--record-baseline`).
+    pub record_baseline: Option<&'a Path>,
     /// Run the probe (when the policy enables it); false for `--no-probe`.
     pub probe: bool,
     /// Where the scan's progress goes.
@@ -59,13 +64,17 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
         })?;
 
     let scan_start = Instant::now();
-    let all: Vec<usize> = (0..file.header.tensors.len()).collect();
-    let count = options.progress.task("check", file.header.file_len);
-    let scan = stats::scan(&file, &all, true, count);
+    let read = read_model(&file, &policy, options)?;
+    let scan = read.scan;
     let scan_ms = scan_start.elapsed().as_secs_f64() * 1e3;
     let fingerprint = scan
         .fingerprint
         .unwrap_or_else(|| crate::fingerprint::Fingerprint::of_bytes(file.bytes()));
+    if let (Some(path), Some(tensors)) = (options.record_baseline, read.tensors) {
+        let summary = diff::Summary::of(&file, fingerprint, tensors);
+        write_text(path, Overwrite::Allow, &summary.to_json_text())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
 
     let rules_start = Instant::now();
     let by_name: HashMap<&str, &stats::TensorStats> =
@@ -76,6 +85,7 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
         fingerprint,
         stats: by_name,
         undecodable: &scan.errors,
+        baseline: read.baseline.as_ref(),
     };
     let mut sink = Sink::new(&policy, fingerprint, rules::today());
     rules::check_all(&ctx, &mut sink);
@@ -127,6 +137,52 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
             probe_ms,
             total_ms: start.elapsed().as_secs_f64() * 1e3,
         },
+    })
+}
+
+/// What reading the model produced.
+struct Read {
+    scan: stats::Scan,
+    /// Every tensor's facts (hash, RMS), when a baseline is compared or recorded.
+    tensors: Option<Vec<diff::TensorFacts>>,
+    /// The diff from the policy's baseline.
+    baseline: Option<diff::Diff>,
+}
+
+/// Read the model once: statistics and fingerprint; with a baseline in the policy, the
+/// diff from it in the same pass; when recording a baseline, every tensor's hash too.
+fn read_model(file: &GgufFile, policy: &Policy, options: &CheckOptions<'_>) -> Result<Read> {
+    if let Some(path) = &policy.baseline.file {
+        let baseline = diff::Loaded::open(path)
+            .with_context(|| format!("the policy's baseline {}", path.display()))?;
+        let diff_options = diff::Options {
+            filter: &[],
+            norm_patterns: &policy.norms.patterns,
+            fingerprint: true,
+            progress: options.progress,
+            label: "check",
+        };
+        let (d, survey) = diff::compare_file(baseline.release(), file, &diff_options);
+        return Ok(Read {
+            scan: survey.scan,
+            tensors: Some(survey.tensors),
+            baseline: Some(d),
+        });
+    }
+    if options.record_baseline.is_some() {
+        let survey = diff::survey(file, true, options.progress, "check");
+        return Ok(Read {
+            scan: survey.scan,
+            tensors: Some(survey.tensors),
+            baseline: None,
+        });
+    }
+    let all: Vec<usize> = (0..file.header.tensors.len()).collect();
+    let count = options.progress.task("check", file.header.file_len);
+    Ok(Read {
+        scan: stats::scan(file, &all, true, count),
+        tensors: None,
+        baseline: None,
     })
 }
 
@@ -281,6 +337,7 @@ pub fn strict_gate(path: &Path) -> Result<Vec<Finding>, String> {
         fail_level: Severity::Error,
         tokenizer: None,
         record_probe: None,
+        record_baseline: None,
         probe: false,
         progress: &Quiet,
     };

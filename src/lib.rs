@@ -9,6 +9,7 @@
 //! fingerprint, quant, stats, tokenizer             bytes -> hashes, block formats, statistics, token ids
 //! infer, probe, quality                            the forward pass; the probe; perplexity and KL on a text
 //! policy                                           YAML -> a validated Policy (reads registry)
+//! diff                                             two releases -> what changed (one pass over each)
 //! rules                                            model + policy -> findings
 //! report                                           findings -> human, JSON, JUnit, SARIF, GitHub
 //! gate                                             one check: file -> scan -> rules + probe -> Report
@@ -18,6 +19,7 @@
 
 pub mod atomic;
 pub mod convert;
+pub mod diff;
 pub mod escape;
 pub mod fingerprint;
 pub mod gate;

@@ -40,6 +40,7 @@ pub enum Family {
     Projections,
     Tensors,
     Fingerprint,
+    Baseline,
     Probe,
     Quality,
     Template,
@@ -54,6 +55,7 @@ impl Family {
             Family::Projections => "projections",
             Family::Tensors => "tensors",
             Family::Fingerprint => "fingerprint",
+            Family::Baseline => "baseline",
             Family::Probe => "probe",
             Family::Quality => "quality",
             Family::Template => "template",
@@ -175,6 +177,26 @@ rules! {
         "The file's fingerprint is not one the policy pins.",
         "A release gate pins the exact bytes it approved; any other file — even one that would pass every other rule — is not the approved artifact.",
         "Gate the approved file, or update the pinned fingerprint after re-approval.";
+    BaselineTensors = "baseline-tensors", Baseline, Error,
+        "A tensor was added, removed or reshaped since the baseline.",
+        "The policy's `baseline.file` names the previous release. A tensor that appeared, disappeared or changed shape means a different architecture or a broken conversion, not a new release of the same model (`baseline.tensors_must_match`, default true when a baseline is set).",
+        "Run `gguf-gate diff BASELINE MODEL` to see the change; if it is intended, record a new baseline.";
+    BaselineKeys = "baseline-keys", Baseline, Error,
+        "A metadata key the policy pins to the baseline changed.",
+        "`baseline.keys_must_match` lists keys (globs) whose type and value must equal the previous release's: hyper-parameters, the vocabulary, special token ids. A changed key changes how a loader builds the model or tokenizes.",
+        "Run `gguf-gate diff BASELINE MODEL --filter KEY`; fix the converter, or record a new baseline if the change is intended.";
+    BaselineDtype = "baseline-dtype", Baseline, Error,
+        "A tensor's dtype differs from the baseline's.",
+        "With `baseline.dtypes_must_match: true` every tensor keeps the previous release's ggml type: a re-quantization or a converter default that changed is caught before release.",
+        "Re-quantize with the baseline's types, or record a new baseline if the new types are intended.";
+    BaselineDrift = "baseline-drift", Baseline, Error,
+        "A tensor's values moved further from the baseline than allowed.",
+        "`baseline.max_relative_change` bounds ‖new − old‖ / ‖old‖ of the dequantized values per tensor pattern. Against a baseline GGUF the measure is exact; against a recorded summary it is the relative change of the tensor's RMS, a lower bound (a change that keeps the RMS, such as a permutation, shows only as a different hash). A re-conversion should move weights by rounding error; a trained or scrambled weight moves by far more.",
+        "Run `gguf-gate diff BASELINE MODEL` to see which tensors moved and by how much.";
+    BaselineTemplate = "baseline-template", Baseline, Error,
+        "A chat template differs from the baseline's.",
+        "With `baseline.template_must_match: true` every `tokenizer.chat_template*` key must be the previous release's text, byte for byte: a changed template changes every prompt the model sees.",
+        "Run `gguf-gate diff BASELINE MODEL` for a unified diff of the template; restore it, or record a new baseline.";
     ProbeText = "probe-text", Probe, Error,
         "The probe's continuation is not language.",
         "The model's greedy continuation of a probe prompt is empty, only punctuation, mostly non-words, or a degenerate loop: the symptom of broken weights or a mismatched tokenizer.",

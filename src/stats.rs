@@ -107,10 +107,60 @@ fn raw_sums(values: &[f32]) -> RawSums {
     raw_sums_portable(values)
 }
 
+/// `raw_sums_portable` written with AVX2 intrinsics (the compiler does not vectorize the
+/// portable loop): the 8 lanes are two vectors of 4 f64 (sums) and one of 8 f32 (min,
+/// max), each lane doing exactly the portable loop's operations in its order, so the
+/// results are bit-identical (a test compares them). `vminps(x, lo)` is `x < lo ? x : lo`
+/// and `vmaxps(x, hi)` is `x > hi ? x : hi`, the portable comparisons.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn raw_sums_avx2(values: &[f32]) -> RawSums {
-    raw_sums_portable(values)
+    use std::arch::x86_64::*;
+    let mut r = RawSums {
+        sum: [0.0; LANES],
+        sum_sq: [0.0; LANES],
+        lo: [f32::INFINITY; LANES],
+        hi: [f32::NEG_INFINITY; LANES],
+        zeros: 0,
+    };
+    for run in values.chunks(1 << 20) {
+        let (s, q) = (r.sum.as_ptr(), r.sum_sq.as_ptr());
+        let (mut sum_a, mut sum_b) = (_mm256_loadu_pd(s), _mm256_loadu_pd(s.add(4)));
+        let (mut sq_a, mut sq_b) = (_mm256_loadu_pd(q), _mm256_loadu_pd(q.add(4)));
+        let mut lo = _mm256_loadu_ps(r.lo.as_ptr());
+        let mut hi = _mm256_loadu_ps(r.hi.as_ptr());
+        let mut zero_count = _mm256_setzero_si256();
+        let zero = _mm256_setzero_ps();
+        let mut chunks = run.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            let x = _mm256_loadu_ps(chunk.as_ptr());
+            let a = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+            let b = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x));
+            sum_a = _mm256_add_pd(sum_a, a);
+            sum_b = _mm256_add_pd(sum_b, b);
+            sq_a = _mm256_add_pd(sq_a, _mm256_mul_pd(a, a));
+            sq_b = _mm256_add_pd(sq_b, _mm256_mul_pd(b, b));
+            lo = _mm256_min_ps(x, lo);
+            hi = _mm256_max_ps(x, hi);
+            // An equal lane compares as all ones (-1): subtracting counts it.
+            let eq = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, zero));
+            zero_count = _mm256_sub_epi32(zero_count, eq);
+        }
+        let (s, q) = (r.sum.as_mut_ptr(), r.sum_sq.as_mut_ptr());
+        _mm256_storeu_pd(s, sum_a);
+        _mm256_storeu_pd(s.add(4), sum_b);
+        _mm256_storeu_pd(q, sq_a);
+        _mm256_storeu_pd(q.add(4), sq_b);
+        _mm256_storeu_ps(r.lo.as_mut_ptr(), lo);
+        _mm256_storeu_ps(r.hi.as_mut_ptr(), hi);
+        let mut zeros = [0u32; LANES];
+        _mm256_storeu_si256(zeros.as_mut_ptr().cast(), zero_count);
+        for (l, &x) in chunks.remainder().iter().enumerate() {
+            accumulate(&mut r, &mut zeros, l, x);
+        }
+        r.zeros += zeros.iter().map(|&z| u64::from(z)).sum::<u64>();
+    }
+    r
 }
 
 /// Add one value to lane `l`. Plain comparisons (not `f32::min`) so the loop
@@ -215,7 +265,8 @@ impl Moments {
         self.zeros += other.zeros;
     }
 
-    fn finish(&self, t: &TensorInfo) -> TensorStats {
+    /// The statistics of tensor `t` from the moments of all its values.
+    pub fn finish(&self, t: &TensorInfo) -> TensorStats {
         let n = self.finite as f64;
         let (rms, std, min, max) = if self.finite == 0 {
             (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
@@ -247,13 +298,94 @@ impl Moments {
     }
 }
 
+/// How a tensor's data is cut into independently decodable blocks. I2_S is special: its
+/// data is 128-element blocks of 32 bytes of codes followed by a 32-byte tail whose first
+/// four bytes are the tensor's scale, so its blocks cover `size - I2S_TAIL_BYTES` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub block_elems: u64,
+    pub block_bytes: u64,
+    /// Bytes the blocks cover (the tensor's size, less I2_S's tail).
+    pub data_bytes: u64,
+}
+
+impl Geometry {
+    /// The geometry of a tensor we can decode, or why we cannot.
+    pub fn of(t: &TensorInfo) -> Result<Geometry, QuantError> {
+        if !quant::is_supported(t.ty) {
+            return Err(QuantError::Unsupported { ty: t.ty });
+        }
+        let (block_elems, block_bytes, data_bytes) = if t.ty == GgmlType::I2S {
+            (128, 32, t.size.checked_sub(I2S_TAIL_BYTES))
+        } else {
+            (t.ty.block_size(), t.ty.block_bytes(), Some(t.size))
+        };
+        let not_multiple = || QuantError::NotBlockMultiple {
+            ty: t.ty,
+            elements: t.elements as usize,
+            block: block_elems as usize,
+        };
+        if block_elems == 0 || t.elements % block_elems != 0 {
+            return Err(not_multiple());
+        }
+        // The reader validated `size` against the element count; I2_S's tail is checked here.
+        let data_bytes = data_bytes
+            .filter(|&d| Some(d) == (t.elements / block_elems).checked_mul(block_bytes))
+            .ok_or_else(not_multiple)?;
+        Ok(Geometry {
+            block_elems,
+            block_bytes,
+            data_bytes,
+        })
+    }
+
+    /// Bytes, relative to the tensor's data, holding the (block-aligned) `elements`.
+    pub fn bytes_of(&self, elements: &Range<u64>) -> Range<u64> {
+        elements.start / self.block_elems * self.block_bytes
+            ..elements.end / self.block_elems * self.block_bytes
+    }
+
+    /// Elements per piece of about `PIECE_BYTES`, a multiple of `align` (itself a multiple
+    /// of the block size).
+    pub fn piece_elements(&self, align: u64) -> u64 {
+        let blocks = (PIECE_BYTES / self.block_bytes).max(1);
+        (blocks * self.block_elems).div_ceil(align).max(1) * align
+    }
+}
+
+/// Decode the block-aligned `elements` of tensor `t` (of geometry `g`) into `out`.
+pub fn decode(
+    file: &GgufFile,
+    t: &TensorInfo,
+    g: &Geometry,
+    elements: &Range<u64>,
+    out: &mut Vec<f32>,
+) -> Result<(), QuantError> {
+    let range = file.header.data_range(t);
+    let rel = g.bytes_of(elements);
+    let bytes = slice(
+        file.bytes(),
+        &(range.start + rel.start..range.start + rel.end),
+    );
+    out.resize((elements.end - elements.start) as usize, 0.0);
+    if t.ty == GgmlType::I2S {
+        let tail_start = range.end - I2S_TAIL_BYTES;
+        let tail = slice(file.bytes(), &(tail_start..tail_start + 4));
+        let scale = f32::from_le_bytes(tail.try_into().unwrap_or([0; 4]));
+        quant::dequantize_i2_s_codes(bytes, scale, out)
+    } else {
+        quant::dequantize(t.ty, bytes, out)
+    }
+}
+
 /// A block-aligned slice of one tensor's data: the unit of parallel work.
 #[derive(Clone, Debug)]
 struct Piece {
     tensor: usize,
-    /// Absolute file byte range of the piece's data.
-    bytes: Range<u64>,
-    elements: usize,
+    geometry: Geometry,
+    elements: Range<u64>,
+    /// Absolute file offset of the piece's first byte.
+    start: u64,
 }
 
 /// Cut the selected tensors into pieces, in file order. Tensors of a type we cannot
@@ -264,48 +396,32 @@ fn plan(file: &GgufFile, selected: &[usize]) -> (Vec<Piece>, Vec<StatsError>) {
     let mut errors = Vec::new();
     for &i in selected {
         let Some(t) = h.tensors.get(i) else { continue };
-        if !quant::is_supported(t.ty) || (t.ty == GgmlType::I2S && t.elements % 128 != 0) {
-            let error = if quant::is_supported(t.ty) {
-                QuantError::NotBlockMultiple {
-                    ty: t.ty,
-                    elements: t.elements as usize,
-                    block: 128,
-                }
-            } else {
-                QuantError::Unsupported { ty: t.ty }
-            };
-            errors.push(StatsError {
-                tensor: t.name.clone(),
-                error,
-            });
-            continue;
-        }
-        // I2_S: 128-element blocks of 32 bytes; the scale tail is read per piece.
-        let (block_elems, block_bytes) = if t.ty == GgmlType::I2S {
-            (128, 32)
-        } else {
-            (t.ty.block_size(), t.ty.block_bytes())
+        let geometry = match Geometry::of(t) {
+            Ok(g) => g,
+            Err(error) => {
+                errors.push(StatsError {
+                    tensor: t.name.clone(),
+                    error,
+                });
+                continue;
+            }
         };
-        let data_bytes = if t.ty == GgmlType::I2S {
-            t.size - I2S_TAIL_BYTES
-        } else {
-            t.size
-        };
-        let blocks_per_piece = (PIECE_BYTES / block_bytes).max(1);
-        let start = h.data_range(t).start;
-        let mut offset = 0;
-        while offset < data_bytes {
-            let len = (blocks_per_piece * block_bytes).min(data_bytes - offset);
+        let step = geometry.piece_elements(geometry.block_elems);
+        let base = h.data_range(t).start;
+        let mut at = 0;
+        while at < t.elements {
+            let elements = at..(at + step).min(t.elements);
             pieces.push(Piece {
                 tensor: i,
-                bytes: start + offset..start + offset + len,
-                elements: (len / block_bytes * block_elems) as usize,
+                geometry,
+                start: base + geometry.bytes_of(&elements).start,
+                elements,
             });
-            offset += len;
+            at += step;
         }
     }
     // File order: `scan` walks the file front to back; per-tensor merge order follows.
-    pieces.sort_by_key(|p| p.bytes.start);
+    pieces.sort_by_key(|p| p.start);
     (pieces, errors)
 }
 
@@ -316,32 +432,63 @@ fn piece_moments(
     buf: &mut Vec<f32>,
 ) -> Result<Moments, QuantError> {
     let t = &file.header.tensors[piece.tensor];
-    let bytes = slice(file.bytes(), &piece.bytes);
-    buf.resize(piece.elements, 0.0);
-    if t.ty == GgmlType::I2S {
-        let tail_start = file.header.data_range(t).end - I2S_TAIL_BYTES;
-        let tail = slice(file.bytes(), &(tail_start..tail_start + 4));
-        let scale = f32::from_le_bytes(tail.try_into().unwrap_or([0; 4]));
-        quant::dequantize_i2_s_codes(bytes, scale, buf)?;
-    } else {
-        quant::dequantize(t.ty, bytes, buf)?;
-    }
+    decode(file, t, &piece.geometry, &piece.elements, buf)?;
     Ok(Moments::of(buf))
 }
 
-fn slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> &'a [u8] {
-    // Ranges come from a validated header, so they are inside the file.
-    bytes
-        .get(range.start as usize..range.end as usize)
-        .unwrap_or(&[])
+/// `bytes[range]`, empty when the range is not inside (ranges come from a validated
+/// header, so in practice they always are).
+pub fn slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> &'a [u8] {
+    match (usize::try_from(range.start), usize::try_from(range.end)) {
+        (Ok(start), Ok(end)) => bytes.get(start..end).unwrap_or(&[]),
+        _ => &[],
+    }
 }
 
-/// Moments of a list of pieces, in parallel, returned in the pieces' order.
-fn moments_of(file: &GgufFile, pieces: &[Piece]) -> Vec<Result<Moments, QuantError>> {
-    pieces
-        .par_iter()
-        .map_init(Vec::new, |buf, piece| piece_moments(file, piece, buf))
-        .collect()
+/// One front-to-back pass over `file` in `WINDOW_BYTES` windows: the engine of `scan`
+/// and of `diff`. For each window, `serial` runs on one thread (hashing, which must see
+/// the bytes in order) while `work` maps the items that start in the window in parallel
+/// (rayon, one `scratch` per thread); then `done` sees the window, to release it from
+/// memory and count progress. `items` must be sorted by `start`. Results come back in
+/// item order whatever the thread count, so merging them in order is deterministic.
+pub fn stream<I, S, R>(
+    file: &GgufFile,
+    items: &[I],
+    start: impl Fn(&I) -> u64,
+    scratch: impl Fn() -> S + Sync + Send,
+    work: impl Fn(&mut S, &I) -> R + Sync + Send,
+    mut serial: impl FnMut(Range<u64>, &[I]) + Send,
+    mut done: impl FnMut(Range<u64>, &[I]),
+) -> Vec<R>
+where
+    I: Sync,
+    R: Send,
+{
+    let len = file.bytes().len() as u64;
+    let mut results = Vec::with_capacity(items.len());
+    let mut next = 0;
+    let mut at = 0u64;
+    while at < len {
+        let end = (at + WINDOW_BYTES).min(len);
+        let first = next;
+        while next < items.len() && start(&items[next]) < end {
+            next += 1;
+        }
+        let window = &items[first..next];
+        let (_, out) = rayon::join(
+            || serial(at..end, window),
+            || {
+                window
+                    .par_iter()
+                    .map_init(&scratch, |s, item| work(s, item))
+                    .collect::<Vec<R>>()
+            },
+        );
+        results.extend(out);
+        done(at..end, window);
+        at = end;
+    }
+    results
 }
 
 /// Merge per-piece moments into per-tensor statistics, in the order of `selected`.
@@ -410,37 +557,41 @@ pub fn scan(
     mut progress: impl FnMut(u64),
 ) -> Scan {
     let (pieces, errors) = plan(file, selected);
-    let bytes = file.bytes();
-    let len = bytes.len() as u64;
     let mut hasher = Sha256::new();
-    let mut moments = Vec::with_capacity(pieces.len());
-    let mut next_piece = 0;
-    let mut start = 0u64;
-    while start < len {
-        let end = (start + WINDOW_BYTES).min(len);
-        let first = next_piece;
-        while next_piece < pieces.len() && pieces[next_piece].bytes.start < end {
-            next_piece += 1;
-        }
-        let window = slice(bytes, &(start..end));
-        let hash = || {
+    let moments = stream(
+        file,
+        &pieces,
+        |p| p.start,
+        Vec::new,
+        |buf, piece| piece_moments(file, piece, buf),
+        |window, _| {
             if with_fingerprint {
-                hasher.update(window)
+                hasher.update(slice(file.bytes(), &window));
             }
-        };
-        let (_, window_moments) =
-            rayon::join(hash, || moments_of(file, &pieces[first..next_piece]));
-        moments.extend(window_moments);
-        file.release(start..end);
-        progress(end - start);
-        start = end;
-    }
+        },
+        |window, _| {
+            file.release(window.clone());
+            progress(window.end - window.start);
+        },
+    );
     let fingerprint = with_fingerprint.then(|| Fingerprint(hasher.finalize().into()));
     let (stats, errors) = assemble(file, selected, &pieces, moments, errors);
     Scan {
         fingerprint,
         stats,
         errors,
+    }
+}
+
+/// A number in reports and diffs: four decimals between 0.001 and 10 000, else
+/// scientific with four significant digits.
+pub fn num(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e4).contains(&x.abs()) {
+        let s = format!("{x:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{x:.3e}")
     }
 }
 
@@ -485,4 +636,43 @@ pub fn to_text(stats: &[TensorStats], errors: &[StatsError]) -> String {
         let _ = writeln!(out, "error: {}", crate::escape::visible(&e.to_string()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_avx2_sums_are_the_portable_sums_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+            let mut next = || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                match seed % 11 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    _ => ((seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * 3.0,
+                }
+            };
+            let values: Vec<f32> = (0..(1 << 20) + 2 * 1000 + 13).map(|_| next()).collect();
+            for len in [0, 1, 7, 8, 9, 1000, 1 << 20, (1 << 20) + 5, values.len()] {
+                let (a, b) = (raw_sums_portable(&values[..len]), unsafe {
+                    raw_sums_avx2(&values[..len])
+                });
+                let bits = |r: &RawSums| {
+                    (
+                        r.sum.map(f64::to_bits),
+                        r.sum_sq.map(f64::to_bits),
+                        r.lo.map(f32::to_bits),
+                        r.hi.map(f32::to_bits),
+                        r.zeros,
+                    )
+                };
+                assert_eq!(bits(&a), bits(&b), "length {len}");
+            }
+        }
+    }
 }

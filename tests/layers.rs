@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["gguf", "fingerprint"],
     &["quant", "tokenizer", "template"],
     &["stats", "infer"],
-    &["probe", "quality", "policy"],
+    &["probe", "quality", "policy", "diff"],
     &["rules"],
     &["report"],
     &["gate", "convert", "inspect"],

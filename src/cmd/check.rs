@@ -30,6 +30,9 @@ pub fn run(args: CheckArgs) -> Result<Outcome> {
     if models.len() > 1 && args.record_probe.is_some() {
         bail!("--record-probe records one model's probe: give one model");
     }
+    if models.len() > 1 && args.record_baseline.is_some() {
+        bail!("--record-baseline records one model: give one model");
+    }
     let root = Root::discover();
     let policy = resolve_policy(args.policy.as_deref(), &root)?;
     let options = CheckOptions {
@@ -41,6 +44,7 @@ pub fn run(args: CheckArgs) -> Result<Outcome> {
         },
         tokenizer: args.tokenizer.as_deref(),
         record_probe: args.record_probe.as_deref(),
+        record_baseline: args.record_baseline.as_deref(),
         probe: !args.no_probe,
         progress: &Bars,
     };

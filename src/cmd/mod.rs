@@ -6,6 +6,7 @@
 
 mod check;
 mod completions;
+mod diff;
 mod export;
 mod fingerprint;
 mod init;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Template(args) => template::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Fingerprint(args) => fingerprint::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Export(args) => export::run(args),
         Command::Quantize(args) => quantize::run(args),
     }

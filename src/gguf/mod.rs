@@ -15,4 +15,4 @@ pub use reader::{
 };
 pub use types::{file_type_name, GgmlType, TypeLookup, I2S_TAIL_BYTES};
 pub use value::{Array, Value, ValueType};
-pub use writer::{GgufWriter, TensorSpec, WriteError, WRITE_VERSION};
+pub use writer::{encode_value, GgufWriter, TensorSpec, WriteError, WRITE_VERSION};

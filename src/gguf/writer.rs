@@ -278,6 +278,15 @@ fn write_zeros<W: Write>(out: &mut W, mut n: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// A value's bytes as a GGUF file stores them (without the type tag): the canonical
+/// encoding, so two values are equal exactly when their types and encodings are (floats
+/// compare bit for bit), and a digest of it identifies a value.
+pub fn encode_value(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_value(&mut out, value);
+    out
+}
+
 fn put_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_le_bytes());
     out.extend_from_slice(s.as_bytes());

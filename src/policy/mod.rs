@@ -64,6 +64,7 @@ pub struct Policy {
     /// The quality gate, when the policy has a `quality:` section.
     pub quality: Option<QualityPolicy>,
     pub chat_template: TemplatePolicy,
+    pub baseline: BaselinePolicy,
     pub waivers: Vec<Waiver>,
 }
 
@@ -239,6 +240,32 @@ pub struct PolicyConversation {
     pub add_generation_prompt: bool,
     pub variables: serde_json::Map<String, serde_json::Value>,
     pub expect_contains: Vec<String>,
+    pub loc: Loc,
+}
+
+/// The drift gate (`baseline:`): no checks when `file` is `None`.
+#[derive(Clone, Debug, Default)]
+pub struct BaselinePolicy {
+    /// The previous release (a GGUF file or a recorded summary), resolved against the
+    /// policy's directory.
+    pub file: Option<PathBuf>,
+    /// Key globs (may contain `{arch}`) that must match the baseline, with where each was set.
+    pub keys_must_match: Vec<(String, Loc)>,
+    pub max_relative_change: Vec<ChangeBound>,
+    /// Where `dtypes_must_match: true` was set, when it was.
+    pub dtypes_must_match: Option<Loc>,
+    pub template_must_match: Option<Loc>,
+    /// `tensors_must_match` (default true).
+    pub tensors_must_match: bool,
+    /// Where `baseline.file` was set.
+    pub loc: Loc,
+}
+
+/// `max_relative_change` for the tensors matching `pattern`.
+#[derive(Clone, Debug)]
+pub struct ChangeBound {
+    pub pattern: String,
+    pub max: f64,
     pub loc: Loc,
 }
 

@@ -41,6 +41,8 @@ pub struct RawPolicy {
     /// Chat templates: whether one is required, known-good hashes, the expected text,
     /// and conversations to render (docs/templates.md).
     pub chat_template: Option<RawChatTemplate>,
+    /// The drift gate: the previous release and what may change since it.
+    pub baseline: Option<RawBaseline>,
     /// Accepted exceptions, each with a reason and an expiry date.
     pub waivers: Option<Vec<RawWaiver>>,
 }
@@ -251,6 +253,37 @@ pub struct RawConversation {
     pub expect_contains: Option<Vec<Located<String>>>,
 }
 
+/// The drift gate: compare the model with the previous release (`gguf-gate diff`) and
+/// bound what may change.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+pub struct RawBaseline {
+    /// The previous release, relative to the policy: its GGUF file, or the summary
+    /// `check --record-baseline` wrote (a few dozen KB: dtype, shape, SHA-256 and RMS of
+    /// every tensor, and the metadata).
+    pub file: Option<Located<String>>,
+    /// Metadata keys (globs; `{arch}` stands for `general.architecture`) whose type and
+    /// value must equal the baseline's.
+    pub keys_must_match: Option<Vec<Located<String>>>,
+    /// Largest allowed relative change ‖new − old‖ / ‖old‖ of the dequantized values, per
+    /// tensor pattern; first match wins. Against a recorded summary the measure is the
+    /// relative change of the RMS, a lower bound.
+    pub max_relative_change: Option<Vec<RawChangeBound>>,
+    /// Every tensor keeps the baseline's dtype. Default false.
+    pub dtypes_must_match: Option<Located<bool>>,
+    /// Every chat template is the baseline's, byte for byte. Default false.
+    pub template_must_match: Option<Located<bool>>,
+    /// No tensor added, removed or reshaped. Default true.
+    pub tensors_must_match: Option<Located<bool>>,
+}
+
+/// `{pattern: "blk.*", max: 0.01}`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+pub struct RawChangeBound {
+    pub pattern: Located<String>,
+    /// Largest allowed ‖new − old‖ / ‖old‖ (0: byte-identical values).
+    pub max: Located<f64>,
+}
+
 /// An accepted exception.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct RawWaiver {
@@ -333,6 +366,14 @@ pub fn merge(base: RawPolicy, over: RawPolicy) -> RawPolicy {
                 expect_file: o.expect_file.or(b.expect_file),
                 conversations: o.conversations.or(b.conversations),
             }
+        }),
+        baseline: merge_opt(base.baseline, over.baseline, |b, o| RawBaseline {
+            file: o.file.or(b.file),
+            keys_must_match: o.keys_must_match.or(b.keys_must_match),
+            max_relative_change: o.max_relative_change.or(b.max_relative_change),
+            dtypes_must_match: o.dtypes_must_match.or(b.dtypes_must_match),
+            template_must_match: o.template_must_match.or(b.template_must_match),
+            tensors_must_match: o.tensors_must_match.or(b.tensors_must_match),
         }),
         waivers: over.waivers.or(base.waivers),
     }

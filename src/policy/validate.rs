@@ -19,13 +19,13 @@ use super::keys::suggest;
 use super::load::{PolicyError, PolicyErrors};
 use super::located::Located;
 use super::raw::{
-    self, RawChatTemplate, RawDtypeRule, RawEnvelope, RawFingerprint, RawNorms, RawPolicy,
-    RawProbe, RawProjections, RawPrompt, RawQuality, RawScalar, RawTensors, RawWaiver,
+    self, RawBaseline, RawChatTemplate, RawDtypeRule, RawEnvelope, RawFingerprint, RawNorms,
+    RawPolicy, RawProbe, RawProjections, RawPrompt, RawQuality, RawScalar, RawTensors, RawWaiver,
 };
 use super::{
-    DtypeRule, Envelope, ExpectedTemplate, KeyRule, Loc, NormPolicy, Policy, PolicyConversation,
-    ProbePolicy, ProjectionPolicy, Prompt, QualityBase, QualityPolicy, TemplatePolicy,
-    TensorPolicy, TypeSpec, Waiver,
+    BaselinePolicy, ChangeBound, DtypeRule, Envelope, ExpectedTemplate, KeyRule, Loc, NormPolicy,
+    Policy, PolicyConversation, ProbePolicy, ProjectionPolicy, Prompt, QualityBase, QualityPolicy,
+    TemplatePolicy, TensorPolicy, TypeSpec, Waiver,
 };
 use crate::fingerprint::Fingerprint;
 use crate::gguf::{GgmlType, ValueType};
@@ -53,6 +53,7 @@ pub(super) fn validate(
     let probe = v.probe(raw.probe.unwrap_or_default(), &base_dir);
     let quality = raw.quality.and_then(|q| v.quality(q, &base_dir));
     let chat_template = v.chat_template(raw.chat_template.unwrap_or_default(), &base_dir);
+    let baseline = v.baseline(raw.baseline.unwrap_or_default(), &base_dir);
     let waivers = v.waivers(raw.waivers.unwrap_or_default());
 
     if !v.errors.is_empty() {
@@ -73,6 +74,7 @@ pub(super) fn validate(
         probe,
         quality,
         chat_template,
+        baseline,
         waivers,
     })
 }
@@ -563,6 +565,86 @@ impl Validator {
                 .map(|s| s.value)
                 .collect(),
         })
+    }
+
+    fn baseline(&mut self, b: RawBaseline, base_dir: &Option<PathBuf>) -> BaselinePolicy {
+        let set = |x: &Option<Located<bool>>| x.as_ref().filter(|x| x.value).map(Located::loc);
+        let bound_given = b.keys_must_match.is_some()
+            || b.max_relative_change.is_some()
+            || b.dtypes_must_match.is_some()
+            || b.template_must_match.is_some()
+            || b.tensors_must_match.is_some();
+        let loc = b.file.as_ref().map(Located::loc).unwrap_or_default();
+        let file = match &b.file {
+            Some(f) if f.value.trim().is_empty() => {
+                self.err(&f.loc(), "baseline.file is empty".into());
+                None
+            }
+            Some(f) => Some(relative_to(base_dir, &f.value)),
+            None => None,
+        };
+        if file.is_none() && b.file.is_none() && bound_given {
+            let at = [
+                &b.dtypes_must_match,
+                &b.template_must_match,
+                &b.tensors_must_match,
+            ]
+            .into_iter()
+            .flatten()
+            .map(Located::loc)
+            .next()
+            .or_else(|| b.keys_must_match.iter().flatten().map(Located::loc).next())
+            .or_else(|| {
+                b.max_relative_change
+                    .iter()
+                    .flatten()
+                    .map(|c| c.pattern.loc())
+                    .next()
+            })
+            .unwrap_or_default();
+            self.err(
+                &at,
+                "baseline bounds need `baseline.file`: the previous release (a GGUF file or a summary recorded with `check --record-baseline`)".into(),
+            );
+        }
+        let keys_must_match = b
+            .keys_must_match
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|k| {
+                let loc = k.loc();
+                self.pattern(k).map(|p| (p, loc))
+            })
+            .collect();
+        let max_relative_change = b
+            .max_relative_change
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                if !(c.max.value.is_finite() && c.max.value >= 0.0) {
+                    self.err(
+                        &c.max.loc(),
+                        format!(
+                            "max_relative_change for {:?}: {} is not a finite number ≥ 0",
+                            c.pattern.value, c.max.value
+                        ),
+                    );
+                }
+                let loc = c.max.loc();
+                let max = c.max.value;
+                self.pattern(c.pattern)
+                    .map(|pattern| ChangeBound { pattern, max, loc })
+            })
+            .collect();
+        BaselinePolicy {
+            file,
+            keys_must_match,
+            max_relative_change,
+            dtypes_must_match: set(&b.dtypes_must_match),
+            template_must_match: set(&b.template_must_match),
+            tensors_must_match: b.tensors_must_match.as_ref().is_none_or(|t| t.value),
+            loc,
+        }
     }
 
     fn waivers(&mut self, list: Vec<RawWaiver>) -> Vec<Waiver> {

@@ -1,8 +1,9 @@
 //! The rules: one module per family, each reading the model (header, statistics,
-//! fingerprint) and the policy and pushing checks into the `Sink`. Rules never know
+//! fingerprint, the diff from a baseline) and the policy and pushing checks into the `Sink`. Rules never know
 //! which report format is in use; severities, strict mode and waivers are applied by
 //! the sink, and the verdict is computed by one small function.
 
+mod baseline;
 mod charset;
 pub mod finding;
 mod fingerprint;
@@ -33,6 +34,9 @@ pub struct Context<'a> {
     pub stats: HashMap<&'a str, &'a TensorStats>,
     /// Tensors whose values could not be decoded.
     pub undecodable: &'a [StatsError],
+    /// The diff from the policy's baseline (the previous release) to this model, when the
+    /// policy names one.
+    pub baseline: Option<&'a crate::diff::Diff>,
 }
 
 /// Run every rule family; the probe runs separately (it needs the inference engine).
@@ -58,6 +62,7 @@ pub fn check_all(ctx: &Context<'_>, sink: &mut Sink<'_>) {
     tensors::check(ctx, sink);
     fingerprint::check(ctx, sink);
     template::check(ctx, sink);
+    baseline::check(ctx, sink);
     sink.check_waivers();
 }
 
@@ -113,16 +118,8 @@ pub fn layer_of(name: &str) -> Option<u32> {
     name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
 }
 
-/// A finite number in reports: 4 significant digits.
-pub fn num(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e4).contains(&x.abs()) {
-        let s = format!("{x:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
-    } else {
-        format!("{x:.3e}")
-    }
-}
+/// A finite number in reports (shared with `diff`, which lives below the rules).
+pub use crate::stats::num;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,9 @@
                                    several tensor types, a custom alignment (64)
     gguf_reference.py stats FILE   per-tensor statistics from gguf-py's dequantization,
                                    computed with numpy in float64
+    gguf_reference.py relchange OLD NEW NAME...
+                                   per named tensor: RMS of each side, RMS of new - old and
+                                   |new - old| / |old| from gguf-py's dequantization (float64)
 
 The Rust tests (tests/conformance.rs) compare these with what gguf-gate reads and writes.
 """
@@ -126,6 +129,29 @@ def stats(path):
     json.dump({"tensors": out}, sys.stdout)
 
 
+def relchange(old_path, new_path, names):
+    def values(path):
+        r = GGUFReader(path)
+        return {t.name: t for t in r.tensors if t.name in names}
+    old, new = values(old_path), values(new_path)
+    out = []
+    for name in names:
+        a = gguf.quants.dequantize(old[name].data, old[name].tensor_type).astype(np.float64).ravel()
+        b = gguf.quants.dequantize(new[name].data, new[name].tensor_type).astype(np.float64).ravel()
+        d = b - a
+        out.append({
+            "name": name,
+            "old_rms": float(np.sqrt(np.mean(a * a))),
+            "new_rms": float(np.sqrt(np.mean(b * b))),
+            "rms_diff": float(np.sqrt(np.mean(d * d))),
+            "relative_change": float(np.linalg.norm(d) / np.linalg.norm(a)),
+        })
+    json.dump({"tensors": out}, sys.stdout)
+
+
 if __name__ == "__main__":
-    cmd, path = sys.argv[1], sys.argv[2]
-    {"dump": dump, "write": write, "stats": stats}[cmd](path)
+    cmd = sys.argv[1]
+    if cmd == "relchange":
+        relchange(sys.argv[2], sys.argv[3], sys.argv[4:])
+    else:
+        {"dump": dump, "write": write, "stats": stats}[cmd](sys.argv[2])
