@@ -278,6 +278,10 @@ pub struct CheckArgs {
     /// Also write the Markdown summary here.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Also write a self-contained HTML report here: findings, per-layer RMS plots with
+    /// the policy's envelopes, the probe, the metadata checks (no script, works offline).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// The lowest severity that fails the gate.
     #[arg(long, value_enum, default_value_t = FailLevel::Error)]
     pub fail_level: FailLevel,
@@ -375,9 +379,10 @@ pub struct InspectArgs {
 pub struct StatsArgs {
     /// The GGUF file to read.
     pub model: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format: a table, JSON, or a self-contained HTML page with per-layer RMS plots
+    /// (bands: the default policy's envelopes for the model's architecture).
+    #[arg(long, value_enum, default_value_t = StatsFormat::Text)]
+    pub format: StatsFormat,
     /// Only tensors whose name matches this glob (`*`, `?`); repeat to add more.
     #[arg(long, value_name = "GLOB")]
     pub filter: Vec<String>,
@@ -561,6 +566,13 @@ pub enum OutType {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    Text,
+    Json,
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -118,6 +118,7 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
         f.span = span_of(&file.header, &f.subject);
     }
     let passed = rules::passed(&findings, options.fail_level);
+    let series = crate::report::plot::series(&file.header, &scan.stats, &policy, &findings);
     Ok(Report {
         model: model.display().to_string(),
         model_path: model.canonicalize().unwrap_or_else(|_| model.to_path_buf()),
@@ -131,6 +132,7 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
         findings,
         probe,
         quality,
+        series,
         timings: Timings {
             scan_ms,
             rules_ms,

@@ -14,7 +14,7 @@
 #   GGUF_GATE_TOKENIZER    optional tokenizer.json
 #   GGUF_GATE_STRICT       "true" | "false" (default "false")
 #   GGUF_GATE_FAIL_LEVEL   "error" | "warning" (default "error")
-#   GGUF_GATE_SARIF, GGUF_GATE_JUNIT, GGUF_GATE_JSON   optional report paths
+#   GGUF_GATE_SARIF, GGUF_GATE_JUNIT, GGUF_GATE_JSON, GGUF_GATE_HTML   optional report paths
 #   GGUF_GATE_VERSION      "vX.Y.Z", "source", or empty (= derived from the action's ref)
 #   GGUF_GATE_ATTESTATION  "auto" (default) | "required" | "off": verify the release
 #                          binary's build provenance with `gh attestation verify` (signed
@@ -94,6 +94,7 @@ read_inputs() {
   ATTESTATION="${GGUF_GATE_ATTESTATION:-auto}"
   SARIF="${GGUF_GATE_SARIF:-}"
   JUNIT="${GGUF_GATE_JUNIT:-}"
+  HTML="${GGUF_GATE_HTML:-}"
   JSON="${GGUF_GATE_JSON:-}"
   ACTION_PATH="${GGUF_GATE_ACTION_PATH:-${GITHUB_ACTION_PATH:-}}"
   if [ -z "$ACTION_PATH" ]; then
@@ -347,6 +348,7 @@ run_check() {
   if [ -n "$SARIF" ]; then args+=(--sarif "$SARIF"); fi
   if [ -n "$JUNIT" ]; then args+=(--junit "$JUNIT"); fi
   if [ -n "$JSON" ]; then args+=(--json "$JSON"); fi
+  if [ -n "$HTML" ]; then args+=(--html "$HTML"); fi
   args+=(--format github)
   log "$BIN ${args[*]}"
   local rc=0

@@ -154,11 +154,11 @@ CASE=all-inputs
 run_action $CASE GGUF_GATE_RELEASE_BASE="file://$rel" GGUF_GATE_STRICT=true \
   GGUF_GATE_POLICY=policy.yaml GGUF_GATE_TOKENIZER=tok/tokenizer.json \
   GGUF_GATE_FAIL_LEVEL=warning GGUF_GATE_SARIF=r.sarif GGUF_GATE_JUNIT=r.xml \
-  GGUF_GATE_JSON=r.json GGUF_GATE_MODEL="models/my model.gguf"
+  GGUF_GATE_JSON=r.json GGUF_GATE_HTML=r.html GGUF_GATE_MODEL="models/my model.gguf"
 expect_rc "file:// release base: exit 0" 0
 expect_args "every input forwarded, --strict when strict=true, path with a space kept whole" \
   check "models/my model.gguf" --policy policy.yaml --tokenizer tok/tokenizer.json --strict \
-  --fail-level warning --sarif r.sarif --junit r.xml --json r.json --format github
+  --fail-level warning --sarif r.sarif --junit r.xml --json r.json --html r.html --format github
 expect_line "GITHUB_OUTPUT has the junit path" "$GHOUT" "junit=r.xml"
 expect_line "GITHUB_OUTPUT has the json path" "$GHOUT" "json=r.json"
 

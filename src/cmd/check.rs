@@ -18,7 +18,7 @@ use gguf_gate::gate::{run_check, CheckOptions};
 use gguf_gate::glob::glob_match;
 use gguf_gate::report::human::Style;
 use gguf_gate::report::location::Root;
-use gguf_gate::report::{github, human, json as json_report, junit, sarif, Report};
+use gguf_gate::report::{github, html, human, json as json_report, junit, sarif, Report};
 use gguf_gate::rules::Severity;
 
 /// The policy file names `check` looks for when `--policy` is not given.
@@ -157,7 +157,7 @@ fn write_reports(reports: &[Report], args: &CheckArgs, root: &Root) -> Result<()
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let files: [(Option<&Path>, Render<'_>); 4] = [
+    let files: [(Option<&Path>, Render<'_>); 5] = [
         (args.json.as_deref(), &|| {
             pretty_json(&json_report::render(reports))
         }),
@@ -166,6 +166,7 @@ fn write_reports(reports: &[Report], args: &CheckArgs, root: &Root) -> Result<()
             pretty_json(&sarif::render(reports, root))
         }),
         (args.summary.as_deref(), &|| Ok(summary())),
+        (args.html.as_deref(), &|| Ok(html::render(reports))),
     ];
     for (path, render) in files {
         if let Some(p) = path {

@@ -143,6 +143,7 @@ pub fn summary(r: &Report) -> String {
             );
         }
     }
+    out.push_str(&super::plot::markdown(&r.series));
     out
 }
 

@@ -1,12 +1,15 @@
 //! Reports: the same verdict and findings rendered for people (human), programs (json),
 //! CI test views (JUnit), code scanning (SARIF 2.1.0) and GitHub Actions (workflow
-//! commands, job summary, step outputs). Each writer only formats; nothing here decides.
+//! commands, job summary, step outputs) and HTML with per-layer plots. Each writer only
+//! formats; nothing here decides.
 
 pub mod github;
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
 pub mod location;
+pub mod plot;
 pub mod sarif;
 
 use serde::Serialize;
@@ -44,6 +47,8 @@ pub struct Report {
     pub probe: ProbeReport,
     /// The quality gate's measurements, when the policy has a `quality:` section.
     pub quality: Option<crate::quality::Score>,
+    /// Per tensor role, the RMS of each layer with the policy's envelope (plots).
+    pub series: Vec<plot::Series>,
     pub timings: Timings,
 }
 
