@@ -443,6 +443,10 @@ struct TensorRef {
     storage: Rc<StorageRef>,
     offset: u64,
     shape: Vec<u64>,
+    /// Why the strides are not row-major, if they are not.
+    strided: Option<String>,
+    /// The REDUCE opcode's offset.
+    at: u64,
 }
 
 /// A dict (plain or OrderedDict). Mutable only while it is not inside another value,
@@ -649,7 +653,15 @@ fn unpickle(code: &[u8]) -> Result<Tensors, BinError> {
     let mut out = Vec::with_capacity(items.len());
     for (k, v) in items.iter() {
         match (k, v) {
-            (V::Str(k), V::Tensor(t)) => out.push((k.clone(), t.clone())),
+            (V::Str(k), V::Tensor(t)) => {
+                if let Some(why) = &t.strided {
+                    return Err(BinError::Pickle {
+                        offset: t.at,
+                        message: format!("tensor {k:?}: {why}"),
+                    });
+                }
+                out.push((k.clone(), t.clone()));
+            }
             (V::Str(k), v) => {
                 return Err(err(format!(
                     "state dict entry {k:?} is {}, not a tensor",
@@ -915,11 +927,13 @@ impl Machine<'_> {
             ));
         }
         // Row-major (contiguous): each stride is the product of the later sizes; a
-        // dimension of size 1 may have any stride (PyTorch's own rule).
+        // dimension of size 1 may have any stride (PyTorch's own rule). Reported with the
+        // tensor's name once the state dict names it.
         let mut want = 1u64;
+        let mut strided = None;
         for (&d, &s) in shape.iter().zip(&stride).rev() {
             if d != 1 && s != want {
-                return Err(format!(
+                strided = Some(format!(
                     "size {shape:?} with stride {stride:?} is not contiguous (row-major); \
                      call .contiguous() before saving, or save as safetensors"
                 ));
@@ -936,6 +950,8 @@ impl Machine<'_> {
             storage: storage.clone(),
             offset,
             shape,
+            strided,
+            at: self.at,
         })))
     }
 
@@ -1150,7 +1166,7 @@ mod tests {
         let mut p =
             b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01X\x01\x00\x00\x00wq\x02".to_vec();
         p.extend_from_slice(
-            b"ctorch._utils\n_rebuild_tensor_v2\nq\x03(X\x07\x00\x00\x00storageq\x04c",
+            b"ctorch._utils\n_rebuild_tensor_v2\nq\x03((X\x07\x00\x00\x00storageq\x04c",
         );
         p.extend_from_slice(format!("torch\n{storage}\n").as_bytes());
         p.extend_from_slice(b"q\x05X\x01\x00\x00\x000q\x06X\x03\x00\x00\x00cpuq\x07K\x06tq\x08QK\x00K\x02K\x03\x86q\x09");
@@ -1183,7 +1199,7 @@ mod tests {
         assert_eq!(at, 2);
         assert!(m.contains("global os.system is refused"), "{m}");
         let (at, m) = err(b"\x80\x02X\x08\x00\x00\x00builtinsX\x04\x00\x00\x00eval\x93.");
-        assert_eq!(at, 28);
+        assert_eq!(at, 24);
         assert!(m.contains("builtins.eval"), "{m}");
     }
 
