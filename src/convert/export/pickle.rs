@@ -42,7 +42,7 @@ pub const MAX_DIMS: usize = 8;
 /// A problem with the `.bin` file: where, and what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BinError {
-    /// The zip archive (offset in the `.bin` file, when known).
+    /// The zip archive: what is wrong with it (the message names entries and offsets).
     Zip(String),
     /// A pickle written by torch < 1.6 (not a zip).
     Legacy,
@@ -1317,5 +1317,161 @@ mod tests {
         // An empty archive is fine for the zip reader, but has no data.pkl.
         let empty = [b"PK\x05\x06".as_slice(), &[0u8; 18]].concat();
         assert_eq!(read_zip(&empty).unwrap(), vec![]);
+    }
+
+    fn local(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = b"PK\x03\x04".to_vec();
+        out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    fn central(name: &str, size: u64, off: u64, zip64: bool) -> Vec<u8> {
+        let mut c = b"PK\x01\x02".to_vec();
+        c.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let (s32, o32) = if zip64 {
+            (u32::MAX, u32::MAX)
+        } else {
+            (size as u32, off as u32)
+        };
+        c.extend_from_slice(&s32.to_le_bytes());
+        c.extend_from_slice(&s32.to_le_bytes());
+        c.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        c.extend_from_slice(&(if zip64 { 28u16 } else { 0 }).to_le_bytes());
+        c.extend_from_slice(&[0; 10]);
+        c.extend_from_slice(&o32.to_le_bytes());
+        c.extend_from_slice(name.as_bytes());
+        if zip64 {
+            c.extend_from_slice(&[1, 0, 24, 0]);
+            c.extend_from_slice(&size.to_le_bytes());
+            c.extend_from_slice(&size.to_le_bytes());
+            c.extend_from_slice(&off.to_le_bytes());
+        }
+        c
+    }
+
+    fn eocd(n: u16, cd_len: u32, cd_off: u32) -> Vec<u8> {
+        let mut e = b"PK\x05\x06\0\0\0\0".to_vec();
+        e.extend_from_slice(&n.to_le_bytes());
+        e.extend_from_slice(&n.to_le_bytes());
+        e.extend_from_slice(&cd_len.to_le_bytes());
+        e.extend_from_slice(&cd_off.to_le_bytes());
+        e.extend_from_slice(&[0, 0]);
+        e
+    }
+
+    /// A zip of stored entries, built by hand; `zip64` puts every size and offset in
+    /// zip64 fields (central extra field, zip64 record and locator), as writers do for
+    /// files over 4 GiB.
+    fn zip(entries: &[(&str, &[u8])], zip64: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut cd = Vec::new();
+        for (name, data) in entries {
+            cd.extend(central(name, data.len() as u64, out.len() as u64, zip64));
+            out.extend(local(name, data));
+        }
+        let cd_off = out.len() as u64;
+        out.extend_from_slice(&cd);
+        let n = entries.len() as u64;
+        if !zip64 {
+            out.extend(eocd(n as u16, cd.len() as u32, cd_off as u32));
+            return out;
+        }
+        let rec = out.len() as u64;
+        out.extend_from_slice(b"PK\x06\x06");
+        out.extend_from_slice(&44u64.to_le_bytes());
+        out.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for v in [n, n, cd.len() as u64, cd_off] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(b"PK\x06\x07\0\0\0\0");
+        out.extend_from_slice(&rec.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend(eocd(u16::MAX, u32::MAX, u32::MAX));
+        out
+    }
+
+    #[test]
+    fn reads_zip_and_zip64_archives() {
+        let pkl = one_tensor("FloatStorage", 3);
+        let data: Vec<u8> = (0..6u8).flat_map(|i| f32::from(i).to_le_bytes()).collect();
+        for zip64 in [false, true] {
+            let z = zip(
+                &[
+                    ("archive/data.pkl", &pkl),
+                    ("archive/byteorder", b"little"),
+                    ("archive/data/0", &data),
+                    ("archive/version", b"3\n"),
+                ],
+                zip64,
+            );
+            let entries = read_zip(&z).unwrap();
+            assert_eq!(entries.len(), 4);
+            let t = read(&z).unwrap();
+            assert_eq!(t.len(), 1);
+            assert_eq!(t[0].shape, vec![2, 3]);
+            assert_eq!(&z[t[0].range.clone()], &data[..], "zip64 {zip64}");
+            // Cut anywhere: refused, never a panic.
+            for cut in 0..z.len() {
+                assert!(read(&z[..cut]).is_err());
+            }
+        }
+        // A big-endian archive, a storage shorter than its numel, a missing storage.
+        let z = zip(
+            &[
+                ("a/data.pkl", &pkl),
+                ("a/byteorder", b"big"),
+                ("a/data/0", &data),
+            ],
+            false,
+        );
+        assert!(matches!(read(&z), Err(BinError::Zip(m)) if m.contains("little-endian")));
+        let z = zip(&[("a/data.pkl", &pkl), ("a/data/0", &data[..20])], false);
+        assert!(
+            matches!(read(&z), Err(BinError::Pickle { message, .. }) if message.contains("claims 6 elements"))
+        );
+        let z = zip(&[("a/data.pkl", &pkl)], false);
+        assert!(
+            matches!(read(&z), Err(BinError::Pickle { message, .. }) if message.contains("a/data/0 is not in the archive"))
+        );
+        // Two data.pkl, a duplicate name.
+        let z = zip(&[("a/data.pkl", &pkl), ("b/data.pkl", &pkl)], false);
+        assert!(matches!(read(&z), Err(BinError::Zip(m)) if m.contains("more than one")));
+        let z = zip(&[("a/x", b"1"), ("a/x", b"2")], false);
+        assert!(read_zip(&z).unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn overlapping_and_escaping_entries_are_refused() {
+        // Entry "b" is a whole stored entry inside the data of "a": its local header is
+        // genuine, but the bytes belong to both.
+        let inner = local("b", b"xyz");
+        let body = local("a", &inner);
+        let mut cd = central("a", inner.len() as u64, 0, false);
+        cd.extend(central("b", 3, 31, false));
+        let mut z = body.clone();
+        z.extend_from_slice(&cd);
+        z.extend(eocd(2, cd.len() as u32, body.len() as u32));
+        assert!(
+            read_zip(&z).unwrap_err().contains("overlap"),
+            "{:?}",
+            read_zip(&z)
+        );
+        // An entry whose size runs into the central directory.
+        let mut z = zip(&[("a", b"abc")], false);
+        let cd = z.len() - 22 - 47;
+        z[cd + 20..cd + 24].copy_from_slice(&100u32.to_le_bytes());
+        z[cd + 24..cd + 28].copy_from_slice(&100u32.to_le_bytes());
+        assert!(read_zip(&z).unwrap_err().contains("run past the data area"));
+        // Too many entries for the directory's size.
+        let mut z = zip(&[("a", b"abc")], false);
+        let e = z.len() - 22;
+        z[e + 8..e + 12].copy_from_slice(&[0xF0, 0xFF, 0xF0, 0xFF]);
+        assert!(read_zip(&z).is_err());
     }
 }
