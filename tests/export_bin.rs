@@ -221,21 +221,36 @@ fn assert_no_files(out: &Path) {
 #[test]
 fn bin_exports_the_same_gguf_as_its_safetensors_twin() {
     let tmp = tempfile::tempdir().unwrap();
-    for (f16, shards) in [(false, 1), (true, 1), (false, 3), (true, 2)] {
-        let tag = format!("{}-{shards}", if f16 { "f16" } else { "f32" });
+    for (f16, shards, one_storage) in [
+        (false, 1, false),
+        (true, 1, false),
+        (false, 3, false),
+        (true, 2, false),
+        (true, 1, true),
+        (false, 2, true),
+    ] {
+        let tag = format!(
+            "{}-{shards}{}",
+            if f16 { "f16" } else { "f32" },
+            if one_storage { "-shared" } else { "" }
+        );
         let st = skeleton(tmp.path(), &format!("st-{tag}"));
         let bytes = safetensors_bytes(&tiny_llama_tensors(f16));
         std::fs::write(st.join("model.safetensors"), &bytes).unwrap();
         let bin = skeleton(tmp.path(), &format!("bin-{tag}"));
         let src = st.join("model.safetensors");
         let shard_arg = shards.to_string();
-        torch_bin(&[
+        let mut args = vec![
             "convert",
             src.to_str().unwrap(),
             bin.to_str().unwrap(),
             "--shards",
             &shard_arg,
-        ]);
+        ];
+        if one_storage {
+            args.push("--one-storage");
+        }
+        torch_bin(&args);
         if shards == 1 {
             assert!(bin.join("pytorch_model.bin").is_file());
         } else {

@@ -9,9 +9,10 @@ elements) and `<archive>/version`. Stand-in `torch` and `torch._utils` modules g
 pickler the same global names torch's objects have.
 
 Usage:
-  torch_bin.py convert SRC.safetensors OUT_DIR [--shards N]
+  torch_bin.py convert SRC.safetensors OUT_DIR [--shards N] [--one-storage]
       every tensor of SRC (dtype kept) as OUT_DIR/pytorch_model.bin, or as N shards
-      pytorch_model-0000i-of-0000N.bin plus pytorch_model.bin.index.json
+      pytorch_model-0000i-of-0000N.bin plus pytorch_model.bin.index.json; with
+      --one-storage the tensors of a file share one storage per dtype, at offsets
   torch_bin.py hostile KIND OUT.bin [CANARY]
       a hostile or malformed file: os_system, builtins_eval, truncated, oversized_storage,
       legacy, strided, long_storage, compressed
@@ -116,14 +117,30 @@ def write_zip(path, archive, pkl, storages, method=zipfile.ZIP_STORED):
         entry(z, "version", b"3\n")
 
 
-def save(path, tensors):
-    """tensors: [(name, dtype, shape, raw bytes)] -> a torch.save file at `path`."""
+def save(path, tensors, one_storage=False):
+    """tensors: [(name, dtype, shape, raw bytes)] -> a torch.save file at `path`.
+
+    As `Module.state_dict()` returns it: an OrderedDict carrying `_metadata` (pickled
+    as BUILD). With `one_storage`, the tensors of each dtype are views at increasing
+    offsets into one shared storage (as flattened parameters are)."""
     state = collections.OrderedDict()
+    state._metadata = collections.OrderedDict([("", {"version": 1}), ("model", {"version": 1})])
     storages = []
+    shared = {}
     for name, dtype, shape, data in tensors:
-        s = Storage(str(len(storages)), dtype, data)
-        storages.append(s)
-        state[name] = Tensor(s, 0, shape, contiguous(shape))
+        esz = STORAGE[dtype][1]
+        if one_storage:
+            if dtype not in shared:
+                shared[dtype] = Storage(str(len(storages)), dtype, b"")
+                storages.append(shared[dtype])
+            s = shared[dtype]
+            offset = len(s.data) // esz
+            s.data += data
+        else:
+            s = Storage(str(len(storages)), dtype, data)
+            storages.append(s)
+            offset = 0
+        state[name] = Tensor(s, offset, shape, contiguous(shape))
     archive = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     write_zip(path, archive, pickle_bytes(state), storages)
 
@@ -142,10 +159,10 @@ def read_safetensors(path):
     return out
 
 
-def convert(src, out_dir, shards):
+def convert(src, out_dir, shards, one_storage):
     tensors = read_safetensors(src)
     if shards <= 1:
-        save(f"{out_dir}/pytorch_model.bin", tensors)
+        save(f"{out_dir}/pytorch_model.bin", tensors, one_storage)
         return
     weight_map = {}
     for i in range(shards):
@@ -153,7 +170,7 @@ def convert(src, out_dir, shards):
         part = tensors[i::shards]
         for t in part:
             weight_map[t[0]] = name
-        save(f"{out_dir}/{name}", part)
+        save(f"{out_dir}/{name}", part, one_storage)
     with open(f"{out_dir}/pytorch_model.bin.index.json", "w") as f:
         json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
 
@@ -220,7 +237,7 @@ def main(argv):
         shards = 1
         if "--shards" in argv:
             shards = int(argv[argv.index("--shards") + 1])
-        convert(argv[1], argv[2], shards)
+        convert(argv[1], argv[2], shards, "--one-storage" in argv)
     elif len(argv) >= 3 and argv[0] == "hostile":
         hostile(argv[1], argv[2], argv[3] if len(argv) > 3 else "/nonexistent/canary")
     else:
