@@ -89,7 +89,7 @@ pub fn read(bytes: &[u8]) -> Result<Vec<BinTensor>, BinError> {
             ))
         }
     };
-    let prefix = pkl.name.trim_end_matches("data.pkl");
+    let prefix = pkl.name.strip_suffix("data.pkl").unwrap_or_default();
     let by_name: HashMap<&str, &ZipEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
     if let Some(order) = by_name.get(format!("{prefix}byteorder").as_str()) {
         let text = bytes.get(order.data.clone()).unwrap_or(&[]);
@@ -159,9 +159,11 @@ pub fn read(bytes: &[u8]) -> Result<Vec<BinTensor>, BinError> {
                 t.offset, s.numel
             )));
         };
-        let start = t.offset * esz; // <= end, proven above
         let to_usize = |x: u64| usize::try_from(x).ok();
-        let range = to_usize(start)
+        let range = t
+            .offset
+            .checked_mul(esz)
+            .and_then(to_usize)
             .zip(to_usize(end))
             .and_then(|(a, b)| {
                 Some(entry.data.start.checked_add(a)?..entry.data.start.checked_add(b)?)
