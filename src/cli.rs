@@ -170,10 +170,12 @@ Examples:
   gguf-gate diff v1.gguf v2.gguf --filter 'blk.0.*' --filter 'tokenizer.*'
   gguf-gate diff v1.baseline.json v2.gguf --format json")]
     Diff(DiffArgs),
-    /// Convert a Hugging Face checkpoint (safetensors) into a clean F16 GGUF.
+    /// Convert a Hugging Face checkpoint (safetensors or .bin) into a clean F16 GGUF.
     #[command(after_help = "\
 DIR holds config.json (model_type llama, mistral or bitnet) and model.safetensors, or
-the shards named by model.safetensors.index.json. Matrices become F16 (--outtype), every
+the shards named by model.safetensors.index.json; failing both, pytorch_model.bin (or
+pytorch_model.bin.index.json + shards), read without executing the pickle: only a
+state dict of F32/F16/BF16 tensors is accepted. Matrices become F16 (--outtype), every
 norm and 1-D tensor stays F32, nothing is quantized; Q/K rows are permuted for llama.cpp's
 RoPE; BitNet's packed ternary U8 weights are unpacked and scaled. Writes, in OUTDIR:
   <name>-f16.gguf          the model (atomically: temp file, fsync, rename)
@@ -431,7 +433,7 @@ pub struct FingerprintArgs {
 /// `gguf-gate export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The checkpoint directory (config.json + safetensors).
+    /// The checkpoint directory (config.json + safetensors or pytorch_model.bin).
     pub dir: PathBuf,
     /// tokenizer.json (default: DIR/tokenizer.json); tokenizer_config.json beside it
     /// supplies BOS/EOS, the add flags and the chat template.

@@ -48,7 +48,7 @@ pub enum ExportError {
     UnsupportedModelType { path: PathBuf, model_type: String },
 
     #[error(
-        "{dir}: no checkpoint: neither model.safetensors nor model.safetensors.index.json exists"
+        "{dir}: no checkpoint: none of model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json exists"
     )]
     NoCheckpoint { dir: PathBuf },
 
@@ -57,6 +57,19 @@ pub enum ExportError {
 
     #[error("{path}: malformed safetensors file: {message}")]
     Safetensors { path: PathBuf, message: String },
+
+    #[error("{path}: not a torch.save zip archive we can read: {message}")]
+    Zip { path: PathBuf, message: String },
+
+    #[error("{path}: a legacy PyTorch (< 1.6) pickle, not a zip archive; it is not read because only Python could unpickle it, running whatever it names: re-save it with a recent torch.save or convert it to safetensors")]
+    LegacyPickle { path: PathBuf },
+
+    #[error("{path}: data.pkl byte {offset}: {message}")]
+    Pickle {
+        path: PathBuf,
+        offset: u64,
+        message: String,
+    },
 
     #[error("{path}: tensor {tensor:?} has dtype {dtype}, expected {expected}")]
     UnsupportedDtype {

@@ -7,13 +7,15 @@
 //! it is renamed into place. The same inputs always give the same bytes.
 //!
 //! The pieces: `config` (config.json -> hyper-parameters and metadata), `names` (the
-//! tensor name map), `safetensors` (reading the checkpoint, BitNet unpacking), `convert`
-//! (one tensor's rows -> GGUF bytes). docs/export.md is the user's guide.
+//! tensor name map), `safetensors` (reading the checkpoint, BitNet unpacking), `pickle`
+//! (PyTorch `.bin` files, read without executing them), `convert` (one tensor's rows ->
+//! GGUF bytes). docs/export.md is the user's guide.
 
 mod config;
 mod convert;
 mod error;
 mod names;
+mod pickle;
 mod safetensors;
 
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
 //! Reading a Hugging Face checkpoint: `model.safetensors`, or the shards listed in
-//! `model.safetensors.index.json`, memory-mapped and parsed with the `safetensors` crate
+//! `model.safetensors.index.json` (or, failing both, PyTorch's `pytorch_model.bin` or the
+//! shards of `pytorch_model.bin.index.json`, parsed by `pickle`), memory-mapped and parsed with the `safetensors` crate
 //! (bounded header, offsets proven contiguous and in bounds, sizes checked against
 //! shape × dtype). Tensor data is never copied: the converter reads rows straight from
 //! the map and releases the pages behind it, so memory stays flat however large the
@@ -18,6 +19,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value as Json;
 
 use super::error::ExportError;
+use super::pickle::BinError;
 
 /// A safetensors header (the JSON after the 8-byte length) larger than this is refused.
 /// The crate's own limit is 100 MB; real headers are well under 1 MB.
@@ -29,6 +31,16 @@ pub const MAX_SHARDS: usize = 10_000;
 
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
+pub const BIN_SINGLE_FILE: &str = "pytorch_model.bin";
+pub const BIN_INDEX_FILE: &str = "pytorch_model.bin.index.json";
+
+/// How a checkpoint's weight files are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Safetensors,
+    /// `torch.save`'s zip + pickle, read by [`super::pickle`] without executing it.
+    TorchBin,
+}
 
 /// One memory-mapped safetensors file.
 pub struct Shard {
@@ -72,74 +84,91 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Open the checkpoint in `dir`: the index's shards when the index exists, else
-    /// `model.safetensors`.
+    /// `model.safetensors`; without either, the same for PyTorch `.bin` files
+    /// (`pytorch_model.bin.index.json` or `pytorch_model.bin`), read by [`super::pickle`].
     pub fn open(dir: &Path) -> Result<Checkpoint, ExportError> {
-        let index_path = dir.join(INDEX_FILE);
-        let single = dir.join(SINGLE_FILE);
-        if index_path.is_file() {
-            let bytes = super::read_bounded(&index_path, MAX_INDEX_BYTES, "safetensors index")?;
-            let map = parse_index(&index_path, &bytes)?;
-            let shard_names: BTreeSet<&str> = map.values().map(String::as_str).collect();
-            if shard_names.len() > MAX_SHARDS {
-                return Err(ExportError::Index {
-                    path: index_path,
-                    message: format!(
-                        "{} shards; at most {MAX_SHARDS} are accepted",
-                        shard_names.len()
-                    ),
-                });
+        let candidates = [
+            (INDEX_FILE, Format::Safetensors, true),
+            (SINGLE_FILE, Format::Safetensors, false),
+            (BIN_INDEX_FILE, Format::TorchBin, true),
+            (BIN_SINGLE_FILE, Format::TorchBin, false),
+        ];
+        for (name, format, indexed) in candidates {
+            let path = dir.join(name);
+            if !path.is_file() {
+                continue;
             }
-            let mut ckpt = Checkpoint::empty(Some(index_path.clone()));
-            for name in &shard_names {
-                ckpt.add_shard(&dir.join(name))?;
+            if !indexed {
+                let mut ckpt = Checkpoint::empty(None);
+                ckpt.add_shard(&path, format)?;
+                return Ok(ckpt);
             }
-            // The index and the shards must describe the same tensors.
-            for (tensor, shard) in &map {
-                match ckpt.get(tensor) {
-                    Some(e)
-                        if ckpt
-                            .shards
-                            .get(e.shard)
-                            .is_some_and(|s| s.path == dir.join(shard)) => {}
-                    Some(e) => {
-                        return Err(ExportError::Index {
-                            path: index_path,
-                            message: format!(
-                                "weight_map puts {tensor:?} in {shard}, but it is in {}",
-                                ckpt.shard_name(e.shard)
-                            ),
-                        })
-                    }
-                    None => {
-                        return Err(ExportError::Index {
-                            path: index_path,
-                            message: format!(
-                                "weight_map puts {tensor:?} in {shard}, which does not contain it"
-                            ),
-                        })
-                    }
+            return Checkpoint::open_index(dir, path, format);
+        }
+        Err(ExportError::NoCheckpoint {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn open_index(
+        dir: &Path,
+        index_path: PathBuf,
+        format: Format,
+    ) -> Result<Checkpoint, ExportError> {
+        let bytes = super::read_bounded(&index_path, MAX_INDEX_BYTES, "checkpoint index")?;
+        let map = parse_index(&index_path, &bytes)?;
+        let shard_names: BTreeSet<&str> = map.values().map(String::as_str).collect();
+        if shard_names.len() > MAX_SHARDS {
+            return Err(ExportError::Index {
+                path: index_path,
+                message: format!(
+                    "{} shards; at most {MAX_SHARDS} are accepted",
+                    shard_names.len()
+                ),
+            });
+        }
+        let mut ckpt = Checkpoint::empty(Some(index_path.clone()));
+        for name in &shard_names {
+            ckpt.add_shard(&dir.join(name), format)?;
+        }
+        // The index and the shards must describe the same tensors.
+        for (tensor, shard) in &map {
+            match ckpt.get(tensor) {
+                Some(e)
+                    if ckpt
+                        .shards
+                        .get(e.shard)
+                        .is_some_and(|s| s.path == dir.join(shard)) => {}
+                Some(e) => {
+                    return Err(ExportError::Index {
+                        path: index_path,
+                        message: format!(
+                            "weight_map puts {tensor:?} in {shard}, but it is in {}",
+                            ckpt.shard_name(e.shard)
+                        ),
+                    })
+                }
+                None => {
+                    return Err(ExportError::Index {
+                        path: index_path,
+                        message: format!(
+                            "weight_map puts {tensor:?} in {shard}, which does not contain it"
+                        ),
+                    })
                 }
             }
-            if let Some(extra) = ckpt.entries.iter().find(|e| !map.contains_key(&e.name)) {
-                return Err(ExportError::Index {
-                    path: index_path,
-                    message: format!(
-                        "{} holds {:?}, which weight_map does not list",
-                        ckpt.shard_name(extra.shard),
-                        extra.name
-                    ),
-                });
-            }
-            Ok(ckpt)
-        } else if single.is_file() {
-            let mut ckpt = Checkpoint::empty(None);
-            ckpt.add_shard(&single)?;
-            Ok(ckpt)
-        } else {
-            Err(ExportError::NoCheckpoint {
-                dir: dir.to_path_buf(),
-            })
         }
+        if let Some(extra) = ckpt.entries.iter().find(|e| !map.contains_key(&e.name)) {
+            return Err(ExportError::Index {
+                path: index_path,
+                message: format!(
+                    "{} holds {:?}, which weight_map does not list",
+                    ckpt.shard_name(extra.shard),
+                    extra.name
+                ),
+            });
+        }
+        Ok(ckpt)
     }
 
     fn empty(index: Option<PathBuf>) -> Checkpoint {
@@ -159,11 +188,7 @@ impl Checkpoint {
         })
     }
 
-    fn add_shard(&mut self, path: &Path) -> Result<(), ExportError> {
-        let bad = |message: String| ExportError::Safetensors {
-            path: path.to_path_buf(),
-            message,
-        };
+    fn add_shard(&mut self, path: &Path, format: Format) -> Result<(), ExportError> {
         let (file, len) = crate::input::open_regular(path)?;
         let map = if len == 0 {
             None
@@ -173,44 +198,31 @@ impl Checkpoint {
             Some(unsafe { Mmap::map(&file) }.map_err(|e| ExportError::io(path, e))?)
         };
         let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-        let header_len = bytes
-            .get(..8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .ok_or_else(|| {
-                bad(format!(
-                    "{len} bytes: too short for the 8-byte header length"
-                ))
-            })?;
-        if header_len > MAX_HEADER_BYTES {
-            return Err(bad(format!(
-                "the header claims {header_len} bytes; at most {MAX_HEADER_BYTES} are accepted"
-            )));
-        }
-        if header_len > len - 8 {
-            return Err(bad(format!(
-                "the header claims {header_len} bytes but the file has only {} after the length",
-                len - 8
-            )));
-        }
-        let (n, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let data_start = n
-            .checked_add(8)
-            .ok_or_else(|| bad("header length overflows".into()))?;
+        let found = match format {
+            Format::Safetensors => read_safetensors(path, bytes, len)?,
+            Format::TorchBin => super::pickle::read(bytes)
+                .map_err(|e| match e {
+                    BinError::Zip(message) => ExportError::Zip {
+                        path: path.to_path_buf(),
+                        message,
+                    },
+                    BinError::Legacy => ExportError::LegacyPickle {
+                        path: path.to_path_buf(),
+                    },
+                    BinError::Pickle { offset, message } => ExportError::Pickle {
+                        path: path.to_path_buf(),
+                        offset,
+                        message,
+                    },
+                })?
+                .into_iter()
+                .map(|t| (t.name, t.dtype, t.shape, t.range))
+                .collect(),
+        };
         let shard = self.shards.len();
-        let mut new = Vec::new();
-        for name in metadata.offset_keys() {
-            let Some(info) = metadata.info(&name) else {
-                continue;
-            };
-            let (s, e) = info.data_offsets;
-            let range = data_start
-                .checked_add(s)
-                .zip(data_start.checked_add(e))
-                .map(|(a, b)| a..b)
-                .filter(|r| r.end <= bytes.len())
-                .ok_or_else(|| bad(format!("tensor {name:?}: data offsets out of the file")))?;
-            let shape = info.shape.iter().map(|&d| d as u64).collect();
+        let mut new = Vec::with_capacity(found.len());
+        let mut seen = BTreeSet::new();
+        for (name, dtype, shape, range) in found {
             if let Some(&other) = self.by_name.get(&name) {
                 let first = self
                     .entries
@@ -223,10 +235,17 @@ impl Checkpoint {
                     second: path.to_path_buf(),
                 });
             }
+            if !seen.insert(name.clone()) {
+                return Err(ExportError::DuplicateTensor {
+                    tensor: name,
+                    first: path.to_path_buf(),
+                    second: path.to_path_buf(),
+                });
+            }
             new.push(Entry {
                 name,
                 shard,
-                dtype: info.dtype,
+                dtype,
                 shape,
                 range,
             });
@@ -295,6 +314,57 @@ impl Checkpoint {
             .chain(self.shards.iter().map(|s| s.path.clone()))
             .collect()
     }
+}
+
+/// One tensor found in a file: name, element type, row-major shape, byte range.
+type Found = (String, Dtype, Vec<u64>, Range<usize>);
+
+/// The tensors of one safetensors file.
+fn read_safetensors(path: &Path, bytes: &[u8], len: u64) -> Result<Vec<Found>, ExportError> {
+    let bad = |message: String| ExportError::Safetensors {
+        path: path.to_path_buf(),
+        message,
+    };
+    let header_len = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| {
+            bad(format!(
+                "{len} bytes: too short for the 8-byte header length"
+            ))
+        })?;
+    if header_len > MAX_HEADER_BYTES {
+        return Err(bad(format!(
+            "the header claims {header_len} bytes; at most {MAX_HEADER_BYTES} are accepted"
+        )));
+    }
+    if header_len > len - 8 {
+        return Err(bad(format!(
+            "the header claims {header_len} bytes but the file has only {} after the length",
+            len - 8
+        )));
+    }
+    let (n, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+    let data_start = n
+        .checked_add(8)
+        .ok_or_else(|| bad("header length overflows".into()))?;
+    let mut found = Vec::new();
+    for name in metadata.offset_keys() {
+        let Some(info) = metadata.info(&name) else {
+            continue;
+        };
+        let (s, e) = info.data_offsets;
+        let range = data_start
+            .checked_add(s)
+            .zip(data_start.checked_add(e))
+            .map(|(a, b)| a..b)
+            .filter(|r| r.end <= bytes.len())
+            .ok_or_else(|| bad(format!("tensor {name:?}: data offsets out of the file")))?;
+        let shape = info.shape.iter().map(|&d| d as u64).collect();
+        found.push((name, info.dtype, shape, range));
+    }
+    Ok(found)
 }
 
 /// `weight_map` of an index file: tensor -> shard file name (a plain name, no path).
