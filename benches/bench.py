@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks that print ratios against reference tools measured in the same run.
 
-    python3 benches/bench.py [--quick] [--diff]     (--diff: only the diff section)
+    python3 benches/bench.py [--quick] [--diff] [--score]   (only that section)
 
 - fingerprint: gguf-gate vs `sha256sum` and `openssl speed -evp sha256` (GB/s) on a
   1 GiB file made of SmolLM2 copies, read from the page cache;
@@ -14,7 +14,10 @@
   against a copy with one tensor changed, next to `cmp -l` reading the same two files and
   `stats` on one of them; peak RSS there and on the 2 GiB synthetic GGUF against a copy;
   and SmolLM2 against its Q8_0 quantization vs gguf-py + numpy computing the same
-  relative changes.
+  relative changes;
+- score: `gguf-gate score` (teacher-forced logits of every position, batched) on 512
+  tokens of the bundled text, SmolLM2 and Qwen2.5, against llama.cpp (llama-cpp-python,
+  one batch of 512 with logits_all) on the same tokens.
 
 Numbers quoted in docs/performance.md come from this script. Timings are best-of-N
 wall-clock; run on an otherwise idle machine.
@@ -31,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target/x86_64-unknown-linux-gnu/release/gguf-gate"
 QUICK = "--quick" in sys.argv
 ONLY_DIFF = "--diff" in sys.argv
+ONLY_SCORE = "--score" in sys.argv
 
 
 def sh(*args, **kw):
@@ -137,6 +141,36 @@ def diff_benchmarks(n, models, smollm, work):
           f" | gguf-py + numpy relative changes {t_ref:.1f} s | ratio {t_ref / t_ours:.0f}x")
 
 
+LLAMA_BATCH = r"""
+import sys, time, llama_cpp
+model, text, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+llm = llama_cpp.Llama(model_path=model, n_ctx=n + 8, n_batch=n, n_ubatch=n, logits_all=True,
+                      n_threads=2, n_threads_batch=2, verbose=False)
+toks = llm.tokenize(open(text, "rb").read(), add_bos=True, special=False)[:n]
+best = 1e9
+for _ in range(2):
+    llm.reset()
+    t = time.perf_counter(); llm.eval(toks); best = min(best, time.perf_counter() - t)
+print(len(toks), best)
+"""
+
+
+def score_benchmarks(n, models):
+    """Scoring 512 tokens: gguf-gate score vs llama.cpp's batched eval of the same tokens."""
+    import json
+    text = ROOT / "fixtures" / "text" / "eval.txt"
+    for path in (models / "SmolLM2-135M-Instruct.Q4_1.gguf",
+                 models / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"):
+        out = json.loads(sh(str(BIN), "score", str(path), "--ctx", "512", "--format", "json").stdout)
+        # Whole run with --ctx 512 over the text: time per token of ours.
+        ours_tps = out["score"]["tokens"] / out["score"]["seconds"]
+        toks, secs = sh(sys.executable, "-c", LLAMA_BATCH,
+                        str(path), str(text), "512").stdout.split()
+        ref_tps = int(toks) / float(secs)
+        print(f"score {path.name}: gguf-gate {ours_tps:.1f} tokens/s (chunks of 512, every position's logits)"
+              f" | llama.cpp batch of {toks} with logits_all {ref_tps:.1f} tokens/s | ratio {ours_tps / ref_tps:.2f}x")
+
+
 def best_of_status(n, args, status):
     """best_of for commands that exit with `status` on success (diff: 1 = different)."""
     best = float("inf")
@@ -192,6 +226,9 @@ def main():
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "gguf-gate-bench"
     work.mkdir(exist_ok=True)
     n = 2 if QUICK else 5
+    if ONLY_SCORE:
+        score_benchmarks(n, models)
+        return
     synth = work / "stats-2gib.gguf"
     if not synth.exists():
         synthetic_gguf(synth, 2 << 30)
@@ -249,6 +286,7 @@ def main():
               f" decode {t['decode_tok_s']:.0f} tok/s")
 
     diff_benchmarks(n, models, smollm, work)
+    score_benchmarks(n, models)
 
 
 if __name__ == "__main__":
