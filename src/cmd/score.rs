@@ -17,7 +17,7 @@ use gguf_gate::fingerprint::fingerprint_file;
 use gguf_gate::gguf::GgufFile;
 use gguf_gate::probe;
 use gguf_gate::quality::record::{BaseRecord, RECORD_TOP_K_DEFAULT};
-use gguf_gate::quality::{npy, score_text, BaseSource, Score, ScoreOptions, BUNDLED_TEXT};
+use gguf_gate::quality::{score_text, BaseSource, Score, ScoreOptions, BUNDLED_TEXT};
 use gguf_gate::tokenizer::Tokenizer;
 
 /// Texts larger than this are refused.
@@ -45,12 +45,9 @@ pub fn run(args: ScoreArgs) -> Result<Outcome> {
     let (score, tokens) = match &args.logits_out {
         None => score_text(&file, &tok, &text, base, options(&args, None))?,
         Some(path) => {
-            // Every position's logits go straight to the file, behind the .npy header.
-            let n_tokens = tok.encode(&text, None, false)?.len();
-            let vocab = gguf_gate::infer::Model::load(&file)?.config().vocab;
+            // Every position's logits go straight to the file as they are computed.
             let mut result = None;
             write_atomic(path, Overwrite::Allow, |out| {
-                out.write_all(&npy::header(n_tokens, vocab))?;
                 let r = score_text(&file, &tok, &text, base, options(&args, Some(out)))
                     .map_err(std::io::Error::other)?;
                 result = Some(r);

@@ -96,7 +96,7 @@ pub enum Base<'a, 'm> {
 pub struct ScoreOptions<'a> {
     /// Tokens per chunk of context (the model sees at most this many before a position).
     pub ctx: usize,
-    /// Write every position's logits here (`.npy` rows, after its header).
+    /// Write every position's logits here as a NumPy `.npy` file (header, then the rows).
     pub logits_out: Option<&'a mut dyn Write>,
     /// Keep the base's top tokens per position to record them (`--record-base`).
     pub record_top_k: Option<usize>,
@@ -201,6 +201,10 @@ pub fn score(
     let mut top = options
         .record_top_k
         .map(|k| record::TopTokens::new(k, vocab));
+    if let Some(out) = options.logits_out.as_mut() {
+        out.write_all(&npy::header(tokens.len(), vocab))?;
+    }
+    let mut row_bytes = Vec::new();
     let mut session = model.new_session_batched(ctx, SCORE_BATCH);
     let mut base_session = match &base {
         Base::Live(b) => Some(b.new_session_batched(ctx, SCORE_BATCH)),
@@ -220,7 +224,7 @@ pub fn score(
             };
             for (r, row) in session.logit_rows().chunks_exact(vocab).enumerate() {
                 if let Some(out) = options.logits_out.as_mut() {
-                    npy::write_row(*out, row)?;
+                    npy::write_row(*out, row, &mut row_bytes)?;
                 }
                 // The last token of a chunk predicts nothing within it.
                 let index = chunk_start + pos + r + 1;

@@ -22,10 +22,11 @@ pub fn header(rows: usize, cols: usize) -> Vec<u8> {
     out
 }
 
-/// One row of values, little-endian.
-pub fn write_row(out: &mut dyn Write, row: &[f32]) -> io::Result<()> {
-    let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
-    out.write_all(&bytes)
+/// One row of values, little-endian, through `buf` (reused across rows).
+pub fn write_row(out: &mut dyn Write, row: &[f32], buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+    out.write_all(buf)
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ pub struct TopTokens {
     pub logits: Vec<f32>,
     pub log_norm: Vec<f32>,
     pub nll: Vec<f32>,
+    /// Scratch for the selection, reused across positions.
+    order: Vec<u32>,
 }
 
 impl TopTokens {
@@ -47,10 +49,16 @@ impl TopTokens {
 
     /// Keep one position's top-k (by logit, ties to the lower id), normalizer and NLL.
     pub fn push(&mut self, row: &[f32], nll: f64) {
-        let mut order: Vec<u32> = (0..row.len() as u32).collect();
+        let order = &mut self.order;
+        order.clear();
+        order.extend(0..row.len() as u32);
         let key = |i: &u32| row.get(*i as usize).copied().unwrap_or(f32::NEG_INFINITY);
-        order.select_nth_unstable_by(self.k - 1, |a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
-        let mut top: Vec<u32> = order.into_iter().take(self.k).collect();
+        let k = self.k.min(order.len());
+        if k == 0 {
+            return;
+        }
+        order.select_nth_unstable_by(k - 1, |a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
+        let mut top: Vec<u32> = order[..k].to_vec();
         top.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
         self.logits.extend(top.iter().map(key));
         self.ids.extend(top);
