@@ -11,187 +11,16 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use common::checkpoint::{
+    f32_tensor, safetensors_bytes, tiny_config, tiny_llama_tensors, write_safetensors,
+    write_sharded, write_tokenizer, FFN, HEADS, HIDDEN, KV_HEADS, LAYERS, T, VOCAB,
+};
 use common::{python_with_gguf, run, smollm2, Rng};
 use gguf_gate::gguf::{Array, GgmlType, GgufFile, Value};
 use gguf_gate::registry::{Family, Rule};
 use serde_json::{json, Value as Json};
 
 // ---- helpers ----
-
-/// One tensor for a hand-written safetensors file.
-#[derive(Clone)]
-struct T {
-    name: String,
-    dtype: &'static str,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-fn f32_tensor(name: &str, shape: &[usize], values: &[f32]) -> T {
-    T {
-        name: name.into(),
-        dtype: "F32",
-        shape: shape.to_vec(),
-        data: values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    }
-}
-
-/// safetensors by hand: 8-byte little-endian header length, JSON header padded with
-/// spaces to 8 bytes, then the data in order.
-fn safetensors_bytes(tensors: &[T]) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    header.insert("__metadata__".into(), json!({"format": "pt"}));
-    let mut offset = 0;
-    for t in tensors {
-        header.insert(
-            t.name.clone(),
-            json!({"dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, offset + t.data.len()]}),
-        );
-        offset += t.data.len();
-    }
-    let mut h = serde_json::to_vec(&Json::Object(header)).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&h);
-    for t in tensors {
-        out.extend_from_slice(&t.data);
-    }
-    out
-}
-
-fn write_safetensors(path: &Path, tensors: &[T]) {
-    std::fs::write(path, safetensors_bytes(tensors)).unwrap();
-}
-
-/// Write `tensors` as `shards` files plus model.safetensors.index.json.
-fn write_sharded(dir: &Path, tensors: &[T], shards: usize) {
-    let mut map = serde_json::Map::new();
-    for s in 0..shards {
-        let name = format!("model-{:05}-of-{shards:05}.safetensors", s + 1);
-        let part: Vec<T> = tensors.iter().skip(s).step_by(shards).cloned().collect();
-        for t in &part {
-            map.insert(t.name.clone(), json!(name));
-        }
-        write_safetensors(&dir.join(&name), &part);
-    }
-    std::fs::write(
-        dir.join("model.safetensors.index.json"),
-        serde_json::to_vec_pretty(&json!({"metadata": {}, "weight_map": map})).unwrap(),
-    )
-    .unwrap();
-}
-
-/// A small byte-level BPE tokenizer: 30 tokens (the model's vocabulary is padded to 32).
-fn write_tokenizer(dir: &Path) {
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<|endoftext|>".into(), json!(0));
-    for (i, c) in ('a'..='z').enumerate() {
-        vocab.insert(c.to_string(), json!(i + 1));
-    }
-    vocab.insert("ab".into(), json!(27));
-    vocab.insert("\u{120}".into(), json!(28));
-    vocab.insert("\u{120}a".into(), json!(29));
-    let tok = json!({
-        "version": "1.0",
-        "added_tokens": [{"id": 0, "content": "<|endoftext|>", "single_word": false, "lstrip": false,
-                          "rstrip": false, "normalized": false, "special": true}],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-        "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
-                  "vocab": vocab, "merges": ["a b", "\u{120} a"]}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-    let config = json!({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
-                        "add_bos_token": false, "chat_template": "{{ messages }}"});
-    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
-}
-
-const HIDDEN: usize = 64;
-const FFN: usize = 128;
-const LAYERS: usize = 2;
-const HEADS: usize = 4;
-const KV_HEADS: usize = 2;
-const VOCAB: usize = 32;
-
-fn tiny_config(model_type: &str) -> Json {
-    json!({
-        "model_type": model_type, "hidden_size": HIDDEN, "intermediate_size": FFN,
-        "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS,
-        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 256,
-        "vocab_size": VOCAB, "tie_word_embeddings": true
-    })
-}
-
-/// The tensors of a healthy tiny llama checkpoint (F32), in a scrambled order.
-fn tiny_llama_tensors() -> Vec<T> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut t = Vec::new();
-    let mut add = |name: String, shape: &[usize], scale: f32, offset: f32| {
-        let n = shape.iter().product();
-        t.push(f32_tensor(&name, shape, &rng.fill(n, scale, offset)));
-    };
-    add(
-        "model.embed_tokens.weight".into(),
-        &[VOCAB, HIDDEN],
-        0.2,
-        0.0,
-    );
-    for l in 0..LAYERS {
-        let p = format!("model.layers.{l}");
-        add(format!("{p}.input_layernorm.weight"), &[HIDDEN], 0.1, 0.3);
-        add(
-            format!("{p}.self_attn.q_proj.weight"),
-            &[HIDDEN, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(
-            format!("{p}.self_attn.k_proj.weight"),
-            &[32, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(
-            format!("{p}.self_attn.v_proj.weight"),
-            &[32, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(
-            format!("{p}.self_attn.o_proj.weight"),
-            &[HIDDEN, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(
-            format!("{p}.post_attention_layernorm.weight"),
-            &[HIDDEN],
-            0.1,
-            0.3,
-        );
-        add(
-            format!("{p}.mlp.gate_proj.weight"),
-            &[FFN, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(format!("{p}.mlp.up_proj.weight"), &[FFN, HIDDEN], 0.1, 0.0);
-        add(
-            format!("{p}.mlp.down_proj.weight"),
-            &[HIDDEN, FFN],
-            0.1,
-            0.0,
-        );
-    }
-    add("model.norm.weight".into(), &[HIDDEN], 0.2, 1.5);
-    t.reverse();
-    t
-}
 
 /// A checkpoint directory `root/name` with `config`, `tensors` in one file, a tokenizer.
 fn checkpoint(root: &Path, name: &str, config: &Json, tensors: &[T]) -> PathBuf {
@@ -531,7 +360,7 @@ fn smollm2_round_trip_through_a_hugging_face_checkpoint() {
 #[test]
 fn tiny_llama_exports_with_names_types_permutation_and_metadata() {
     let tmp = tempfile::tempdir().unwrap();
-    let tensors = tiny_llama_tensors();
+    let tensors = tiny_llama_tensors(false);
     let dir = checkpoint(tmp.path(), "tiny", &tiny_config("llama"), &tensors);
     let out = tmp.path().join("out");
     let o = export(&dir, &out, &[]);
@@ -707,7 +536,7 @@ fn tiny_llama_exports_with_names_types_permutation_and_metadata() {
 fn outtypes_sources_and_untied_heads() {
     let tmp = tempfile::tempdir().unwrap();
     // BF16 and F16 sources; an lm_head of its own.
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     let mut rng = Rng(7);
     let head = rng.fill(VOCAB * HIDDEN, 0.2, 0.0);
     tensors.push(f32_tensor("lm_head.weight", &[VOCAB, HIDDEN], &head));
@@ -777,7 +606,7 @@ fn outtypes_sources_and_untied_heads() {
         }
     }
     // An lm_head identical to the embedding is dropped even when the config says untied.
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     let embd = tensors
         .iter()
         .find(|t| t.name == "model.embed_tokens.weight")
@@ -799,7 +628,7 @@ fn outtypes_sources_and_untied_heads() {
 #[test]
 fn same_bytes_every_run_and_every_shard_layout() {
     let tmp = tempfile::tempdir().unwrap();
-    let tensors = tiny_llama_tensors();
+    let tensors = tiny_llama_tensors(false);
     let single = checkpoint(tmp.path(), "tiny", &tiny_config("llama"), &tensors);
     let sharded = tmp.path().join("sharded");
     std::fs::create_dir_all(&sharded).unwrap();
@@ -827,7 +656,7 @@ fn existing_outputs_are_kept_unless_forced() {
         tmp.path(),
         "tiny",
         &tiny_config("llama"),
-        &tiny_llama_tensors(),
+        &tiny_llama_tensors(false),
     );
     let out = tmp.path().join("out");
     assert_ok(&export(&dir, &out, &[]));
@@ -859,7 +688,7 @@ fn inputs_are_never_outputs_or_modified() {
         tmp.path(),
         "tiny",
         &tiny_config("llama"),
-        &tiny_llama_tensors(),
+        &tiny_llama_tensors(false),
     );
     // A tokenizer whose name is an output name, in the output directory.
     std::fs::copy(dir.join("tokenizer.json"), dir.join("x-f16.meta.json")).unwrap();
@@ -898,7 +727,7 @@ fn inputs_are_never_outputs_or_modified() {
 #[test]
 fn a_failure_midway_leaves_no_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     // blk.0.attn_q (the third tensor written) holds a value F16 cannot represent: the
     // export fails after token_embd and blk.0.attn_norm are already in the temp file.
     let q = tensors
@@ -930,14 +759,14 @@ fn strict_gates_before_the_rename() {
         tmp.path(),
         "tiny",
         &tiny_config("llama"),
-        &tiny_llama_tensors(),
+        &tiny_llama_tensors(false),
     );
     let out = tmp.path().join("ok");
     assert_ok(&export(&dir, &out, &["--strict"]));
     assert!(out.join("tiny-f16.gguf").is_file());
 
     // A norm scaled by 1000 (a classic conversion bug) fails norm-rms: nothing written.
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     let norm = tensors
         .iter_mut()
         .find(|t| t.name == "model.layers.1.post_attention_layernorm.weight")
@@ -986,7 +815,7 @@ fn missing_config_field_names_field_and_key() {
         config.as_object_mut().unwrap().remove(field);
         error_case(
             &config,
-            &tiny_llama_tensors(),
+            &tiny_llama_tensors(false),
             &[],
             &["config.json", field, key],
         );
@@ -995,7 +824,7 @@ fn missing_config_field_names_field_and_key() {
     config.as_object_mut().unwrap().remove("vocab_size");
     error_case(
         &config,
-        &tiny_llama_tensors(),
+        &tiny_llama_tensors(false),
         &[],
         &["vocab_size", "bitnet-b1.58.vocab_size"],
     );
@@ -1005,7 +834,7 @@ fn missing_config_field_names_field_and_key() {
 fn unsupported_model_type() {
     error_case(
         &tiny_config("qwen2"),
-        &tiny_llama_tensors(),
+        &tiny_llama_tensors(false),
         &[],
         &[
             "model_type \"qwen2\" is not supported",
@@ -1016,7 +845,7 @@ fn unsupported_model_type() {
 
 #[test]
 fn unmapped_tensors_fail_unless_allowed() {
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     tensors.push(f32_tensor(
         "model.layers.0.self_attn.q_proj.bias",
         &[HIDDEN],
@@ -1055,7 +884,7 @@ fn unmapped_tensors_fail_unless_allowed() {
         "{skipped:?}"
     );
     // A layer beyond num_hidden_layers is unmapped too.
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     tensors.push(f32_tensor(
         "model.layers.2.input_layernorm.weight",
         &[HIDDEN],
@@ -1071,7 +900,7 @@ fn unmapped_tensors_fail_unless_allowed() {
 
 #[test]
 fn missing_tensor_and_shape_mismatch() {
-    let tensors: Vec<T> = tiny_llama_tensors()
+    let tensors: Vec<T> = tiny_llama_tensors(false)
         .into_iter()
         .filter(|t| t.name != "model.layers.1.mlp.up_proj.weight")
         .collect();
@@ -1085,7 +914,7 @@ fn missing_tensor_and_shape_mismatch() {
             "missing",
         ],
     );
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     let k = tensors
         .iter_mut()
         .find(|t| t.name == "model.layers.0.self_attn.k_proj.weight")
@@ -1107,12 +936,12 @@ fn missing_tensor_and_shape_mismatch() {
     config["tie_word_embeddings"] = json!(false);
     error_case(
         &config,
-        &tiny_llama_tensors(),
+        &tiny_llama_tensors(false),
         &[],
         &["lm_head.weight", "output.weight"],
     );
     // An integer dtype.
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     let n = tensors
         .iter_mut()
         .find(|t| t.name == "model.norm.weight")
@@ -1128,7 +957,7 @@ fn missing_tensor_and_shape_mismatch() {
 
 #[test]
 fn malformed_safetensors() {
-    let good = safetensors_bytes(&tiny_llama_tensors());
+    let good = safetensors_bytes(&tiny_llama_tensors(false));
     let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
     let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "too short"),
@@ -1181,7 +1010,7 @@ fn malformed_safetensors() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = checkpoint(tmp.path(), "tiny", &tiny_config("llama"), &[]);
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
-    write_sharded(&dir, &tiny_llama_tensors(), 2);
+    write_sharded(&dir, &tiny_llama_tensors(false), 2);
     let shard = dir.join("model-00002-of-00002.safetensors");
     let len = std::fs::metadata(&shard).unwrap().len();
     std::fs::OpenOptions::new()
@@ -1216,7 +1045,7 @@ fn tokenizer_problems_are_input_errors() {
         tmp.path(),
         "tiny",
         &tiny_config("llama"),
-        &tiny_llama_tensors(),
+        &tiny_llama_tensors(false),
     );
     let out = tmp.path().join("out");
     assert_input_error(
@@ -1253,7 +1082,7 @@ fn tokenizer_problems_are_input_errors() {
             tmp.path(),
             &format!("huge-{field}"),
             &config,
-            &tiny_llama_tensors(),
+            &tiny_llama_tensors(false),
         );
         let start = std::time::Instant::now();
         assert_input_error(&export(&dir, &out, &[]), &out, &[needle]);
@@ -1265,14 +1094,14 @@ fn tokenizer_problems_are_input_errors() {
     // A config that contradicts the checkpoint is caught before the tokenizer is read.
     let mut config = tiny_config("llama");
     config["vocab_size"] = json!(16);
-    let dir = checkpoint(tmp.path(), "small", &config, &tiny_llama_tensors());
+    let dir = checkpoint(tmp.path(), "small", &config, &tiny_llama_tensors(false));
     assert_input_error(
         &export(&dir, &out, &[]),
         &out,
         &["model.embed_tokens.weight", "expected [16, 64]"],
     );
     // More tokens than embedding rows (config and checkpoint agree on 16 rows).
-    let mut tensors = tiny_llama_tensors();
+    let mut tensors = tiny_llama_tensors(false);
     let embd = tensors
         .iter_mut()
         .find(|t| t.name == "model.embed_tokens.weight")
@@ -1575,7 +1404,7 @@ fn mutated_safetensors_headers_never_panic() {
         tmp.path(),
         "tiny",
         &tiny_config("llama"),
-        &tiny_llama_tensors(),
+        &tiny_llama_tensors(false),
     );
     let good = std::fs::read(dir.join("model.safetensors")).unwrap();
     let header_end = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;

@@ -12,167 +12,17 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::checkpoint::{safetensors_bytes, tiny_config, tiny_llama_tensors, write_tokenizer, T};
 use common::{run, Rng};
 use serde_json::{json, Value as Json};
 
-// ---- a tiny llama checkpoint (as tests/export.rs builds it) ----
-
-const HIDDEN: usize = 64;
-const FFN: usize = 128;
-const LAYERS: usize = 2;
-const HEADS: usize = 4;
-const KV_HEADS: usize = 2;
-const VOCAB: usize = 32;
-
-struct T {
-    name: String,
-    dtype: &'static str,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-fn tiny_config() -> Json {
-    json!({
-        "model_type": "llama", "hidden_size": HIDDEN, "intermediate_size": FFN,
-        "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS,
-        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 256,
-        "vocab_size": VOCAB, "tie_word_embeddings": true
-    })
-}
-
-/// The tensors of a tiny llama, F32 or F16 (matrices only; norms stay F32).
-fn tiny_llama_tensors(f16: bool) -> Vec<T> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut t = Vec::new();
-    let mut add = |name: String, shape: &[usize], scale: f32, offset: f32| {
-        let n = shape.iter().product();
-        let v = rng.fill(n, scale, offset);
-        let (dtype, data) = if f16 && shape.len() == 2 {
-            let d = v
-                .iter()
-                .flat_map(|&x| half::f16::from_f32(x).to_bits().to_le_bytes())
-                .collect();
-            ("F16", d)
-        } else {
-            ("F32", v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        };
-        t.push(T {
-            name,
-            dtype,
-            shape: shape.to_vec(),
-            data,
-        });
-    };
-    add(
-        "model.embed_tokens.weight".into(),
-        &[VOCAB, HIDDEN],
-        0.2,
-        0.0,
-    );
-    for l in 0..LAYERS {
-        let p = format!("model.layers.{l}");
-        add(format!("{p}.input_layernorm.weight"), &[HIDDEN], 0.1, 0.3);
-        add(
-            format!("{p}.self_attn.q_proj.weight"),
-            &[HIDDEN, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(
-            format!("{p}.self_attn.k_proj.weight"),
-            &[32, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(
-            format!("{p}.self_attn.v_proj.weight"),
-            &[32, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(
-            format!("{p}.self_attn.o_proj.weight"),
-            &[HIDDEN, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(
-            format!("{p}.post_attention_layernorm.weight"),
-            &[HIDDEN],
-            0.1,
-            0.3,
-        );
-        add(
-            format!("{p}.mlp.gate_proj.weight"),
-            &[FFN, HIDDEN],
-            0.1,
-            0.0,
-        );
-        add(format!("{p}.mlp.up_proj.weight"), &[FFN, HIDDEN], 0.1, 0.0);
-        add(
-            format!("{p}.mlp.down_proj.weight"),
-            &[HIDDEN, FFN],
-            0.1,
-            0.0,
-        );
-    }
-    add("model.norm.weight".into(), &[HIDDEN], 0.2, 1.5);
-    t.reverse();
-    t
-}
-
-fn safetensors_bytes(tensors: &[T]) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    let mut offset = 0;
-    for t in tensors {
-        header.insert(
-            t.name.clone(),
-            json!({"dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, offset + t.data.len()]}),
-        );
-        offset += t.data.len();
-    }
-    let mut h = serde_json::to_vec(&Json::Object(header)).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&h);
-    for t in tensors {
-        out.extend_from_slice(&t.data);
-    }
-    out
-}
-
-/// A byte-level BPE tokenizer of 30 tokens (the vocabulary is padded to 32).
-fn write_tokenizer(dir: &Path) {
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<|endoftext|>".into(), json!(0));
-    for (i, c) in ('a'..='z').enumerate() {
-        vocab.insert(c.to_string(), json!(i + 1));
-    }
-    vocab.insert("ab".into(), json!(27));
-    vocab.insert("\u{120}".into(), json!(28));
-    vocab.insert("\u{120}a".into(), json!(29));
-    let tok = json!({
-        "version": "1.0",
-        "added_tokens": [{"id": 0, "content": "<|endoftext|>", "single_word": false, "lstrip": false,
-                          "rstrip": false, "normalized": false, "special": true}],
-        "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-        "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
-                  "vocab": vocab, "merges": ["a b", "\u{120} a"]}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-}
+// ---- a tiny llama checkpoint (tests/common/checkpoint.rs) ----
 
 /// `root/name` with config.json and the tokenizer, and no weights yet.
 fn skeleton(root: &Path, name: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), tiny_config().to_string()).unwrap();
+    std::fs::write(dir.join("config.json"), tiny_config("llama").to_string()).unwrap();
     write_tokenizer(&dir);
     dir
 }

@@ -5,6 +5,8 @@
 //! GGUF bytes field by field for malformed-input tests.
 #![allow(dead_code)]
 
+pub mod checkpoint;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
