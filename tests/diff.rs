@@ -950,3 +950,69 @@ fn with_a_baseline_the_gate_reports_the_same_fingerprint_and_findings() {
     assert_eq!(others, without_checks);
     assert!(others.len() > 1000);
 }
+
+/// I2_S keeps its scale in a tail after the codes: two files with the same codes and
+/// another scale hold other values, and the diff must say so (equal code bytes are not
+/// equal values for this type).
+#[test]
+fn an_i2_s_scale_change_is_a_value_change() {
+    let Some(model) = smollm2() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    const NAME: &str = "blk.2.ffn_down.weight"; // rows of 1536: whole I2_S blocks
+                                                // quantize converts float tensors: make this one F32 first.
+    let float = dir.path().join("float.gguf");
+    rewrite(
+        &model,
+        &float,
+        |_| {},
+        |t, data| {
+            (t.name == NAME).then(|| {
+                let mut v = vec![0f32; t.elements as usize];
+                gguf_gate::quant::dequantize(t.ty, data, &mut v).unwrap();
+                (
+                    gguf_gate::gguf::GgmlType::F32,
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
+        },
+    );
+    let i2s = dir.path().join("smollm2-i2_s.gguf");
+    let o = run(&[
+        "quantize",
+        float.to_str().unwrap(),
+        "--type",
+        "i2_s",
+        "--out",
+        i2s.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rescaled = dir.path().join("rescaled.gguf");
+    rewrite(
+        &i2s,
+        &rescaled,
+        |_| {},
+        |t, data| {
+            (t.name == NAME).then(|| {
+                let mut out = data.to_vec();
+                let at = out.len() - gguf_gate::gguf::I2S_TAIL_BYTES as usize;
+                let scale = f32::from_le_bytes(out[at..at + 4].try_into().unwrap());
+                out[at..at + 4].copy_from_slice(&(scale * 2.0).to_le_bytes());
+                (t.ty, out)
+            })
+        },
+    );
+    let (out, json) = diff(&i2s, &rescaled, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = json["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == NAME)
+        .unwrap_or_else(|| panic!("{NAME} not reported: {json}"));
+    assert_eq!(t["old"]["type"], "I2_S", "{t}");
+    let rel = t["relative_change"].as_f64().unwrap();
+    assert!(
+        (rel - 1.0).abs() < 1e-6,
+        "doubling the scale is a relative change of 1: {t}"
+    );
+}

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::record::{Recorded, ValueDigest};
+use super::record::Recorded;
 use super::text::{self, Hunk};
 use crate::gguf::{encode_value, Array, Value};
 
@@ -204,7 +204,12 @@ pub fn compare(
 }
 
 fn template(key: &str, change: Change, o: Option<&Recorded>, n: Option<&Recorded>) -> TemplateDiff {
-    let len = |v: Option<&Recorded>| v.map(|v| v.digest()).and_then(|d: ValueDigest| d.len);
+    // The text's length, without hashing it (a recorded side carries its digest).
+    let len = |v: Option<&Recorded>| match v? {
+        Recorded::Value(Value::String(s)) => Some(s.len() as u64),
+        Recorded::Value(_) => None,
+        Recorded::Digest(d) => d.len,
+    };
     fn text(v: Option<&Recorded>) -> Option<&str> {
         match v {
             Some(Recorded::Value(Value::String(s))) => Some(s.as_str()),

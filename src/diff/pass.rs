@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::fingerprint::Fingerprint;
-use crate::gguf::{GgufFile, TensorInfo};
+use crate::gguf::{GgmlType, GgufFile, TensorInfo};
 use crate::quant::QuantError;
 use crate::stats::{self, Geometry, Moments, StatsError, TensorStats};
 
@@ -343,7 +343,10 @@ fn layout(files: &Files<'_>, e: &Entry) -> Layout {
     Layout {
         driver: Geometry::of(d),
         partner: partner.map(|(_, p)| Geometry::of(p)),
-        same_bytes: partner.is_some_and(|(_, p)| p.ty == d.ty && p.size == d.size),
+        // Equal bytes mean equal values for every type but I2_S, whose scale lives in a
+        // tail outside the element bytes the pieces compare.
+        same_bytes: partner
+            .is_some_and(|(_, p)| p.ty == d.ty && p.size == d.size && d.ty != GgmlType::I2S),
     }
 }
 

@@ -417,7 +417,12 @@ fn parse_value(ty: &str, v: &Json) -> Result<Value, String> {
         "u64" => integer!(U64, u64),
         "i64" => integer!(I64, i64),
         // Written from an f32, so the nearest f32 is the value itself.
-        "f32" => Value::F32(v.as_f64().ok_or_else(bad)? as f32),
+        "f32" => Value::F32(
+            v.as_f64()
+                .map(|x| x as f32)
+                .filter(|x| x.is_finite())
+                .ok_or_else(bad)?,
+        ),
         "f64" => Value::F64(v.as_f64().ok_or_else(bad)?),
         "bool" => Value::Bool(v.as_bool().ok_or_else(bad)?),
         _ => Value::String(v.as_str().ok_or_else(bad)?.to_string()),

@@ -569,11 +569,12 @@ impl Validator {
 
     fn baseline(&mut self, b: RawBaseline, base_dir: &Option<PathBuf>) -> BaselinePolicy {
         let set = |x: &Option<Located<bool>>| x.as_ref().filter(|x| x.value).map(Located::loc);
+        // A bound that turns a check on needs a file; `false` only turns one off.
         let bound_given = b.keys_must_match.is_some()
             || b.max_relative_change.is_some()
-            || b.dtypes_must_match.is_some()
-            || b.template_must_match.is_some()
-            || b.tensors_must_match.is_some();
+            || set(&b.dtypes_must_match).is_some()
+            || set(&b.template_must_match).is_some()
+            || set(&b.tensors_must_match).is_some();
         let loc = b.file.as_ref().map(Located::loc).unwrap_or_default();
         let file = match &b.file {
             Some(f) if f.value.trim().is_empty() => {
@@ -583,7 +584,7 @@ impl Validator {
             Some(f) => Some(relative_to(base_dir, &f.value)),
             None => None,
         };
-        if file.is_none() && b.file.is_none() && bound_given {
+        if b.file.is_none() && bound_given {
             let at = [
                 &b.dtypes_must_match,
                 &b.template_must_match,
