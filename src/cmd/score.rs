@@ -6,14 +6,12 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use sha2::Digest;
 
-use super::progress::Bars;
 use super::{configure_threads, emit, pretty_json, Outcome};
 use crate::cli::{Format, ScoreArgs};
 use gguf_gate::atomic::{write_atomic, write_text, Overwrite};
 use gguf_gate::escape::visible;
-use gguf_gate::fingerprint::fingerprint_file;
+use gguf_gate::fingerprint::Fingerprint;
 use gguf_gate::gguf::GgufFile;
 use gguf_gate::probe;
 use gguf_gate::quality::record::{BaseRecord, RECORD_TOP_K_DEFAULT};
@@ -45,20 +43,33 @@ pub fn run(args: ScoreArgs) -> Result<Outcome> {
     let (score, tokens) = match &args.logits_out {
         None => score_text(&file, &tok, &text, base, options(&args, None))?,
         Some(path) => {
-            // Every position's logits go straight to the file as they are computed.
+            // Every position's logits go straight to the file as they are computed; a
+            // scoring error is reported as itself, not as a failure to write.
             let mut result = None;
-            write_atomic(path, Overwrite::Allow, |out| {
-                let r = score_text(&file, &tok, &text, base, options(&args, Some(out)))
-                    .map_err(std::io::Error::other)?;
+            let written = write_atomic(path, Overwrite::Allow, |out| {
+                let r = score_text(&file, &tok, &text, base, options(&args, Some(out)));
+                let failed = r.is_err();
                 result = Some(r);
+                if failed {
+                    return Err(std::io::Error::other("scoring failed"));
+                }
                 Ok(())
-            })
-            .with_context(|| format!("writing {}", path.display()))?;
-            result.context("scoring produced no result")?
+            });
+            match result {
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(r)) => {
+                    written.with_context(|| format!("writing {}", path.display()))?;
+                    r
+                }
+                None => {
+                    written.with_context(|| format!("writing {}", path.display()))?;
+                    anyhow::bail!("scoring produced no result")
+                }
+            }
         }
     };
     if let Some(path) = &args.record_base {
-        write_record(&args, &score, &tokens, &text, path)?;
+        write_record(&file, &score, &tokens, &text, path)?;
     }
     let output = match args.format {
         Format::Text => to_text(&args, &score, &tokens, &tok),
@@ -78,19 +89,17 @@ fn options<'a>(args: &ScoreArgs, logits_out: Option<&'a mut dyn Write>) -> Score
 
 /// `--record-base`: this model's top tokens, with the text's and the model's fingerprints.
 fn write_record(
-    args: &ScoreArgs,
+    file: &GgufFile,
     score: &Score,
     tokens: &[u32],
     text: &str,
     path: &std::path::Path,
 ) -> Result<()> {
     let top = score.top.as_ref().context("no top tokens were kept")?;
-    let fingerprint = fingerprint_file(&args.model, &Bars)?;
-    let text_sha: String = sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let record = BaseRecord::new(top, tokens, fingerprint.to_string(), text_sha, args.ctx);
+    // The bytes that were scored (already mapped), not a second read of the path.
+    let fingerprint = Fingerprint::of_bytes(file.bytes());
+    let text_sha = Fingerprint::of_bytes(text.as_bytes()).hex();
+    let record = BaseRecord::new(top, tokens, fingerprint.to_string(), text_sha, score.ctx);
     let mut json = serde_json::to_string(&record)?;
     json.push('\n');
     write_text(path, Overwrite::Allow, &json)

@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::gguf::GgufFile;
-use crate::infer::{InferError, Logits, Model};
+use crate::infer::{argmax, InferError, Logits, Model};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 use record::BaseRecord;
 
@@ -39,6 +39,8 @@ pub enum ScoreError {
     Io(#[from] std::io::Error),
     #[error("tokenizer: {0}")]
     Tokenizer(#[from] TokenizerError),
+    #[error("the text tokenizes to id {token}, outside the model's vocabulary of {vocab} (another tokenizer?)")]
+    TokenOutOfVocab { token: u32, vocab: usize },
 }
 
 /// Where the base of a file comparison comes from.
@@ -118,6 +120,9 @@ pub struct Position {
 #[derive(Clone, Debug, Serialize)]
 pub struct Score {
     pub tokens: usize,
+    /// Tokens per chunk actually used (the requested context, capped by the model's and
+    /// the text's length).
+    pub ctx: usize,
     /// Positions scored (every token but the first of each chunk).
     pub scored: usize,
     pub mean_nll: f64,
@@ -163,11 +168,6 @@ fn log_sum_exp(row: &[f32]) -> f64 {
     max + sum.ln()
 }
 
-/// The id of the largest value (ties to the lowest id; NaNs never chosen).
-fn top1(row: &[f32]) -> u32 {
-    crate::infer::argmax(row)
-}
-
 /// `KL(p || q)` over full distributions given as logits.
 fn kl_full(p_logits: &[f32], q_logits: &[f32]) -> f64 {
     let (lp, lq) = (log_sum_exp(p_logits), log_sum_exp(q_logits));
@@ -193,10 +193,17 @@ pub fn score(
     if tokens.len() < 2 {
         return Err(ScoreError::TooShort(tokens.len()));
     }
-    let ctx = options.ctx.clamp(2, model.config().context_length.max(2));
+    let vocab = model.config().vocab;
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(ScoreError::TokenOutOfVocab { token: bad, vocab });
+    }
+    // Never more context than the text needs (the KV cache is sized by it).
+    let ctx = options
+        .ctx
+        .clamp(2, model.config().context_length.max(2))
+        .min(tokens.len());
     check_base(model, tokens, ctx, &base)?;
     let start = Instant::now();
-    let vocab = model.config().vocab;
     let mut positions = Vec::with_capacity(tokens.len());
     let mut top = options
         .record_top_k
@@ -228,22 +235,22 @@ pub fn score(
                 }
                 // The last token of a chunk predicts nothing within it.
                 let index = chunk_start + pos + r + 1;
-                let Some(&next) = tokens.get(index).filter(|_| pos + r + 1 < chunk.len()) else {
+                let Some(&next) = chunk.get(pos + r + 1) else {
                     continue;
                 };
-                let nll =
-                    log_sum_exp(row) - row.get(next as usize).copied().unwrap_or(f32::NAN) as f64;
+                // Ids were checked against the vocabulary above.
+                let nll = log_sum_exp(row) - f64::from(row[next as usize]);
                 if let Some(t) = top.as_mut() {
                     t.push(row, nll);
                 }
                 let (kld, same, base_nll) = match (&base, base_rows) {
                     (Base::Live(_), Some(rows)) => {
-                        let brow = rows.get(r * vocab..(r + 1) * vocab).unwrap_or(&[]);
-                        let bnll = log_sum_exp(brow)
-                            - brow.get(next as usize).copied().unwrap_or(f32::NAN) as f64;
+                        // The base has the model's vocabulary size (check_base).
+                        let brow = &rows[r * vocab..(r + 1) * vocab];
+                        let bnll = log_sum_exp(brow) - f64::from(brow[next as usize]);
                         (
                             Some(kl_full(brow, row)),
-                            Some(top1(brow) == top1(row)),
+                            Some(argmax(brow) == argmax(row)),
                             Some(bnll),
                         )
                     }
@@ -251,7 +258,7 @@ pub fn score(
                         let i = positions.len();
                         (
                             rec.kld(i, row),
-                            rec.top1(i).map(|b| b == top1(row)),
+                            rec.top1(i).map(|b| b == argmax(row)),
                             rec.nll(i),
                         )
                     }
@@ -268,7 +275,7 @@ pub fn score(
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    Ok(summarize(positions, tokens.len(), seconds, &base, top))
+    Ok(summarize(positions, tokens.len(), ctx, seconds, &base, top))
 }
 
 /// Positions scored when `n_tokens` are cut into chunks of `ctx` (each chunk's first
@@ -326,6 +333,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 fn summarize(
     positions: Vec<Position>,
     tokens: usize,
+    ctx: usize,
     seconds: f64,
     base: &Base<'_, '_>,
     top: Option<record::TopTokens>,
@@ -367,6 +375,7 @@ fn summarize(
     };
     Score {
         tokens,
+        ctx,
         scored: positions.len(),
         mean_nll,
         perplexity: mean_nll.exp(),

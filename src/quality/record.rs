@@ -53,15 +53,16 @@ impl TopTokens {
         order.clear();
         order.extend(0..row.len() as u32);
         let key = |i: &u32| row.get(*i as usize).copied().unwrap_or(f32::NEG_INFINITY);
+        let by_logit = |a: &u32, b: &u32| key(b).total_cmp(&key(a)).then(a.cmp(b));
+        // self.k >= 1, so k - 1 cannot underflow when there is anything to select.
         let k = self.k.min(order.len());
-        if k == 0 {
-            return;
+        if k < order.len() {
+            order.select_nth_unstable_by(k - 1, by_logit);
         }
-        order.select_nth_unstable_by(k - 1, |a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
-        let mut top: Vec<u32> = order[..k].to_vec();
-        top.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.cmp(b)));
+        let top = &mut order[..k];
+        top.sort_by(by_logit);
         self.logits.extend(top.iter().map(key));
-        self.ids.extend(top);
+        self.ids.extend_from_slice(top);
         self.log_norm.push(super::log_sum_exp(row) as f32);
         self.nll.push(nll as f32);
     }
