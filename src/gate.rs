@@ -100,6 +100,12 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
         let Some(Ok(continuations)) = &run else {
             anyhow::bail!("--record-probe: the probe did not run ({})", probe.note);
         };
+        if let Some(cut) = continuations.iter().find(|c| c.stopped_by_budget) {
+            anyhow::bail!(
+                "--record-probe: the continuation of {:?} was cut by probe.max_seconds; a baseline must be complete (raise the budget)",
+                cut.prompt
+            );
+        }
         write_baseline(path, &fingerprint, &policy, continuations)?;
     }
     let probe_ms = probe_start.elapsed().as_secs_f64() * 1e3;
@@ -236,25 +242,39 @@ fn run_quality(
         logits_out: None,
         record_top_k: None,
     };
+    // A pinned base must be that file: the live base's bytes, or the model a record
+    // was made from.
+    let pinned = |what: &str, got: &str| match &q.base_fingerprint {
+        Some(want) if got != want.to_string() => Err(anyhow::anyhow!(
+            "{what}: it is {got}, but quality.base_fingerprint pins {want}"
+        )),
+        _ => Ok(()),
+    };
     let (score, _) = match &q.base {
-        QualityBase::None => quality::score_text(file, &tok, &text, quality::BaseSource::None, options),
+        QualityBase::None => {
+            quality::score_text(file, &tok, &text, quality::BaseSource::None, options)
+        }
         QualityBase::Model(path) => {
             let base = GgufFile::open(path).context("quality.base")?;
+            let what = format!("quality.base {}", path.display());
+            pinned(&what, &Fingerprint::of_bytes(base.bytes()).to_string())?;
             quality::score_text(file, &tok, &text, quality::BaseSource::File(&base), options)
         }
-        QualityBase::Record { path, fingerprint } => {
+        QualityBase::Record(path) => {
             let record = quality::record::BaseRecord::read(path)
                 .map_err(|e| anyhow::anyhow!("quality.base_record: {e}"))?;
-            if let Some(want) = fingerprint {
-                if record.base_fingerprint != want.to_string() {
-                    anyhow::bail!(
-                        "quality.base_record {}: recorded from {}, but quality.base_fingerprint pins {want}",
-                        path.display(),
-                        record.base_fingerprint
-                    );
-                }
-            }
-            quality::score_text(file, &tok, &text, quality::BaseSource::Record(&record), options)
+            let what = format!(
+                "quality.base_record {} (recorded from that model)",
+                path.display()
+            );
+            pinned(&what, &record.base_fingerprint)?;
+            quality::score_text(
+                file,
+                &tok,
+                &text,
+                quality::BaseSource::Record(&record),
+                options,
+            )
         }
     }
     .context("quality")?;

@@ -75,15 +75,18 @@ fn matches_llama_cpp(model: &Path, record: &str, max_mean_kld: f64, min_top1: f6
     assert!(b["same_top1"].as_f64().unwrap() >= min_top1, "{b}");
 
     // NumPy reads the logits and, from them alone, gets our perplexity.
-    let py = "import json,sys,numpy as np\n\
+    let script = "import json,sys,numpy as np\n\
          L=np.load(sys.argv[1]).astype(np.float64); t=json.load(open(sys.argv[2]))['tokens']\n\
          m=L.max(1,keepdims=True); lse=m[:,0]+np.log(np.exp(L-m).sum(1))\n\
          nll=lse[:-1]-L[np.arange(len(t)-1),t[1:]]\n\
          print(json.dumps({'shape':list(L.shape),'dtype':str(np.load(sys.argv[1]).dtype),'ppl':float(np.exp(nll.mean()))}))";
-    let o = std::process::Command::new("python3")
+    let Some(py) = python_with_gguf() else {
+        return r;
+    };
+    let o = std::process::Command::new(py)
         .args([
             "-c",
-            py,
+            script,
             npy.to_str().unwrap(),
             reference_path(record).to_str().unwrap(),
         ])
@@ -104,8 +107,8 @@ fn matches_llama_cpp(model: &Path, record: &str, max_mean_kld: f64, min_top1: f6
 }
 
 /// llama.cpp itself, one token at a time against a batch of 512, lands at a mean KLD of
-/// 2-7e-3 on real models; our logits sit inside that (measured: SmolLM2 2.7e-3 and
-/// 96.5 % same top-1; docs/quality.md).
+/// 2-7e-3 on real models; our logits sit inside that (measured: SmolLM2 2.5e-3 and
+/// 97.2 % same top-1; docs/quality.md).
 #[test]
 fn smollm2_scores_like_llama_cpp() {
     let Some(model) = smollm2() else { return };
@@ -205,20 +208,22 @@ fn a_recorded_base_round_trips_and_refuses_other_texts_and_records() {
 /// Scale every block scale of `tensor` in a Q8_0 file by `factor` (the damage a bad
 /// conversion does to one projection), writing a new file.
 fn scale_q8_0_tensor(src: &Path, dst: &Path, tensor: &str, factor: f32) {
-    let file = GgufFile::open(src).unwrap();
-    let info = file
-        .header
-        .tensor(tensor)
-        .unwrap_or_else(|| panic!("{tensor} missing"));
-    assert_eq!(info.ty, gguf_gate::gguf::GgmlType::Q8_0);
-    let start = (file.header.data_offset + info.offset) as usize;
-    let len = info.size as usize;
-    let mut bytes = std::fs::read(src).unwrap();
-    for block in bytes[start..start + len].chunks_exact_mut(34) {
-        let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32() * factor;
-        block[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
-    }
-    std::fs::write(dst, bytes).unwrap();
+    common::rewrite(
+        src,
+        dst,
+        |_| {},
+        |t, data| {
+            (t.name == tensor).then(|| {
+                assert_eq!(t.ty, gguf_gate::gguf::GgmlType::Q8_0);
+                let mut out = data.to_vec();
+                for block in out.chunks_exact_mut(34) {
+                    let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32() * factor;
+                    block[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                }
+                (t.ty, out)
+            })
+        },
+    );
 }
 
 fn check(model: &Path, policy: &Path) -> (Output, Json) {
@@ -352,14 +357,14 @@ fn export_quantize_and_gate_against_the_f16_export() {
     let kld_finding = finding(&report, "quality-kld");
     assert_eq!(kld_finding["severity"], "error", "{kld_finding}");
     eprintln!("damaged: {}", kld_finding["message"]);
-    // Whether the probe noticed too (at this scale it may or may not: it is not its job).
-    let probe_failures = report["findings"]
+    // The probe alone lets this one through: it still writes sensible text.
+    let probe_failures: Vec<&Json> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["rule"].as_str().unwrap_or("").starts_with("probe-"))
-        .count();
-    eprintln!("damaged: {probe_failures} probe finding(s)");
+        .collect();
+    assert!(probe_failures.is_empty(), "{probe_failures:?}");
 
     // A record pinned to another fingerprint is an input error.
     let pinned = tmp.path().join("pinned.yaml");
@@ -375,4 +380,21 @@ fn export_quantize_and_gate_against_the_f16_export() {
     let (o, _) = check(&q8, &pinned);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("base_fingerprint"), "{}", text(&o));
+    // The same pin on a live base: the base file is fingerprinted.
+    std::fs::write(
+        &pinned,
+        format!(
+            "quality:\n  text: {s}\n  base: {}\n  base_fingerprint: sha256-{}\n",
+            f16.display(),
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let (o, _) = check(&q8, &pinned);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("quality.base_fingerprint pins"),
+        "{}",
+        text(&o)
+    );
 }

@@ -169,11 +169,8 @@ pub enum QualityBase {
     None,
     /// A base GGUF, run on the same text.
     Model(PathBuf),
-    /// A recorded base (`score --record-base`), with the fingerprint it must have, if pinned.
-    Record {
-        path: PathBuf,
-        fingerprint: Option<Fingerprint>,
-    },
+    /// A recorded base (`score --record-base`).
+    Record(PathBuf),
 }
 
 /// The quality gate's settings.
@@ -182,6 +179,8 @@ pub struct QualityPolicy {
     /// The text to score; `None` is the bundled evaluation text.
     pub text: Option<PathBuf>,
     pub base: QualityBase,
+    /// The fingerprint the base (a GGUF, or the model a record was made from) must have.
+    pub base_fingerprint: Option<Fingerprint>,
     pub max_perplexity: Option<f64>,
     pub max_mean_kld: Option<f64>,
     pub max_p99_kld: Option<f64>,

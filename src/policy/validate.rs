@@ -361,12 +361,16 @@ impl Validator {
                 QualityBase::None
             }
             (Some(b), None) => QualityBase::Model(relative_to(base_dir, &b.value)),
-            (None, Some(r)) => QualityBase::Record {
-                path: relative_to(base_dir, &r.value),
-                fingerprint,
-            },
+            (None, Some(r)) => QualityBase::Record(relative_to(base_dir, &r.value)),
             (None, None) => QualityBase::None,
         };
+        if let (QualityBase::None, Some(f)) = (&base, &q.base_fingerprint) {
+            self.err(
+                &f.loc(),
+                "quality.base_fingerprint pins a base: give `quality.base` or `quality.base_record`"
+                    .into(),
+            );
+        }
         let bounds = [&q.max_mean_kld, &q.max_p99_kld, &q.min_same_top1];
         if base == QualityBase::None {
             for at in bounds.iter().filter_map(|b| b.as_ref().map(Located::loc)) {
@@ -390,6 +394,7 @@ impl Validator {
         Some(QualityPolicy {
             text: q.text.map(|t| relative_to(base_dir, &t.value)),
             base,
+            base_fingerprint: fingerprint,
             max_perplexity,
             max_mean_kld,
             max_p99_kld,
