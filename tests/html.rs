@@ -57,7 +57,15 @@ fn points<'a>(html: &'a str, role: &str) -> Vec<&'a str> {
 
 fn self_contained(html: &str) {
     assert!(html.starts_with("<!DOCTYPE html>"));
-    for forbidden in ["<script", "src=\"http", "href=\"//", "@import", "url("] {
+    for forbidden in [
+        "<script",
+        "<img",
+        "<iframe",
+        "src=\"http",
+        "href=\"//",
+        "@import",
+        "url(",
+    ] {
         assert!(!html.contains(forbidden), "{forbidden} in the report");
     }
 }

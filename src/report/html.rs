@@ -82,6 +82,7 @@ fn model_section(out: &mut String, r: &Report) {
     failures(out, r);
     plots(out, &r.series, "Per-layer RMS");
     probe(out, r);
+    quality(out, r);
     metadata(out, r);
 }
 
@@ -346,15 +347,20 @@ fn bad_values_plot(s: &Series) -> String {
         .unwrap_or(0)
         .max(1) as f64;
     let (w, h) = (W, 90.0);
-    let first = s.points.first().map_or(0, |p| p.layer);
-    let last = s.points.last().map_or(1, |p| p.layer).max(first + 1);
-    let bar = ((w - LEFT - RIGHT) / f64::from(last - first + 1)).max(1.0);
+    // Layer numbers come from tensor names: f64, so no u32 arithmetic can overflow.
+    let first = s.points.first().map_or(0.0, |p| f64::from(p.layer));
+    let last = s
+        .points
+        .last()
+        .map_or(1.0, |p| f64::from(p.layer))
+        .max(first + 1.0);
+    let bar = ((w - LEFT - RIGHT) / (last - first + 1.0)).max(1.0);
     let mut svg = format!(
         "<div class=\"plot\"><h3><code>blk.*.{}</code> NaN / Inf / zeros</h3><svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
         escape(&s.role)
     );
     for p in &s.points {
-        let x = LEFT + f64::from(p.layer - first) * bar;
+        let x = LEFT + (f64::from(p.layer) - first) * bar;
         let mut y = h - 16.0;
         for (count, color) in [(p.nan, "#cf222e"), (p.inf, "#bf8700"), (p.zeros, "#8c959f")] {
             if count == 0 {
@@ -402,24 +408,26 @@ fn probe(out: &mut String, r: &Report) {
         );
     }
     out.push_str("</table>");
-    if let Some(q) = &r.quality {
+}
+
+fn quality(out: &mut String, r: &Report) {
+    let Some(q) = &r.quality else { return };
+    let _ = write!(
+        out,
+        "<h2>Quality</h2><p>perplexity {} over {} tokens",
+        crate::stats::num(q.perplexity),
+        q.tokens
+    );
+    if let Some(b) = &q.base {
         let _ = write!(
             out,
-            "<h2>Quality</h2><p>perplexity {} over {} tokens",
-            crate::stats::num(q.perplexity),
-            q.tokens
+            "; against the base: mean KL divergence {}, p99 {}, same top-1 {:.1}%",
+            crate::stats::num(b.mean_kld),
+            crate::stats::num(b.p99_kld),
+            100.0 * b.same_top1
         );
-        if let Some(b) = &q.base {
-            let _ = write!(
-                out,
-                "; against the base: mean KL divergence {}, p99 {}, same top-1 {:.1}%",
-                crate::stats::num(b.mean_kld),
-                crate::stats::num(b.p99_kld),
-                100.0 * b.same_top1
-            );
-        }
-        out.push_str("</p>");
     }
+    out.push_str("</p>");
 }
 
 fn metadata(out: &mut String, r: &Report) {

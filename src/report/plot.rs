@@ -140,16 +140,18 @@ pub fn series(
 /// Roles kept in a picture.
 pub const MAX_SERIES: usize = 256;
 
-/// A failed spread check names a role (`blk.*.ffn_down.weight`) or a layer (`blk.7`):
-/// mark, in each series it covers, the point farthest (in log distance) from the median.
+/// A failed spread check across layers names a role (`blk.*.ffn_down.weight`): mark, in
+/// the series it covers, the point farthest (in log distance) from the median. (A spread
+/// within one layer, subject `blk.7`, compares different roles, which have different
+/// scales, so no single point of a series stands for it.)
 fn mark_spread_failures(series: &mut [Series], findings: &[Finding]) {
-    for f in findings.iter().filter(|f| f.is_failure()) {
+    for f in findings
+        .iter()
+        .filter(|f| f.is_failure() && f.subject.contains('*'))
+    {
         for s in series.iter_mut() {
             let covered: Vec<usize> = (0..s.points.len())
-                .filter(|&i| {
-                    let name = &s.points[i].name;
-                    f.subject.contains('*') && glob_match(&f.subject, name)
-                })
+                .filter(|&i| glob_match(&f.subject, &s.points[i].name))
                 .collect();
             if covered.len() < 2 {
                 continue;
