@@ -833,12 +833,12 @@ fn missing_config_field_names_field_and_key() {
 #[test]
 fn unsupported_model_type() {
     error_case(
-        &tiny_config("qwen2"),
+        &tiny_config("gpt_neox"),
         &tiny_llama_tensors(false),
         &[],
         &[
-            "model_type \"qwen2\" is not supported",
-            "llama, mistral, bitnet",
+            "model_type \"gpt_neox\" is not supported",
+            "llama, mistral, bitnet, qwen2, qwen3, gemma3_text, phi3",
         ],
     );
 }

@@ -12,6 +12,7 @@ mod error;
 mod hf;
 mod pretok;
 mod spm;
+mod spm_model;
 mod vocab;
 
 use std::collections::BTreeSet;
@@ -25,6 +26,7 @@ pub use convert::{
 };
 pub use error::TokenizerError;
 pub use pretok::NAMES as PRE_TOKENIZER_NAMES;
+pub use spm_model::gguf_metadata_from_sentencepiece;
 
 use vocab::{attr, ModelKind, Vocab};
 

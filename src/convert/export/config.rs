@@ -2,8 +2,9 @@
 //! reads, with the exact key names and value types `convert_hf_to_gguf.py` writes
 //! (`{arch}.context_length` u32, `{arch}.attention.layer_norm_rms_epsilon` f32, ...).
 //! Every field is checked: a missing one names the field and the GGUF key it feeds, a
-//! wrong one says what was expected. Only the llama family (llama, mistral) and BitNet
-//! b1.58 are supported; any other `model_type` is an error, never a guess.
+//! wrong one says what was expected. The families: llama (llama, mistral), BitNet b1.58,
+//! qwen2, qwen3, gemma3 (text-only, `gemma3_text`) and phi3; any other `model_type` is
+//! an error, never a guess.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,45 @@ pub enum Family {
     Llama,
     /// `model_type` bitnet -> GGUF architecture `bitnet-b1.58`.
     Bitnet,
+    /// `model_type` qwen2 (Qwen2, Qwen2.5): Q/K/V biases, NeoX RoPE (no permutation).
+    Qwen2,
+    /// `model_type` qwen3: per-head Q/K norms, explicit head size.
+    Qwen3,
+    /// `model_type` gemma3_text (Gemma 3 text-only): four norms per layer, stored as
+    /// `w - 1` by transformers and written as `w` (the converter adds 1).
+    Gemma3,
+    /// `model_type` phi3: fused QKV and gate/up projections, kept fused.
+    Phi3,
+}
+
+impl Family {
+    /// The family of a config.json `model_type` and its GGUF architecture.
+    fn of(model_type: &str) -> Option<(Family, &'static str)> {
+        Some(match model_type {
+            "llama" | "mistral" => (Family::Llama, "llama"),
+            "bitnet" => (Family::Bitnet, BITNET_ARCH),
+            "qwen2" => (Family::Qwen2, "qwen2"),
+            "qwen3" => (Family::Qwen3, "qwen3"),
+            "gemma3_text" => (Family::Gemma3, "gemma3"),
+            "phi3" => (Family::Phi3, "phi3"),
+            _ => return None,
+        })
+    }
+}
+
+/// RoPE scaling as config.json's `rope_scaling` states it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RopeScaling {
+    None,
+    /// Positions divided by `factor` (`{arch}.rope.scaling.type = linear`).
+    Linear(f32),
+    /// Llama 3.1+: per-frequency factors, written as the `rope_freqs.weight` tensor.
+    Llama3 {
+        factor: f32,
+        low_freq_factor: f32,
+        high_freq_factor: f32,
+        original_context: f32,
+    },
 }
 
 /// How a packed BitNet weight's `weight_scale` applies (transformers' BitNet integration).
@@ -50,10 +90,22 @@ pub struct ModelConfig {
     pub head_dim: u32,
     /// `head_dim` was given and differs from `hidden / heads`.
     pub explicit_head_dim: bool,
+    /// `head_dim` was given at all (the converter then writes the key and value lengths
+    /// for every family but llama, whose keys follow `explicit_head_dim`).
+    pub head_dim_given: bool,
     pub eps: f32,
     pub rope_theta: Option<f32>,
-    /// A linear RoPE scaling factor.
-    pub rope_linear: Option<f32>,
+    pub rope_scaling: RopeScaling,
+    /// Values of each head RoPE rotates (Phi-3's `partial_rotary_factor`; else head_dim).
+    pub rope_dims: u32,
+    /// `sliding_window` (Gemma 3, Phi-3), when set.
+    pub sliding_window: Option<u32>,
+    /// `original_max_position_embeddings` (Phi-3), when set.
+    pub original_context: Option<u32>,
+    /// Gemma 3: `rope_local_base_freq`, the RoPE base of its sliding-window layers.
+    pub rope_theta_swa: Option<f32>,
+    /// Gemma 3: `final_logit_softcapping`, when set and non-zero.
+    pub logit_softcap: Option<f32>,
     pub context: u32,
     pub vocab: u32,
     pub tie_embeddings: bool,
@@ -155,15 +207,11 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<ModelConfig, ExportError> {
         Some(Json::String(s)) => s.clone(),
         Some(other) => return Err(pre.invalid("model_type", "a string", other)),
     };
-    let (family, arch) = match model_type.as_str() {
-        "llama" | "mistral" => (Family::Llama, "llama"),
-        "bitnet" => (Family::Bitnet, BITNET_ARCH),
-        _ => {
-            return Err(ExportError::UnsupportedModelType {
-                path: path.to_path_buf(),
-                model_type: model_type.chars().take(100).collect(),
-            })
-        }
+    let Some((family, arch)) = Family::of(&model_type) else {
+        return Err(ExportError::UnsupportedModelType {
+            path: path.to_path_buf(),
+            model_type: model_type.chars().take(100).collect(),
+        });
     };
     let f = Fields {
         path,
@@ -194,6 +242,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<ModelConfig, ExportError> {
             &Json::from(kv_heads),
         ));
     }
+    let head_dim_given = f.get("head_dim").is_some();
     let (head_dim, explicit_head_dim) = match f.get("head_dim") {
         Some(v) => {
             let d = f.uint_value("head_dim", v)?;
@@ -226,30 +275,56 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<ModelConfig, ExportError> {
         ));
     }
 
-    let rope_linear = match f.get("rope_scaling") {
-        None => None,
-        Some(s) => {
-            let kind = s
-                .get("rope_type")
-                .or_else(|| s.get("type"))
-                .and_then(Json::as_str);
-            match kind {
-                Some("linear") => {
-                    let factor = s
-                        .get("factor")
-                        .ok_or_else(|| f.missing("rope_scaling.factor", "{arch}.rope.scaling.factor"))?;
-                    Some(f.positive("rope_scaling.factor", factor)?)
-                }
-                Some("default") => None,
-                _ => {
-                    return Err(f.invalid(
-                        "rope_scaling",
-                        "null or {\"type\": \"linear\", \"factor\": ...} (llama3, yarn and dynamic scaling are not supported)",
-                        s,
-                    ))
-                }
+    let rope_scaling = rope_scaling(&f, family)?;
+    let rope_dims = match f.get("partial_rotary_factor") {
+        Some(v) if family == Family::Phi3 => {
+            let p = f.positive("partial_rotary_factor", v)?;
+            // convert_hf_to_gguf.py: int(partial_rotary_factor * hidden) // heads.
+            let dims = ((p as f64 * f64::from(hidden)) as u64 / u64::from(heads)) as u32;
+            if p > 1.0 || dims == 0 || dims % 2 != 0 {
+                return Err(f.invalid(
+                    "partial_rotary_factor",
+                    "a fraction of the head that RoPE can rotate in pairs",
+                    v,
+                ));
             }
+            dims
         }
+        _ => head_dim,
+    };
+    let sliding_window = match family {
+        Family::Gemma3 => match f.get("sliding_window") {
+            Some(v) => Some(f.uint_value("sliding_window", v)?),
+            None => None,
+        },
+        // Phi-3's converter writes 0 for "none" (which tells Phi-4 apart).
+        Family::Phi3 => match f.get("sliding_window") {
+            Some(v) => Some(f.uint_value("sliding_window", v)?),
+            None => Some(0),
+        },
+        _ => None,
+    };
+    let original_context = match family {
+        Family::Phi3 => Some(f.uint(
+            "original_max_position_embeddings",
+            "{arch}.rope.scaling.original_context_length",
+        )?),
+        _ => None,
+    };
+    let (rope_theta_swa, logit_softcap) = match family {
+        Family::Gemma3 => {
+            let swa = f
+                .get("rope_local_base_freq")
+                .map(|v| f.positive("rope_local_base_freq", v))
+                .transpose()?;
+            let cap = match f.get("final_logit_softcapping") {
+                Some(v) if v.as_f64() == Some(0.0) => None,
+                Some(v) => Some(f.positive("final_logit_softcapping", v)?),
+                None => None,
+            };
+            (swa, cap)
+        }
+        _ => (None, None),
     };
 
     let scale_mode = match json.pointer("/quantization_config/linear_class") {
@@ -277,14 +352,111 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<ModelConfig, ExportError> {
         kv_heads,
         head_dim,
         explicit_head_dim,
+        head_dim_given,
         eps,
         rope_theta,
-        rope_linear,
+        rope_scaling,
+        rope_dims,
+        sliding_window,
+        original_context,
+        rope_theta_swa,
+        logit_softcap,
         context,
         vocab,
         tie_embeddings,
         scale_mode,
     })
+}
+
+/// `rope_scaling`: none, linear, or llama3 (llama family only); any other type is
+/// refused by name.
+fn rope_scaling(f: &Fields<'_>, family: Family) -> Result<RopeScaling, ExportError> {
+    let Some(s) = f.get("rope_scaling") else {
+        return Ok(RopeScaling::None);
+    };
+    let kind = s
+        .get("rope_type")
+        .or_else(|| s.get("type"))
+        .and_then(Json::as_str);
+    let number = |field: &str, default: Option<f32>| -> Result<f32, ExportError> {
+        let name = format!("rope_scaling.{field}");
+        match (s.get(field).filter(|v| !v.is_null()), default) {
+            (Some(v), _) => f.positive(&name, v),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(f.missing(&name, "{arch}.rope.scaling.factor")),
+        }
+    };
+    let scaling = match kind {
+        Some("default") => RopeScaling::None,
+        Some("linear") => RopeScaling::Linear(number("factor", None)?),
+        // convert_hf_to_gguf.py's LlamaModel (its defaults for absent fields).
+        Some("llama3") if family == Family::Llama => {
+            let scaling = RopeScaling::Llama3 {
+                factor: number("factor", Some(8.0))?,
+                low_freq_factor: number("low_freq_factor", Some(1.0))?,
+                high_freq_factor: number("high_freq_factor", Some(4.0))?,
+                original_context: number("original_max_position_embeddings", Some(8192.0))?,
+            };
+            if let RopeScaling::Llama3 {
+                low_freq_factor,
+                high_freq_factor,
+                ..
+            } = scaling
+            {
+                if high_freq_factor <= low_freq_factor {
+                    return Err(f.invalid(
+                        "rope_scaling.high_freq_factor",
+                        "a number above low_freq_factor",
+                        s,
+                    ));
+                }
+            }
+            scaling
+        }
+        _ => {
+            return Err(f.invalid(
+                "rope_scaling",
+                if family == Family::Llama {
+                    "null, {\"rope_type\": \"linear\", \"factor\": ...} or {\"rope_type\": \"llama3\", ...} (yarn, dynamic and longrope scaling are not supported)"
+                } else {
+                    "null or {\"rope_type\": \"linear\", \"factor\": ...} (yarn, dynamic, longrope and llama3 scaling are not supported for this family)"
+                },
+                s,
+            ))
+        }
+    };
+    Ok(scaling)
+}
+
+/// The per-pair RoPE frequency factors convert_hf_to_gguf.py writes as
+/// `rope_freqs.weight` for Llama 3 scaling, computed with its float32 steps: pairs whose
+/// wavelength is short keep 1, long ones get `factor`, and the band between is smoothed.
+pub fn llama3_rope_freqs(
+    head_dim: u32,
+    theta: f32,
+    factor: f32,
+    low_freq_factor: f32,
+    high_freq_factor: f32,
+    original_context: f32,
+) -> Vec<f32> {
+    let dim = head_dim as f32;
+    let low_wavelen = f64::from(original_context) / f64::from(low_freq_factor);
+    let high_wavelen = f64::from(original_context) / f64::from(high_freq_factor);
+    (0..head_dim / 2)
+        .map(|i| {
+            let freq = 1.0f32 / theta.powf((2 * i) as f32 / dim);
+            let wavelen = (2.0 * std::f64::consts::PI) as f32 / freq;
+            if (wavelen as f64) < high_wavelen {
+                1.0
+            } else if (wavelen as f64) > low_wavelen {
+                factor
+            } else {
+                let smooth = (original_context / wavelen - low_freq_factor)
+                    / (high_freq_factor - low_freq_factor);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect()
 }
 
 impl ModelConfig {
@@ -303,19 +475,34 @@ impl ModelConfig {
                 Value::U32(self.kv_heads),
             ),
         ];
-        if let Some(theta) = self.rope_theta {
+        let theta = match self.family {
+            // Gemma 3's converter writes its default when config.json has none.
+            Family::Gemma3 => Some(self.rope_theta.unwrap_or(1_000_000.0)),
+            _ => self.rope_theta,
+        };
+        if let Some(theta) = theta {
             out.push((format!("{a}.rope.freq_base"), Value::F32(theta)));
         }
         out.push((
             format!("{a}.attention.layer_norm_rms_epsilon"),
             Value::F32(self.eps),
         ));
-        out.push((format!("{a}.vocab_size"), Value::U32(self.vocab)));
-        out.push((
-            format!("{a}.rope.dimension_count"),
-            Value::U32(self.head_dim),
-        ));
-        if self.explicit_head_dim {
+        let llama_like = matches!(self.family, Family::Llama | Family::Bitnet);
+        if llama_like {
+            out.push((format!("{a}.vocab_size"), Value::U32(self.vocab)));
+        }
+        if llama_like || self.family == Family::Phi3 {
+            out.push((
+                format!("{a}.rope.dimension_count"),
+                Value::U32(self.rope_dims),
+            ));
+        }
+        let key_lengths = if llama_like {
+            self.explicit_head_dim
+        } else {
+            self.head_dim_given
+        };
+        if key_lengths {
             out.push((
                 format!("{a}.attention.key_length"),
                 Value::U32(self.head_dim),
@@ -325,10 +512,26 @@ impl ModelConfig {
                 Value::U32(self.head_dim),
             ));
         }
-        let linear = match self.family {
+        if let Some(theta) = self.rope_theta_swa {
+            out.push((format!("{a}.rope.freq_base_swa"), Value::F32(theta)));
+        }
+        if let Some(cap) = self.logit_softcap {
+            out.push((format!("{a}.final_logit_softcapping"), Value::F32(cap)));
+        }
+        if let Some(window) = self.sliding_window {
+            out.push((format!("{a}.attention.sliding_window"), Value::U32(window)));
+        }
+        if let Some(original) = self.original_context {
+            out.push((
+                format!("{a}.rope.scaling.original_context_length"),
+                Value::U32(original),
+            ));
+        }
+        let linear = match (self.family, self.rope_scaling) {
+            (_, RopeScaling::Linear(factor)) => Some(factor),
             // convert_hf_to_gguf.py's BitnetModel always writes linear scaling, factor 1.
-            Family::Bitnet => Some(self.rope_linear.unwrap_or(1.0)),
-            Family::Llama => self.rope_linear,
+            (Family::Bitnet, _) => Some(1.0),
+            _ => None,
         };
         if let Some(factor) = linear {
             out.push((
@@ -351,6 +554,26 @@ impl ModelConfig {
             ]);
         }
         out
+    }
+
+    /// `rope_freqs.weight` when config.json asks for Llama 3 scaling.
+    pub fn rope_freqs(&self) -> Option<Vec<f32>> {
+        match self.rope_scaling {
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_context,
+            } => Some(llama3_rope_freqs(
+                self.head_dim,
+                self.rope_theta.unwrap_or(10_000.0),
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_context,
+            )),
+            _ => None,
+        }
     }
 
     /// Rows of the query projection.
@@ -504,7 +727,11 @@ mod tests {
             ("head_dim", Json::from(33)),
             (
                 "rope_scaling",
-                serde_json::json!({"rope_type": "llama3", "factor": 8.0}),
+                serde_json::json!({"rope_type": "yarn", "factor": 8.0}),
+            ),
+            (
+                "rope_scaling",
+                serde_json::json!({"rope_type": "llama3", "low_freq_factor": 4.0}),
             ),
             ("model_type", Json::from(3)),
         ] {
@@ -520,7 +747,7 @@ mod tests {
             serde_json::json!({"type": "linear", "factor": 2.0}),
         ))
         .unwrap();
-        assert_eq!(c.rope_linear, Some(2.0));
+        assert_eq!(c.rope_scaling, RopeScaling::Linear(2.0));
     }
 
     #[test]
@@ -534,5 +761,97 @@ mod tests {
                 Err(ExportError::Json { .. })
             ));
         }
+    }
+
+    #[test]
+    fn families_and_their_keys() {
+        let keys = |j: &Json| {
+            let c = parse_json(j).unwrap();
+            c.metadata()
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let qwen2 = keys(&with(smollm2(), "model_type", "qwen2".into()));
+        assert!(qwen2.contains_key("qwen2.block_count"));
+        assert!(!qwen2.contains_key("qwen2.vocab_size"));
+        assert!(!qwen2.contains_key("qwen2.rope.dimension_count"));
+        let qwen3 = keys(&with(
+            with(smollm2(), "model_type", "qwen3".into()),
+            "head_dim",
+            64.into(),
+        ));
+        assert_eq!(
+            qwen3.get("qwen3.attention.key_length"),
+            Some(&Value::U32(64))
+        );
+        let gemma = keys(&with(
+            with(
+                with(smollm2(), "model_type", "gemma3_text".into()),
+                "rope_local_base_freq",
+                10000.0.into(),
+            ),
+            "sliding_window",
+            512.into(),
+        ));
+        assert_eq!(
+            gemma.get("gemma3.rope.freq_base_swa"),
+            Some(&Value::F32(10000.0))
+        );
+        assert_eq!(
+            gemma.get("gemma3.attention.sliding_window"),
+            Some(&Value::U32(512))
+        );
+        let phi = with(smollm2(), "model_type", "phi3".into());
+        assert!(matches!(
+            parse_json(&phi),
+            Err(ExportError::ConfigMissing { .. })
+        ));
+        let phi = keys(&with(phi, "original_max_position_embeddings", 4096.into()));
+        assert_eq!(
+            phi.get("phi3.attention.sliding_window"),
+            Some(&Value::U32(0))
+        );
+        assert_eq!(
+            phi.get("phi3.rope.scaling.original_context_length"),
+            Some(&Value::U32(4096))
+        );
+        assert_eq!(phi.get("phi3.rope.dimension_count"), Some(&Value::U32(64)));
+        let err = parse_json(&with(smollm2(), "model_type", "gemma3".into())).unwrap_err();
+        assert!(matches!(err, ExportError::UnsupportedModelType { .. }));
+        // Only llama takes llama3 scaling; yarn is refused by name everywhere.
+        let yarn = serde_json::json!({"rope_type": "yarn", "factor": 4.0});
+        for ty in ["llama", "qwen2"] {
+            let err = parse_json(&with(
+                with(smollm2(), "model_type", ty.into()),
+                "rope_scaling",
+                yarn.clone(),
+            ))
+            .unwrap_err();
+            assert!(err.to_string().contains("yarn"), "{err}");
+        }
+    }
+
+    #[test]
+    fn llama3_rope_factors() {
+        let c = parse_json(&with(
+            with(smollm2(), "rope_theta", 500000.0.into()),
+            "rope_scaling",
+            serde_json::json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                               "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+        ))
+        .unwrap();
+        let f = c.rope_freqs().unwrap();
+        assert_eq!(f.len(), 32);
+        // Short wavelengths keep their frequency, long ones are divided by the factor,
+        // and the band between rises monotonically.
+        assert_eq!(f[0], 1.0);
+        assert_eq!(f[31], 8.0);
+        assert!(f.windows(2).all(|w| w[0] <= w[1]));
+        assert!(f.iter().any(|&x| x > 1.0 && x < 8.0));
+        assert!(c
+            .metadata()
+            .iter()
+            .all(|(k, _)| !k.contains("rope.scaling")));
+        assert_eq!(parse_json(&smollm2()).unwrap().rope_freqs(), None);
     }
 }

@@ -35,6 +35,9 @@ pub struct Job<'a> {
     pub cols: usize,
     /// `Some(n_head)`: permute rows as llama.cpp does for Q (n_head) and K (n_head_kv).
     pub permute: Option<usize>,
+    /// Add 1 to every value (Gemma's norms), in the checkpoint's precision as
+    /// convert_hf_to_gguf.py does: F16 sums are rounded to F16, BF16 and F32 sums to F32.
+    pub plus_one: bool,
     pub out: GgmlType,
     /// The file being written, for I/O errors.
     pub output: &'a Path,
@@ -116,6 +119,14 @@ pub fn run(
                     let len = src_row_bytes.ok_or_else(short)?;
                     let src = job.data.get(s * len..(s + 1) * len).ok_or_else(short)?;
                     t.decode(src, dst);
+                    if job.plus_one {
+                        for x in dst.iter_mut() {
+                            *x += 1.0;
+                            if t == FloatType::F16 {
+                                *x = half::f16::from_f32(*x).to_f32();
+                            }
+                        }
+                    }
                 }
                 Decode::Ternary { unit } => {
                     let (slot, p) = (s / packed_rows, s % packed_rows);
@@ -250,6 +261,7 @@ mod tests {
             rows: 4,
             cols: 2,
             permute: Some(1),
+            plus_one: false,
             out: GgmlType::F16,
             output: Path::new("out.gguf"),
         };
@@ -272,6 +284,7 @@ mod tests {
             rows: 1,
             cols: 3,
             permute: None,
+            plus_one: false,
             out: GgmlType::F16,
             output: Path::new("out.gguf"),
         };
@@ -293,6 +306,7 @@ mod tests {
             rows: 2,
             cols: 2,
             permute: None,
+            plus_one: false,
             out: GgmlType::F16,
             output: Path::new("out.gguf"),
         };
@@ -314,6 +328,7 @@ mod tests {
             rows: 1,
             cols: 2,
             permute: None,
+            plus_one: false,
             out: GgmlType::Bf16,
             output: Path::new("out.gguf"),
         };
@@ -332,6 +347,7 @@ mod tests {
             rows: 8,
             cols: 3,
             permute: None,
+            plus_one: false,
             out: GgmlType::F32,
             output: Path::new("out.gguf"),
         };
@@ -358,6 +374,7 @@ mod tests {
             rows: 3,
             cols: 1,
             permute: None,
+            plus_one: false,
             out: GgmlType::F32,
             output: Path::new("out.gguf"),
         };
@@ -377,6 +394,7 @@ mod tests {
             rows: 2,
             cols: 2,
             permute: None,
+            plus_one: false,
             out: GgmlType::F32,
             output: Path::new("out.gguf"),
         };

@@ -43,7 +43,7 @@ pub enum ExportError {
     },
 
     #[error(
-        "{path}: model_type {model_type:?} is not supported (supported: llama, mistral, bitnet)"
+        "{path}: model_type {model_type:?} is not supported (supported: llama, mistral, bitnet, qwen2, qwen3, gemma3_text, phi3)"
     )]
     UnsupportedModelType { path: PathBuf, model_type: String },
 

@@ -29,7 +29,7 @@ use crate::convert::{file_label, write_gguf, Gate, OutputError, Outputs, Written
 use crate::fingerprint::{fingerprint_file, Fingerprint};
 use crate::gguf::{Array, GgmlType, GgufWriter, TensorSpec, Value};
 use crate::progress::{Progress, Quiet};
-use crate::tokenizer::gguf_metadata_from_tokenizer_files;
+use crate::tokenizer::{gguf_metadata_from_sentencepiece, gguf_metadata_from_tokenizer_files};
 
 pub use self::safetensors::ternary_row;
 pub use config::{Family, ModelConfig, ScaleMode, BITNET_ARCH};
@@ -129,14 +129,23 @@ pub enum Outcome<F> {
 struct Planned {
     gguf: String,
     hf: String,
-    entry: usize,
-    decode: Decode,
+    source: Source,
     rows: usize,
     cols: usize,
     permute: Option<usize>,
+    /// Gemma's norms: transformers stores `w - 1`, llama.cpp wants `w`.
+    plus_one: bool,
     ty: GgmlType,
     /// ggml order.
     dims: Vec<u64>,
+}
+
+/// Where a GGUF tensor's values come from.
+enum Source {
+    /// Checkpoint entry `entry`, decoded as `decode`.
+    Checkpoint { entry: usize, decode: Decode },
+    /// Computed from config.json (Llama 3's `rope_freqs.weight`), F32.
+    Computed(Vec<f32>),
 }
 
 /// Every GGUF tensor, in file order, and what was left out.
@@ -175,12 +184,13 @@ fn read_json(path: &Path, limit: u64, what: &'static str) -> Result<(Vec<u8>, Js
 /// The expected Hugging Face shape of a GGUF tensor (by its name after `blk.N.`) and
 /// the config fields it comes from.
 fn expected_shape(cfg: &ModelConfig, suffix: &str) -> (Vec<u64>, &'static str) {
-    let (h, f, v, q, kv) = (
+    let (h, f, v, q, kv, d) = (
         u64::from(cfg.hidden),
         u64::from(cfg.ffn),
         u64::from(cfg.vocab),
         cfg.q_rows(),
         cfg.kv_rows(),
+        u64::from(cfg.head_dim),
     );
     match suffix {
         "token_embd.weight" | "output.weight" => (vec![v, h], "vocab_size x hidden_size"),
@@ -188,7 +198,18 @@ fn expected_shape(cfg: &ModelConfig, suffix: &str) -> (Vec<u64>, &'static str) {
         "attn_k.weight" | "attn_v.weight" => {
             (vec![kv, h], "num_key_value_heads*head_dim x hidden_size")
         }
+        "attn_qkv.weight" => (
+            vec![q + 2 * kv, h],
+            "(num_attention_heads + 2*num_key_value_heads)*head_dim x hidden_size",
+        ),
+        "attn_q.bias" => (vec![q], "num_attention_heads*head_dim"),
+        "attn_k.bias" | "attn_v.bias" => (vec![kv], "num_key_value_heads*head_dim"),
+        "attn_q_norm.weight" | "attn_k_norm.weight" => (vec![d], "head_dim"),
         "attn_output.weight" => (vec![h, q], "hidden_size x num_attention_heads*head_dim"),
+        "ffn_up.weight" if cfg.family == Family::Phi3 => (
+            vec![2 * f, h],
+            "2*intermediate_size (gate, then up) x hidden_size",
+        ),
         "ffn_gate.weight" | "ffn_up.weight" => (vec![f, h], "intermediate_size x hidden_size"),
         "ffn_down.weight" => (vec![h, f], "hidden_size x intermediate_size"),
         "attn_sub_norm.weight" => (vec![q], "num_attention_heads*head_dim"),
@@ -387,14 +408,33 @@ fn plan(
         tensors.push(Planned {
             gguf,
             hf,
-            entry: idx,
-            decode,
+            source: Source::Checkpoint { entry: idx, decode },
             rows,
             cols,
             permute,
+            plus_one: cfg.family == Family::Gemma3 && role == Role::Norm,
             ty,
             dims: shape.iter().rev().copied().collect(),
         });
+    }
+    // Llama 3 scaling: the per-pair factors convert_hf_to_gguf.py computes, first in
+    // the file as it writes them.
+    if let Some(freqs) = cfg.rope_freqs() {
+        let n = freqs.len();
+        tensors.insert(
+            0,
+            Planned {
+                gguf: "rope_freqs.weight".into(),
+                hf: "config.json rope_scaling (llama3)".into(),
+                source: Source::Computed(freqs),
+                rows: 1,
+                cols: n,
+                permute: None,
+                plus_one: false,
+                ty: GgmlType::F32,
+                dims: vec![n as u64],
+            },
+        );
     }
     Ok(Plan { tensors, skipped })
 }
@@ -438,9 +478,15 @@ fn scale_unit(
 }
 
 /// The tokenizer keys, padded to `vocab` tokens as convert_hf_to_gguf.py pads them, plus
-/// the chat template. Returns the keys and the files read (tokenizer_config.json and
-/// chat_template.jinja when present).
-fn tokenizer_metadata(path: &Path, json: &Json, vocab: u32) -> Result<TokenizerMeta, ExportError> {
+/// the chat template. `path` is tokenizer.json, or a SentencePiece tokenizer.model
+/// (`bytes` holds it). Returns the keys and the files read besides `path`
+/// (tokenizer_config.json, added_tokens.json, chat_template.jinja when present).
+fn tokenizer_metadata(
+    path: &Path,
+    bytes: &[u8],
+    cfg: &ModelConfig,
+) -> Result<TokenizerMeta, ExportError> {
+    let vocab = cfg.vocab;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut read = Vec::new();
     let config_path = dir.join("tokenizer_config.json");
@@ -455,12 +501,48 @@ fn tokenizer_metadata(path: &Path, json: &Json, vocab: u32) -> Result<TokenizerM
     } else {
         None
     };
-    let mut keys = gguf_metadata_from_tokenizer_files(json, config.as_ref()).map_err(|source| {
-        ExportError::Tokenizer {
-            path: path.to_path_buf(),
-            source,
+    let tokenizer_err = |source| ExportError::Tokenizer {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut keys = if is_sentencepiece(path) {
+        let added_path = dir.join("added_tokens.json");
+        let added = if added_path.is_file() {
+            let (bytes, j) =
+                read_json(&added_path, MAX_TOKENIZER_CONFIG_BYTES, "added_tokens.json")?;
+            read.push((added_path, bytes));
+            Some(j)
+        } else {
+            None
+        };
+        let mut keys = gguf_metadata_from_sentencepiece(
+            bytes,
+            config.as_ref(),
+            added.as_ref(),
+            vocab as usize,
+        )
+        .map_err(tokenizer_err)?;
+        // The converter's per-family space-prefix flag: Gemma 3 never adds one; llama
+        // follows tokenizer_config.json's add_prefix_space when it says.
+        let prefix = match cfg.family {
+            Family::Gemma3 => Some(false),
+            Family::Llama => config
+                .as_ref()
+                .and_then(|c| c.get("add_prefix_space"))
+                .and_then(Json::as_bool),
+            _ => None,
+        };
+        if let Some(p) = prefix {
+            keys.push(("tokenizer.ggml.add_space_prefix".into(), Value::Bool(p)));
         }
-    })?;
+        keys
+    } else {
+        let json: Json = serde_json::from_slice(bytes).map_err(|e| ExportError::Json {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        gguf_metadata_from_tokenizer_files(&json, config.as_ref()).map_err(tokenizer_err)?
+    };
     let count = keys
         .iter()
         .find(|(k, _)| k == "tokenizer.ggml.tokens")
@@ -514,6 +596,22 @@ fn tokenizer_metadata(path: &Path, json: &Json, vocab: u32) -> Result<TokenizerM
     Ok(TokenizerMeta { keys, read })
 }
 
+/// A SentencePiece model (`*.model`) rather than a tokenizer.json.
+fn is_sentencepiece(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "model")
+}
+
+/// The tokenizer convert_hf_to_gguf.py would read: `tokenizer.model` when the
+/// checkpoint has one (every family tries SentencePiece first), else tokenizer.json.
+fn default_tokenizer(dir: &Path) -> PathBuf {
+    let spm = dir.join("tokenizer.model");
+    if spm.is_file() {
+        spm
+    } else {
+        dir.join("tokenizer.json")
+    }
+}
+
 fn check_name(name: &str) -> Result<(), ExportError> {
     let bad = |problem| ExportError::BadName {
         name: name.chars().take(100).collect(),
@@ -556,13 +654,18 @@ impl Inputs {
         let cfg = config::parse(&config_path, &config_bytes)?;
         let tok_path = opts
             .tokenizer
-            .map_or_else(|| dir.join("tokenizer.json"), Path::to_path_buf);
-        let (tok_bytes, tok_json) = read_json(&tok_path, MAX_TOKENIZER_BYTES, "tokenizer.json")?;
+            .map_or_else(|| default_tokenizer(dir), Path::to_path_buf);
+        let what = if is_sentencepiece(&tok_path) {
+            "tokenizer.model"
+        } else {
+            "tokenizer.json"
+        };
+        let tok_bytes = read_bounded(&tok_path, MAX_TOKENIZER_BYTES, what)?;
         // The checkpoint first: `plan` proves token_embd has `vocab_size` real rows, which
         // bounds the padding `tokenizer_metadata` may add to the vocabulary.
         let ckpt = Checkpoint::open(dir)?;
         let plan = plan(&cfg, &ckpt, opts.outtype, opts.allow_unmapped)?;
-        let tokenizer = tokenizer_metadata(&tok_path, &tok_json, cfg.vocab)?;
+        let tokenizer = tokenizer_metadata(&tok_path, &tok_bytes, &cfg)?;
         Ok(Inputs {
             config_path,
             config_bytes,
@@ -624,16 +727,27 @@ impl Inputs {
         let Some(t) = self.plan.tensors.get(i) else {
             return Ok(());
         };
-        let Some(e) = self.ckpt.entries.get(t.entry) else {
+        let (entry, decode) = match &t.source {
+            Source::Checkpoint { entry, decode } => (*entry, *decode),
+            Source::Computed(values) => {
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                sink.write_all(&bytes)
+                    .map_err(|e| ExportError::io(output, e))?;
+                count(bytes.len() as u64);
+                return Ok(());
+            }
+        };
+        let Some(e) = self.ckpt.entries.get(entry) else {
             return Ok(());
         };
         let job = Job {
             name: &t.hf,
             data: self.ckpt.data(e),
-            decode: t.decode,
+            decode,
             rows: t.rows,
             cols: t.cols,
             permute: t.permute,
+            plus_one: t.plus_one,
             out: t.ty,
             output,
         };
@@ -663,10 +777,10 @@ impl Inputs {
             "sha256": Fingerprint::of_bytes(&self.tok_bytes).to_string(),
         });
         for (p, bytes) in &self.tokenizer.read {
-            let key = if file_label(p) == "chat_template.jinja" {
-                "chat_template"
-            } else {
-                "config"
+            let key = match file_label(p).as_str() {
+                "chat_template.jinja" => "chat_template",
+                "added_tokens.json" => "added_tokens",
+                _ => "config",
             };
             tokenizer[key] =
                 json!({"file": file_label(p), "sha256": Fingerprint::of_bytes(bytes).to_string()});

@@ -1,8 +1,9 @@
 //! The tensor name map: Hugging Face checkpoint names (`model.layers.3.self_attn.q_proj.weight`)
 //! to llama.cpp's GGUF names (`blk.3.attn_q.weight`), with the role each tensor plays
 //! (norm, Q/K projection, embedding, ...) so the converter knows which tensors stay F32
-//! and which rows to permute. The names follow gguf-py's `TensorNameMap` for the
-//! llama, mistral and BitNet families; anything else is unmapped, never guessed.
+//! and which rows to permute. The names follow gguf-py's `TensorNameMap` and
+//! convert_hf_to_gguf.py for the llama (mistral), BitNet, Qwen2, Qwen3, Gemma 3 and
+//! Phi-3 families; anything else is unmapped, never guessed.
 
 use super::config::Family;
 
@@ -19,8 +20,10 @@ pub enum Role {
     Query,
     /// The key projection: rows permuted with the KV head count (llama).
     Key,
-    /// Any other projection matrix (V, O, gate, up, down).
+    /// Any other projection matrix (V, O, gate, up, down, fused QKV or gate/up).
     Projection,
+    /// A projection's bias (Qwen2's Q/K/V): 1-D, written as F32.
+    Bias,
 }
 
 /// A checkpoint tensor name resolved against the map.
@@ -72,13 +75,90 @@ const BITNET_LAYER: &[(&str, &str, Role)] = &[
     ("mlp.ffn_sub_norm.weight", "ffn_sub_norm.weight", Role::Norm),
 ];
 
+/// Qwen2's attention biases (1-D, written as F32).
+const QWEN2_BIASES: &[(&str, &str, Role)] = &[
+    ("self_attn.q_proj.bias", "attn_q.bias", Role::Bias),
+    ("self_attn.k_proj.bias", "attn_k.bias", Role::Bias),
+    ("self_attn.v_proj.bias", "attn_v.bias", Role::Bias),
+];
+
+/// The per-head RMS norms on Q and K (Qwen3, Gemma 3).
+const QK_NORMS: &[(&str, &str, Role)] = &[
+    ("self_attn.q_norm.weight", "attn_q_norm.weight", Role::Norm),
+    ("self_attn.k_norm.weight", "attn_k_norm.weight", Role::Norm),
+];
+
+/// Gemma 3's four norms per layer: around attention and around the feed-forward block.
+const GEMMA3_NORMS: &[(&str, &str, Role)] = &[
+    (
+        "post_attention_layernorm.weight",
+        "post_attention_norm.weight",
+        Role::Norm,
+    ),
+    (
+        "pre_feedforward_layernorm.weight",
+        "ffn_norm.weight",
+        Role::Norm,
+    ),
+    (
+        "post_feedforward_layernorm.weight",
+        "post_ffw_norm.weight",
+        Role::Norm,
+    ),
+];
+
+/// Phi-3's layer: fused QKV and fused gate/up projections, kept fused as llama.cpp
+/// keeps them (its loader splits them).
+const PHI3_LAYER: &[(&str, &str, Role)] = &[
+    ("input_layernorm.weight", "attn_norm.weight", Role::Norm),
+    (
+        "self_attn.qkv_proj.weight",
+        "attn_qkv.weight",
+        Role::Projection,
+    ),
+    (
+        "self_attn.o_proj.weight",
+        "attn_output.weight",
+        Role::Projection,
+    ),
+    (
+        "post_attention_layernorm.weight",
+        "ffn_norm.weight",
+        Role::Norm,
+    ),
+    ("mlp.gate_up_proj.weight", "ffn_up.weight", Role::Projection),
+    ("mlp.down_proj.weight", "ffn_down.weight", Role::Projection),
+];
+
 /// The per-layer entries of a family, in the order they are written to the GGUF.
 pub fn layer_entries(family: Family) -> Vec<(&'static str, &'static str, Role)> {
     let mut v: Vec<(&str, &str, Role)> = LAYER.to_vec();
-    if family == Family::Bitnet {
-        // Written right after the tensor each one normalises the output of.
-        v.insert(5, BITNET_LAYER[0]);
-        v.push(BITNET_LAYER[1]);
+    // `at(gguf)`: the position of the entry written as `gguf`.
+    let at = |v: &[(&str, &str, Role)], gguf: &str| v.iter().position(|e| e.1 == gguf);
+    match family {
+        Family::Llama => {}
+        Family::Bitnet => {
+            // Written right after the tensor each one normalises the output of.
+            v.insert(5, BITNET_LAYER[0]);
+            v.push(BITNET_LAYER[1]);
+        }
+        Family::Qwen2 => {
+            let after_v = at(&v, "attn_v.weight").map_or(v.len(), |i| i + 1);
+            v.splice(after_v..after_v, QWEN2_BIASES.iter().copied());
+        }
+        Family::Qwen3 => {
+            let after_k = at(&v, "attn_k.weight").map_or(v.len(), |i| i + 1);
+            v.splice(after_k..after_k, QK_NORMS.iter().copied());
+        }
+        Family::Gemma3 => {
+            v.retain(|e| e.1 != "ffn_norm.weight");
+            let after_k = at(&v, "attn_k.weight").map_or(v.len(), |i| i + 1);
+            v.splice(after_k..after_k, QK_NORMS.iter().copied());
+            let after_o = at(&v, "attn_output.weight").map_or(v.len(), |i| i + 1);
+            v.splice(after_o..after_o, GEMMA3_NORMS[..2].iter().copied());
+            v.push(GEMMA3_NORMS[2]);
+        }
+        Family::Phi3 => v = PHI3_LAYER.to_vec(),
     }
     v
 }
@@ -295,5 +375,78 @@ mod tests {
             ]
         );
         assert_eq!(layer_entries(Family::Llama).len(), 9);
+    }
+
+    #[test]
+    fn family_layers() {
+        let gguf = |f: Family| -> Vec<&str> { layer_entries(f).iter().map(|e| e.1).collect() };
+        assert_eq!(
+            gguf(Family::Qwen2)[..7],
+            [
+                "attn_norm.weight",
+                "attn_q.weight",
+                "attn_k.weight",
+                "attn_v.weight",
+                "attn_q.bias",
+                "attn_k.bias",
+                "attn_v.bias"
+            ]
+        );
+        assert!(gguf(Family::Qwen3).contains(&"attn_q_norm.weight"));
+        assert!(!gguf(Family::Qwen3).contains(&"attn_q.bias"));
+        let gemma = gguf(Family::Gemma3);
+        assert_eq!(gemma.len(), 13);
+        for n in [
+            "post_attention_norm.weight",
+            "ffn_norm.weight",
+            "post_ffw_norm.weight",
+            "attn_k_norm.weight",
+        ] {
+            assert!(gemma.contains(&n), "{n}");
+        }
+        assert_eq!(
+            name(map_name(
+                Family::Gemma3,
+                2,
+                "model.layers.1.pre_feedforward_layernorm.weight"
+            )),
+            "blk.1.ffn_norm.weight"
+        );
+        assert_eq!(
+            name(map_name(
+                Family::Gemma3,
+                2,
+                "model.layers.1.post_attention_layernorm.weight"
+            )),
+            "blk.1.post_attention_norm.weight"
+        );
+        assert_eq!(
+            name(map_name(
+                Family::Phi3,
+                2,
+                "model.layers.0.self_attn.qkv_proj.weight"
+            )),
+            "blk.0.attn_qkv.weight"
+        );
+        assert_eq!(
+            name(map_name(
+                Family::Phi3,
+                2,
+                "model.layers.0.mlp.gate_up_proj.weight"
+            )),
+            "blk.0.ffn_up.weight"
+        );
+        assert_eq!(
+            map_name(Family::Phi3, 2, "model.layers.0.self_attn.q_proj.weight"),
+            Mapped::Unmapped
+        );
+        assert_eq!(
+            name(map_name(
+                Family::Qwen2,
+                2,
+                "model.layers.0.self_attn.k_proj.bias"
+            )),
+            "blk.0.attn_k.bias"
+        );
     }
 }
