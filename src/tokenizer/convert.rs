@@ -25,12 +25,17 @@ fn unsupported(what: impl Into<String>) -> TokenizerError {
     TokenizerError::Unsupported { what: what.into() }
 }
 
-/// The added-token entries for every control, unknown and user-defined token.
+/// The added-token entries for every control, unknown and user-defined token. A normal
+/// token the loader marked control because of its text (`</s>` in Qwen's vocabulary, as
+/// llama.cpp's end-of-generation detection does) stays a normal token.
 fn added_tokens(v: &Vocab) -> Vec<Json> {
     (0u32..)
         .zip(&v.tokens)
         .filter_map(|(id, t)| {
             let a = v.attr(id);
+            if a & attr::NORMAL != 0 {
+                return None;
+            }
             let special = a & (attr::CONTROL | attr::UNKNOWN) != 0;
             (special || a & attr::USER_DEFINED != 0).then(|| {
                 json!({"id": id, "content": t, "single_word": false, "lstrip": false,
@@ -149,10 +154,14 @@ pub fn tokenizer_json_from_gguf(header: &Header) -> Result<Json, TokenizerError>
     }))
 }
 
+/// The vocabulary, without the `[PADi]` rows a converter added to fill the embedding
+/// (unused tokens named after their id): they are not the tokenizer's, and a converter
+/// adds them again.
 fn vocab_map(v: &Vocab) -> Json {
     Json::Object(
         (0u32..)
             .zip(&v.tokens)
+            .filter(|(id, t)| !(v.attr(*id) == attr::UNUSED && **t == format!("[PAD{id}]")))
             .map(|(id, t)| (t.clone(), Json::from(id)))
             .collect::<Map<_, _>>(),
     )
