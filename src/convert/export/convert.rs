@@ -297,6 +297,38 @@ mod tests {
     }
 
     #[test]
+    fn plus_one_in_the_sources_precision() {
+        // Gemma's norms: w - 1 stored, w written. From F16 the sum is rounded to F16 (as
+        // torch adds two f16 tensors); from F32 it stays F32.
+        let small = 2f32.powi(-12); // below half an F16 step at 1.0
+        let f16_src: Vec<u8> = [half::f16::from_f32(small), half::f16::from_f32(-0.5)]
+            .iter()
+            .flat_map(|h| h.to_bits().to_le_bytes())
+            .collect();
+        let f32_src = f32s(&[small, -0.5]);
+        let out = |data: &[u8], ft| {
+            let job = Job {
+                name: "t",
+                data,
+                decode: Decode::Float(ft),
+                rows: 1,
+                cols: 2,
+                permute: None,
+                plus_one: true,
+                out: GgmlType::F32,
+                output: Path::new("out.gguf"),
+            };
+            let bytes = convert(&job).unwrap();
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<f32>>()
+        };
+        assert_eq!(out(&f16_src, FloatType::F16), [1.0, 0.5]);
+        assert_eq!(out(&f32_src, FloatType::F32), [1.0 + small, 0.5]);
+    }
+
+    #[test]
     fn overflow_names_the_element() {
         let data = f32s(&[1.0, 1.0, 1.0, 70000.0]);
         let job = Job {
