@@ -783,21 +783,23 @@ impl Machine<'_> {
         let mut items = d.items.borrow_mut();
         let mut it = kv.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            let depth = k.depth().max(v.depth()) + 1;
+            // A state dict (and its `_metadata`) is keyed by names; any other key could
+            // only be a trick (a dict keyed by itself).
+            let V::Str(key) = &k else {
+                return Err(format!("a dict key that is {}, not a string", k.kind()));
+            };
+            if !d.keys.borrow_mut().insert(key.clone()) {
+                return Err(format!("key {key:?} appears twice"));
+            }
+            let depth = v.depth() + 1;
             if depth > MAX_DEPTH {
                 return Err(format!("values nested deeper than {MAX_DEPTH}"));
             }
             if matches!(v, V::Dict(ref inner) if Rc::ptr_eq(inner, d)) {
                 return Err("a dict inside itself".into());
             }
-            k.seal();
             v.seal();
             d.depth.set(d.depth.get().max(depth));
-            if let V::Str(s) = &k {
-                if !d.keys.borrow_mut().insert(s.clone()) {
-                    return Err(format!("key {s:?} appears twice"));
-                }
-            }
             items.push((k, v));
         }
         Ok(())
@@ -1241,6 +1243,10 @@ mod tests {
         // A dict set into after it was placed inside another value.
         let (_, m) = err(b"\x80\x02}q\x00\x85h\x00K\x01K\x02s.");
         assert!(m.contains("already inside"), "{m}");
+        // Keys that are not names: an int, the dict itself.
+        assert!(err(b"\x80\x02}K\x01K\x02s.").1.contains("not a string"));
+        let (_, m) = err(b"\x80\x02}q\x00h\x00Ns.");
+        assert!(m.contains("a dict, not a string"), "{m}");
         // SETITEMS with an odd count; SETITEM on a tuple.
         assert!(err(b"\x80\x02}(K\x01u.").1.contains("odd"));
         assert!(err(b"\x80\x02)K\x01K\x02s.").1.contains("not a dict"));

@@ -339,10 +339,10 @@ fn read_safetensors(path: &Path, bytes: &[u8], len: u64) -> Result<Vec<Found>, E
             "the header claims {header_len} bytes; at most {MAX_HEADER_BYTES} are accepted"
         )));
     }
-    if header_len > len - 8 {
+    let after_length = (bytes.len() as u64).saturating_sub(8);
+    if header_len > after_length {
         return Err(bad(format!(
-            "the header claims {header_len} bytes but the file has only {} after the length",
-            len - 8
+            "the header claims {header_len} bytes but the file has only {after_length} after the length"
         )));
     }
     let (n, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
