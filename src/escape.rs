@@ -119,10 +119,35 @@ pub fn json_text(serialized: String) -> String {
     out
 }
 
-/// A Markdown table cell or inline code span: [`visible`], with pipes and backticks
-/// escaped so the text cannot end the cell or the code span.
+/// A Markdown table cell or text (not a code span: see [`markdown_code`]): [`visible`], with pipes and backticks
+/// escaped so the text cannot end the cell or open a code span.
 pub fn markdown(s: &str) -> String {
     visible(s).replace('|', "\\|").replace('`', "\\`")
+}
+
+/// A complete Markdown inline code span holding `s`: [`visible`] text, pipes escaped
+/// (GitHub splits table cells on them first), delimited by more backticks than the
+/// longest run inside — backslashes do not escape inside code, so this is the only way
+/// a name holding a backtick cannot end the span early. Padded with a space when the
+/// text starts or ends with a backtick, as CommonMark strips one.
+pub fn markdown_code(s: &str) -> String {
+    let text = visible(s).replace('|', "\\|");
+    let fence = "`".repeat(longest_backtick_run(&text) + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
 }
 
 /// A fenced Markdown code block holding `text`: each line with hidden characters spelled
@@ -131,14 +156,11 @@ pub fn markdown(s: &str) -> String {
 pub fn markdown_block(info: &str, text: &str) -> String {
     // One line at a time, so `visible_lines` adds no indentation.
     let lines: Vec<String> = text.lines().map(visible_lines).collect();
-    let mut longest = 0;
-    for l in &lines {
-        let mut run = 0;
-        for c in l.chars() {
-            run = if c == '`' { run + 1 } else { 0 };
-            longest = longest.max(run);
-        }
-    }
+    let longest = lines
+        .iter()
+        .map(|l| longest_backtick_run(l))
+        .max()
+        .unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
     let mut out = format!("{fence}{}\n", visible(info).replace('`', ""));
     for l in lines {
@@ -186,6 +208,17 @@ mod tests {
     #[test]
     fn markdown_cells_cannot_be_closed() {
         assert_eq!(markdown("a|b`c"), "a\\|b\\`c");
+    }
+
+    #[test]
+    fn markdown_code_spans_cannot_be_closed() {
+        assert_eq!(
+            markdown_code("blk.0.attn_q.weight"),
+            "`blk.0.attn_q.weight`"
+        );
+        assert_eq!(markdown_code("a`b"), "``a`b``");
+        assert_eq!(markdown_code("``x"), "``` ``x ```");
+        assert_eq!(markdown_code("a|b"), "`a\\|b`");
     }
 
     #[test]

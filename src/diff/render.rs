@@ -12,7 +12,7 @@ use super::metadata::{Change, KeyDiff, TemplateDiff};
 use super::record::{hex, Recorded};
 use super::text;
 use super::{Counts, Diff, TensorDiff, TensorFacts};
-use crate::escape::{markdown, markdown_block, visible};
+use crate::escape::{markdown, markdown_block, markdown_code, visible};
 use crate::stats::num;
 
 /// Version of the JSON document's shape (docs/diff.md).
@@ -445,9 +445,9 @@ pub fn to_markdown(d: &Diff) -> String {
     let icon = if d.identical() { "🟰" } else { "🔀" };
     let _ = writeln!(
         out,
-        "## {icon} gguf-gate diff: `{}` → `{}`\n",
-        markdown(&d.old.path),
-        markdown(&d.new.path)
+        "## {icon} gguf-gate diff: {} → {}\n",
+        markdown_code(&d.old.path),
+        markdown_code(&d.new.path)
     );
     let _ = writeln!(out, "**{}**\n", markdown(&verdict(d)));
     let _ = writeln!(out, "| | old | new |\n|---|---|---|");
@@ -480,11 +480,7 @@ pub fn to_markdown(d: &Diff) -> String {
         );
     }
     if !d.filter.is_empty() {
-        let filters: Vec<String> = d
-            .filter
-            .iter()
-            .map(|f| format!("`{}`", markdown(f)))
-            .collect();
+        let filters: Vec<String> = d.filter.iter().map(|f| markdown_code(f)).collect();
         let _ = writeln!(out, "\nFilter: {}", filters.join(", "));
     }
     if d.identical() {
@@ -496,9 +492,9 @@ pub fn to_markdown(d: &Diff) -> String {
         let tier = r.tier.name();
         let _ = writeln!(
             out,
-            "{}. **{tier}** `{}`: {}",
+            "{}. **{tier}** {}: {}",
             i + 1,
-            markdown(&r.subject),
+            markdown_code(&r.subject),
             markdown(&r.summary)
         );
     }
@@ -536,8 +532,8 @@ fn md_keys(out: &mut String, d: &Diff) {
     for k in changed {
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} |",
-            markdown(&k.key),
+            "| {} | {} | {} |",
+            markdown_code(&k.key),
             change_word(k.change),
             markdown(&key_summary(k))
         );
@@ -557,17 +553,17 @@ fn md_templates(out: &mut String, d: &Diff) {
     for t in changed {
         let _ = writeln!(
             out,
-            "`{}`: {}\n",
-            markdown(&t.key),
+            "{}: {}\n",
+            markdown_code(&t.key),
             markdown(&template_summary(t))
         );
         if let Some(e) = &t.excerpt {
             let _ = writeln!(
                 out,
-                "First difference at character {}: `{}` → `{}`\n",
+                "First difference at character {}: {} → {}\n",
                 e.offset,
-                markdown(&e.old),
-                markdown(&e.new)
+                markdown_code(&e.old),
+                markdown_code(&e.new)
             );
         }
         if let Some(h) = &t.hunks {
@@ -595,8 +591,8 @@ fn md_tensors(out: &mut String, d: &Diff) {
     for t in changed.iter().take(MARKDOWN_TENSORS) {
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
-            markdown(&t.name),
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            markdown_code(&t.name),
             change_word(t.change),
             type_cell(t),
             shape_cell(t),

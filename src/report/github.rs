@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use super::location::{Place, Root};
 use super::Report;
-use crate::escape::{markdown, visible};
+use crate::escape::{markdown, markdown_code, visible};
 use crate::rules::Severity;
 
 /// Escape a workflow command's message.
@@ -100,7 +100,7 @@ pub fn summary(r: &Report) -> String {
     let (errors, warnings, notes) = r.counts();
     let _ = writeln!(out, "## {icon} gguf-gate: {}\n", r.verdict_word());
     let _ = writeln!(out, "| | |\n|---|---|");
-    let _ = writeln!(out, "| model | `{}` |", markdown(&r.model));
+    let _ = writeln!(out, "| model | {} |", markdown_code(&r.model));
     let _ = writeln!(out, "| fingerprint | `{}` |", r.fingerprint);
     let _ = writeln!(
         out,
@@ -134,9 +134,9 @@ pub fn summary(r: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {sev} | `{}` | `{}` | {} | {} | {} |",
+                "| {sev} | `{}` | {} | {} | {} | {} |",
                 f.rule,
-                markdown(&f.subject),
+                markdown_code(&f.subject),
                 markdown(f.value.as_deref().unwrap_or("")),
                 markdown(f.bound.as_deref().unwrap_or("")),
                 markdown(&f.message)
