@@ -94,21 +94,27 @@ fn load(arch: &str) -> Option<(PathBuf, Reference)> {
             .map(|x| x.as_u64().unwrap() as u32)
             .collect()
     };
-    Some((
-        path,
-        Reference {
-            prompt: ids(&json["prompt"]),
-            n_vocab: json["n_vocab"].as_u64().unwrap() as usize,
-            prompt_logits: decode_rows(&json["prompt_logits"]),
-            greedy: ids(&json["greedy"]["tokens"]),
-            margins: json["greedy"]["margins"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m.as_f64().unwrap())
-                .collect(),
-        },
-    ))
+    let reference = Reference {
+        prompt: ids(&json["prompt"]),
+        n_vocab: json["n_vocab"].as_u64().unwrap() as usize,
+        prompt_logits: decode_rows(&json["prompt_logits"]),
+        greedy: ids(&json["greedy"]["tokens"]),
+        margins: json["greedy"]["margins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_f64().unwrap())
+            .collect(),
+    };
+    // A reference that lost its rows would make every comparison vacuous.
+    assert_eq!(
+        reference.prompt_logits.len(),
+        reference.prompt.len(),
+        "{arch}"
+    );
+    assert!(!reference.greedy.is_empty(), "{arch}");
+    assert_eq!(reference.margins.len(), reference.greedy.len(), "{arch}");
+    Some((path, reference))
 }
 
 /// KL(p_ref || p_ours) of the softmax distributions of two logit rows.
@@ -279,4 +285,79 @@ fn sentencepiece_vocabularies_tokenize_as_llama_cpp() {
             );
         }
     }
+}
+
+/// `score` on every family: its logits (the `.npy` rows) at every position of the
+/// reference prompt — one chunk, batched — against llama.cpp's, and its perplexity
+/// against the one llama.cpp's logits give for the same tokens.
+#[test]
+fn score_matches_llama_cpp_on_every_family() {
+    use gguf_gate::quality::{score, Base, ScoreOptions};
+    // The same bounds as the one-token-at-a-time comparisons above.
+    for (arch, max_abs) in [
+        ("llama", 2.5e-3),
+        ("qwen2", 2.5e-3),
+        ("qwen3", 2.5e-3),
+        ("qwen3-mixed", 5e-2),
+        ("gemma3", 2.5e-3),
+        ("phi3", 2.5e-3),
+    ] {
+        let Some((path, r)) = load(arch) else { return };
+        let file = GgufFile::open(&path).unwrap();
+        let model = Model::load(&file).unwrap();
+        let mut npy = Vec::new();
+        let s = score(
+            &model,
+            &r.prompt,
+            Base::None,
+            ScoreOptions {
+                ctx: r.prompt.len(),
+                logits_out: Some(&mut npy),
+                record_top_k: None,
+            },
+        )
+        .unwrap();
+        assert_eq!((s.tokens, s.scored), (r.prompt.len(), r.prompt.len() - 1));
+        // NumPy format 1.0: magic, version, u16 header length, header, f32 rows.
+        assert_eq!(&npy[..8], b"\x93NUMPY\x01\x00");
+        let header = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+        let rows: Vec<f32> = npy[10 + header..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(rows.len(), r.prompt.len() * r.n_vocab, "{arch}");
+        let mut nll = 0.0f64;
+        for (pos, reference) in r.prompt_logits.iter().enumerate() {
+            let ours = &rows[pos * r.n_vocab..(pos + 1) * r.n_vocab];
+            let diff = max_abs_diff(reference, ours);
+            assert!(diff <= max_abs, "{arch}: position {pos}: {diff}");
+            if let Some(&next) = r.prompt.get(pos + 1) {
+                let max = reference.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
+                let lse = reference
+                    .iter()
+                    .map(|&x| (x as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln()
+                    + max;
+                nll += lse - reference[next as usize] as f64;
+            }
+        }
+        let reference_ppl = (nll / (r.prompt.len() - 1) as f64).exp();
+        eprintln!(
+            "{arch}: score perplexity {} vs llama.cpp's logits {reference_ppl}",
+            s.perplexity
+        );
+        assert!(
+            (s.perplexity / reference_ppl - 1.0).abs() < 1e-3,
+            "{arch}: {} vs {reference_ppl}",
+            s.perplexity
+        );
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

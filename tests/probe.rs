@@ -204,7 +204,7 @@ fn unsupported_architecture_is_never_a_silent_pass() {
     assert_eq!(finding["severity"], "warning");
     let message = finding["message"].as_str().unwrap();
     assert!(
-        message.contains("gpt2") && message.contains("qwen2"),
+        message.contains("gpt2") && message.contains("qwen2") && message.contains("gemma3"),
         "{message}"
     );
     // An error under strict mode and with --fail-level warning.
@@ -218,7 +218,11 @@ fn unsupported_architecture_is_never_a_silent_pass() {
     assert_eq!(code, 1);
     let out = run(&["run", model.to_str().unwrap(), "--prompt", "ab"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("gpt2"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"gpt2\"") && stderr.contains("gemma3"),
+        "{stderr}"
+    );
 }
 
 #[test]
