@@ -37,10 +37,24 @@ pub struct Hunk {
 
 /// The hunks of a unified diff from `old` to `new` (empty when they are equal).
 pub fn unified(old: &str, new: &str) -> Vec<Hunk> {
-    let a: Vec<&str> = old.split('\n').collect();
-    let b: Vec<&str> = new.split('\n').collect();
+    let (a, b) = (lines_of(old), lines_of(new));
     let ops = align(&a, &b);
     hunks(&a, &b, &ops)
+}
+
+/// The lines of `text` as `diff` counts them: none for an empty text, and a final
+/// newline ends the last line rather than starting an empty one. (Two texts that differ
+/// only in that final newline have no line diff; the caller's first-difference excerpt
+/// shows it.)
+fn lines_of(text: &str) -> Vec<&str> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if text.ends_with('\n') {
+        lines.pop();
+    }
+    lines
 }
 
 /// The hunks as text, one line each, with a final newline.
@@ -195,8 +209,13 @@ mod tests {
         assert_eq!(h.len(), 2, "{}", to_text(&h));
         assert_eq!(h[0].header, "@@ -1,6 +1,5 @@");
         assert_eq!(h[1].header, "@@ -24,6 +23,7 @@");
-        assert_eq!(unified("", "x")[0].header, "@@ -1,1 +1,1 @@");
+        // An absent or empty template is no lines, not one empty line.
+        let from_nothing = unified("", "x\ny\n");
+        assert_eq!(from_nothing[0].header, "@@ -0,0 +1,2 @@");
+        assert_eq!(to_text(&from_nothing), "@@ -0,0 +1,2 @@\n+x\n+y\n");
+        assert_eq!(to_text(&unified("x\n", "")), "@@ -1,1 +0,0 @@\n-x\n");
         assert_eq!(unified("a", "a\nb")[0].header, "@@ -1,1 +1,2 @@");
+        assert_eq!(unified("a\n", "a\nb\n")[0].header, "@@ -1,1 +1,2 @@");
     }
 
     #[test]
