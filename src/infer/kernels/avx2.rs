@@ -41,6 +41,39 @@ pub unsafe fn isum32_i8_i8(x: &[i8; 32], y: &[i8; 32]) -> i32 {
     hsum_i32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
 }
 
+/// The 32 nibbles of a Q4_0/Q4_1 block (`qs[j]` holds element `j` low and `j + 16`
+/// high) as 32 unsigned bytes, straight from the 16 bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn nibbles(qs: &[u8; 16]) -> __m256i {
+    let bytes = _mm_loadu_si128(qs.as_ptr().cast());
+    let mask = _mm_set1_epi8(0x0F);
+    let lo = _mm_and_si128(bytes, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), mask);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// `Σ n[i] * y[i]` for one block of Q4_0/Q4_1 nibbles `n`: unsigned, which is what
+/// `maddubs` wants, so no unpacking into a byte array and no sign trick. Pair sums are
+/// at most 2 · 15 · 128: exact in i16.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn isum32_nibbles(qs: &[u8; 16], y: &[i8; 32]) -> i32 {
+    let p = _mm256_maddubs_epi16(nibbles(qs), load_i8(y));
+    hsum_i32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+}
+
+/// `Σ (n[i] - 8) * y[i]` for one Q4_0 block, as `Σ n * y - 8 Σ y` (both exact).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn isum32_nibbles_minus_8(qs: &[u8; 16], y: &[i8; 32]) -> i32 {
+    let ys = load_i8(y);
+    let ones = _mm256_set1_epi16(1);
+    let p = _mm256_maddubs_epi16(nibbles(qs), ys);
+    let sum_y = _mm256_maddubs_epi16(_mm256_set1_epi8(8), ys);
+    hsum_i32(_mm256_madd_epi16(_mm256_sub_epi16(p, sum_y), ones))
+}
+
 /// Q4_K's `S = Σ_j sc[j] * Σ_{sub-block j} q * y` and `M = Σ mn[k / 2] * bsums[k]` for
 /// one super-block (`block_q4_K`, 144
 /// bytes: the 128 bytes of nibbles at offset 16 — byte `32c + l` holds element `64c + l`

@@ -128,6 +128,29 @@ fn isum32<const SIMD: bool>(a: &[i8; 32], b: &[i8; 32]) -> i32 {
     s
 }
 
+/// `Σ (n[i] - offset) * y[i]` for a Q4_0 (offset 8) or Q4_1 (offset 0) block's nibbles
+/// `n` (element `j` low in `qs[j]`, element `j + 16` high), exactly.
+#[inline(always)]
+fn isum32_nibbles<const SIMD: bool, const OFFSET: i32>(qs: &[u8; 16], y: &[i8; 32]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
+        return unsafe {
+            if OFFSET == 8 {
+                super::avx2::isum32_nibbles_minus_8(qs, y)
+            } else {
+                super::avx2::isum32_nibbles(qs, y)
+            }
+        };
+    }
+    let mut s = 0i32;
+    for j in 0..16 {
+        s += (i32::from(qs[j] & 0x0F) - OFFSET) * i32::from(y[j]);
+        s += (i32::from(qs[j] >> 4) - OFFSET) * i32::from(y[j + 16]);
+    }
+    s
+}
+
 /// `&x[at..at + N]` as an array (a zero array when out of range, which the block sizes
 /// rule out).
 #[inline(always)]
@@ -144,13 +167,8 @@ fn dot_q4_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(18).zip(a) {
         let d = f16_le(x[0], x[1]);
-        let qs: [u8; 16] = arr(x, 2);
-        let mut q = [0i8; 32];
-        for j in 0..16 {
-            q[j] = (qs[j] & 0x0F) as i8 - 8;
-            q[j + 16] = (qs[j] >> 4) as i8 - 8;
-        }
-        sumf += isum32::<SIMD>(&q, &y.qs) as f32 * d * y.d;
+        let s = isum32_nibbles::<SIMD, 8>(&arr(x, 2), &y.qs);
+        sumf += s as f32 * d * y.d;
     }
     sumf
 }
@@ -162,13 +180,8 @@ fn dot_q4_1<const SIMD: bool>(row: &[u8], a: &[BlockQ8_1]) -> f32 {
     for (x, y) in row.chunks_exact(20).zip(a) {
         let d = f16_le(x[0], x[1]);
         let m = f16_le(x[2], x[3]);
-        let qs: [u8; 16] = arr(x, 4);
-        let mut q = [0i8; 32];
-        for j in 0..16 {
-            q[j] = (qs[j] & 0x0F) as i8;
-            q[j + 16] = (qs[j] >> 4) as i8;
-        }
-        sumf += (d * y.d) * isum32::<SIMD>(&q, &y.qs) as f32 + m * y.s;
+        let s = isum32_nibbles::<SIMD, 0>(&arr(x, 4), &y.qs);
+        sumf += (d * y.d) * s as f32 + m * y.s;
     }
     sumf
 }
