@@ -172,12 +172,16 @@ Examples:
     Diff(DiffArgs),
     /// Convert a Hugging Face checkpoint (safetensors or .bin) into a clean F16 GGUF.
     #[command(after_help = "\
-DIR holds config.json (model_type llama, mistral or bitnet) and model.safetensors, or
-the shards named by model.safetensors.index.json; failing both, pytorch_model.bin (or
-pytorch_model.bin.index.json + shards), read without executing the pickle: only a
-state dict of F32/F16/BF16 tensors is accepted. Matrices become F16 (--outtype), every
-norm and 1-D tensor stays F32, nothing is quantized; Q/K rows are permuted for llama.cpp's
-RoPE; BitNet's packed ternary U8 weights are unpacked and scaled. Writes, in OUTDIR:
+DIR holds config.json (model_type llama, mistral, bitnet, qwen2, qwen3, gemma3_text or
+phi3) and model.safetensors, or the shards named by model.safetensors.index.json;
+failing both, pytorch_model.bin (or pytorch_model.bin.index.json + shards), read without
+executing the pickle: only a state dict of F32/F16/BF16 tensors is accepted. The
+tokenizer is DIR/tokenizer.model (SentencePiece) when present, else DIR/tokenizer.json.
+Matrices become F16 (--outtype), every norm and 1-D tensor stays F32, nothing is
+quantized; each family is converted as llama.cpp's convert_hf_to_gguf.py does (llama's
+Q/K rows permuted for its RoPE, Gemma's norms +1, Phi-3's projections kept fused, Llama 3
+rope scaling as rope_freqs.weight); BitNet's packed ternary U8 weights are unpacked and
+scaled. Writes, in OUTDIR:
   <name>-f16.gguf          the model (atomically: temp file, fsync, rename)
   <name>-f16.fingerprint   sha256-<hex> of the .gguf
   <name>-f16.meta.json     source files and their sha256, tokenizer, converter, output
@@ -435,8 +439,9 @@ pub struct FingerprintArgs {
 pub struct ExportArgs {
     /// The checkpoint directory (config.json + safetensors or pytorch_model.bin).
     pub dir: PathBuf,
-    /// tokenizer.json (default: DIR/tokenizer.json); tokenizer_config.json beside it
-    /// supplies BOS/EOS, the add flags and the chat template.
+    /// tokenizer.json or a SentencePiece *.model (default: DIR/tokenizer.model when it
+    /// exists, else DIR/tokenizer.json); tokenizer_config.json beside it supplies BOS/EOS,
+    /// the add flags and the chat template.
     #[arg(long, value_name = "T")]
     pub tokenizer: Option<PathBuf>,
     /// The output directory (created if missing).

@@ -124,6 +124,25 @@ fn tokens(path: &Path, text: &str) -> Vec<u32> {
         .unwrap()
 }
 
+/// transformers' `AutoConfig` reads the rebuilt config.json as the model type it names
+/// (the check that the rebuild is a checkpoint transformers knows, not just one we read).
+fn transformers_reads(dir: &Path) {
+    let code = "import json, sys\n\
+                from transformers import AutoConfig\n\
+                c = AutoConfig.from_pretrained(sys.argv[1])\n\
+                print(json.dumps({'model_type': c.model_type, 'layers': c.num_hidden_layers}))";
+    let o = std::process::Command::new("python3")
+        .args(["-c", code, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "transformers: {}", text(&o));
+    let got: Json = serde_json::from_slice(o.stdout.trim_ascii()).unwrap();
+    let config: Json =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(got["model_type"], config["model_type"], "{got}");
+    assert_eq!(got["layers"], config["num_hidden_layers"], "{got}");
+}
+
 /// Rebuild the tiny `arch` model as an F32 checkpoint with a tokenizer.model, export it
 /// as F32, and check the result against the original. Returns (original, exported).
 fn tiny_round_trip(
@@ -141,6 +160,7 @@ fn tiny_round_trip(
     ];
     args.extend_from_slice(extra_build);
     py(&args);
+    transformers_reads(&ckpt);
     assert!(ckpt.join("tokenizer.model").is_file());
     assert!(!ckpt.join("tokenizer.json").exists());
     // The sentencepiece package reads our tokenizer.model as the GGUF's vocabulary.
