@@ -17,7 +17,10 @@ pub use text::{measure, TextMeasures};
 /// Why the probe could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("the inference engine does not run architecture {0:?}")]
+    #[error(
+        "the inference engine does not run architecture {0:?} (it runs {runs})",
+        runs = crate::infer::Arch::names()
+    )]
     UnsupportedArchitecture(String),
     #[error("inference: {0}")]
     Infer(#[from] InferError),
