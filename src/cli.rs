@@ -511,7 +511,8 @@ pub struct ScoreArgs {
     /// Tokens of context per chunk of the text.
     #[arg(long, default_value_t = 2048)]
     pub ctx: usize,
-    /// tokenizer.json (default: the vocabulary embedded in the GGUF).
+    /// tokenizer.json (default: the vocabulary embedded in the GGUF); with --base it
+    /// tokenizes for both models (the base's embedded vocabulary is not consulted).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
     /// Output format.

@@ -258,7 +258,13 @@ fn run_quality(
             let base = GgufFile::open(path).context("quality.base")?;
             let what = format!("quality.base {}", path.display());
             pinned(&what, &Fingerprint::of_bytes(base.bytes()).to_string())?;
-            quality::score_text(file, &tok, &text, quality::BaseSource::File(&base), options)
+            // --tokenizer replaces the embedded vocabulary of both models.
+            let source = if tokenizer.is_some() {
+                quality::BaseSource::FileSameTokens(&base)
+            } else {
+                quality::BaseSource::File(&base)
+            };
+            quality::score_text(file, &tok, &text, source, options)
         }
         QualityBase::Record(path) => {
             let record = quality::record::BaseRecord::read(path)

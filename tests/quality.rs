@@ -398,3 +398,44 @@ fn export_quantize_and_gate_against_the_f16_export() {
         text(&o)
     );
 }
+
+/// `--tokenizer` stands for both models: a base whose embedded vocabulary tokenizes the
+/// text otherwise (here: its add-BOS flag is flipped) is refused without it and scored on the
+/// model's tokens with it — SmolLM2 against itself, so every divergence is 0.
+#[test]
+fn the_tokenizer_option_tokenizes_for_the_base_too() {
+    let Some(model) = smollm2() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.gguf");
+    common::rewrite(
+        &model,
+        &base,
+        |keys| {
+            use gguf_gate::gguf::Value;
+            let key = "tokenizer.ggml.add_bos_token";
+            match keys.iter_mut().find(|(k, _)| k == key) {
+                Some((_, v)) => *v = Value::Bool(*v != Value::Bool(true)),
+                None => keys.push((key.to_string(), Value::Bool(true))),
+            }
+        },
+        |_, _| None,
+    );
+    let tok = dir.path().join("tokenizer.json");
+    let header = GgufFile::open(&model).unwrap().header;
+    let json = gguf_gate::tokenizer::tokenizer_json_from_gguf(&header).unwrap();
+    std::fs::write(&tok, json.to_string()).unwrap();
+    let sample = short_text(dir.path(), 300);
+    let (m, b, t, s) = (
+        model.to_str().unwrap(),
+        base.to_str().unwrap(),
+        tok.to_str().unwrap(),
+        sample.to_str().unwrap(),
+    );
+    let refused = run(&["score", m, "--base", b, "--text", s]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("tokeniz"), "{}", text(&refused));
+    let r = score_json(&[m, "--base", b, "--text", s, "--tokenizer", t]);
+    let base = &r["score"]["base"];
+    assert_eq!(base["mean_kld"], 0.0, "{r}");
+    assert_eq!(base["same_top1"], 1.0, "{r}");
+}

@@ -46,8 +46,12 @@ pub enum ScoreError {
 /// Where the base of a file comparison comes from.
 pub enum BaseSource<'a> {
     None,
-    /// A base GGUF, loaded and run on the same tokens.
+    /// A base GGUF, loaded and run on the same tokens once its own vocabulary proves it
+    /// tokenizes the text to them.
     File(&'a GgufFile),
+    /// A base GGUF run on the model's tokens without that proof: the caller's tokenizer
+    /// (`--tokenizer`) stands for both models (their vocabulary sizes must still agree).
+    FileSameTokens(&'a GgufFile),
     Record(&'a BaseRecord),
 }
 
@@ -66,6 +70,10 @@ pub fn score_text(
     let score = match base {
         BaseSource::None => score(&model, &tokens, Base::None, options)?,
         BaseSource::Record(r) => score(&model, &tokens, Base::Recorded(r), options)?,
+        BaseSource::FileSameTokens(base_file) => {
+            let base_model = Model::load(base_file)?;
+            score(&model, &tokens, Base::Live(&base_model), options)?
+        }
         BaseSource::File(base_file) => {
             let base_tokens = Tokenizer::from_gguf(&base_file.header)?.encode(text, None, false)?;
             if base_tokens != tokens {
