@@ -45,7 +45,7 @@ pub enum Mapped {
 }
 
 /// Per-layer suffixes: HF name after `model.layers.N.`, GGUF name after `blk.N.`, role.
-const LAYER: &[(&str, &str, Role)] = &[
+const LAYER: &[Entry] = &[
     ("input_layernorm.weight", "attn_norm.weight", Role::Norm),
     ("self_attn.q_proj.weight", "attn_q.weight", Role::Query),
     ("self_attn.k_proj.weight", "attn_k.weight", Role::Key),
@@ -66,7 +66,7 @@ const LAYER: &[(&str, &str, Role)] = &[
 ];
 
 /// BitNet's extra per-layer norms.
-const BITNET_LAYER: &[(&str, &str, Role)] = &[
+const BITNET_LAYER: &[Entry] = &[
     (
         "self_attn.attn_sub_norm.weight",
         "attn_sub_norm.weight",
@@ -76,20 +76,20 @@ const BITNET_LAYER: &[(&str, &str, Role)] = &[
 ];
 
 /// Qwen2's attention biases (1-D, written as F32).
-const QWEN2_BIASES: &[(&str, &str, Role)] = &[
+const QWEN2_BIASES: &[Entry] = &[
     ("self_attn.q_proj.bias", "attn_q.bias", Role::Bias),
     ("self_attn.k_proj.bias", "attn_k.bias", Role::Bias),
     ("self_attn.v_proj.bias", "attn_v.bias", Role::Bias),
 ];
 
 /// The per-head RMS norms on Q and K (Qwen3, Gemma 3).
-const QK_NORMS: &[(&str, &str, Role)] = &[
+const QK_NORMS: &[Entry] = &[
     ("self_attn.q_norm.weight", "attn_q_norm.weight", Role::Norm),
     ("self_attn.k_norm.weight", "attn_k_norm.weight", Role::Norm),
 ];
 
 /// Gemma 3's four norms per layer: around attention and around the feed-forward block.
-const GEMMA3_NORMS: &[(&str, &str, Role)] = &[
+const GEMMA3_NORMS: &[Entry] = &[
     (
         "post_attention_layernorm.weight",
         "post_attention_norm.weight",
@@ -107,58 +107,59 @@ const GEMMA3_NORMS: &[(&str, &str, Role)] = &[
     ),
 ];
 
-/// Phi-3's layer: fused QKV and fused gate/up projections, kept fused as llama.cpp
-/// keeps them (its loader splits them).
-const PHI3_LAYER: &[(&str, &str, Role)] = &[
-    ("input_layernorm.weight", "attn_norm.weight", Role::Norm),
+/// Phi-3's fused projections, kept fused as llama.cpp keeps them (its loader splits
+/// them): QKV in place of Q, K and V; gate/up in place of gate and up.
+const PHI3_FUSED: &[Entry] = &[
     (
         "self_attn.qkv_proj.weight",
         "attn_qkv.weight",
         Role::Projection,
     ),
-    (
-        "self_attn.o_proj.weight",
-        "attn_output.weight",
-        Role::Projection,
-    ),
-    (
-        "post_attention_layernorm.weight",
-        "ffn_norm.weight",
-        Role::Norm,
-    ),
     ("mlp.gate_up_proj.weight", "ffn_up.weight", Role::Projection),
-    ("mlp.down_proj.weight", "ffn_down.weight", Role::Projection),
 ];
 
+/// One per-layer entry: HF suffix, GGUF suffix, role.
+type Entry = (&'static str, &'static str, Role);
+
+/// Insert `entries` right after the entry written as `gguf` (at the end when absent).
+fn insert_after(v: &mut Vec<Entry>, gguf: &str, entries: &[Entry]) {
+    let at = v
+        .iter()
+        .position(|e| e.1 == gguf)
+        .map_or(v.len(), |i| i + 1);
+    v.splice(at..at, entries.iter().copied());
+}
+
 /// The per-layer entries of a family, in the order they are written to the GGUF.
-pub fn layer_entries(family: Family) -> Vec<(&'static str, &'static str, Role)> {
-    let mut v: Vec<(&str, &str, Role)> = LAYER.to_vec();
-    // `at(gguf)`: the position of the entry written as `gguf`.
-    let at = |v: &[(&str, &str, Role)], gguf: &str| v.iter().position(|e| e.1 == gguf);
+pub fn layer_entries(family: Family) -> Vec<Entry> {
+    let mut v: Vec<Entry> = LAYER.to_vec();
     match family {
         Family::Llama => {}
         Family::Bitnet => {
             // Written right after the tensor each one normalises the output of.
-            v.insert(5, BITNET_LAYER[0]);
+            insert_after(&mut v, "attn_output.weight", &BITNET_LAYER[..1]);
             v.push(BITNET_LAYER[1]);
         }
-        Family::Qwen2 => {
-            let after_v = at(&v, "attn_v.weight").map_or(v.len(), |i| i + 1);
-            v.splice(after_v..after_v, QWEN2_BIASES.iter().copied());
-        }
-        Family::Qwen3 => {
-            let after_k = at(&v, "attn_k.weight").map_or(v.len(), |i| i + 1);
-            v.splice(after_k..after_k, QK_NORMS.iter().copied());
-        }
+        Family::Qwen2 => insert_after(&mut v, "attn_v.weight", QWEN2_BIASES),
+        Family::Qwen3 => insert_after(&mut v, "attn_k.weight", QK_NORMS),
         Family::Gemma3 => {
             v.retain(|e| e.1 != "ffn_norm.weight");
-            let after_k = at(&v, "attn_k.weight").map_or(v.len(), |i| i + 1);
-            v.splice(after_k..after_k, QK_NORMS.iter().copied());
-            let after_o = at(&v, "attn_output.weight").map_or(v.len(), |i| i + 1);
-            v.splice(after_o..after_o, GEMMA3_NORMS[..2].iter().copied());
-            v.push(GEMMA3_NORMS[2]);
+            insert_after(&mut v, "attn_k.weight", QK_NORMS);
+            insert_after(&mut v, "attn_output.weight", &GEMMA3_NORMS[..2]);
+            insert_after(&mut v, "ffn_down.weight", &GEMMA3_NORMS[2..]);
         }
-        Family::Phi3 => v = PHI3_LAYER.to_vec(),
+        Family::Phi3 => {
+            let split = [
+                "attn_q.weight",
+                "attn_k.weight",
+                "attn_v.weight",
+                "ffn_gate.weight",
+                "ffn_up.weight",
+            ];
+            v.retain(|e| !split.contains(&e.1));
+            insert_after(&mut v, "attn_norm.weight", &PHI3_FUSED[..1]);
+            insert_after(&mut v, "ffn_norm.weight", &PHI3_FUSED[1..]);
+        }
     }
     v
 }
@@ -394,6 +395,35 @@ mod tests {
         );
         assert!(gguf(Family::Qwen3).contains(&"attn_q_norm.weight"));
         assert!(!gguf(Family::Qwen3).contains(&"attn_q.bias"));
+        assert_eq!(
+            gguf(Family::Phi3),
+            [
+                "attn_norm.weight",
+                "attn_qkv.weight",
+                "attn_output.weight",
+                "ffn_norm.weight",
+                "ffn_up.weight",
+                "ffn_down.weight"
+            ]
+        );
+        assert_eq!(
+            gguf(Family::Gemma3),
+            [
+                "attn_norm.weight",
+                "attn_q.weight",
+                "attn_k.weight",
+                "attn_q_norm.weight",
+                "attn_k_norm.weight",
+                "attn_v.weight",
+                "attn_output.weight",
+                "post_attention_norm.weight",
+                "ffn_norm.weight",
+                "ffn_gate.weight",
+                "ffn_up.weight",
+                "ffn_down.weight",
+                "post_ffw_norm.weight"
+            ]
+        );
         let gemma = gguf(Family::Gemma3);
         assert_eq!(gemma.len(), 13);
         for n in [
