@@ -391,27 +391,21 @@ fn rope_scaling(f: &Fields<'_>, family: Family) -> Result<RopeScaling, ExportErr
         Some("linear") => RopeScaling::Linear(number("factor", None)?),
         // convert_hf_to_gguf.py's LlamaModel (its defaults for absent fields).
         Some("llama3") if family == Family::Llama => {
-            let scaling = RopeScaling::Llama3 {
+            let low_freq_factor = number("low_freq_factor", Some(1.0))?;
+            let high_freq_factor = number("high_freq_factor", Some(4.0))?;
+            if high_freq_factor <= low_freq_factor {
+                return Err(f.invalid(
+                    "rope_scaling.high_freq_factor",
+                    "a number above low_freq_factor",
+                    s,
+                ));
+            }
+            RopeScaling::Llama3 {
                 factor: number("factor", Some(8.0))?,
-                low_freq_factor: number("low_freq_factor", Some(1.0))?,
-                high_freq_factor: number("high_freq_factor", Some(4.0))?,
-                original_context: number("original_max_position_embeddings", Some(8192.0))?,
-            };
-            if let RopeScaling::Llama3 {
                 low_freq_factor,
                 high_freq_factor,
-                ..
-            } = scaling
-            {
-                if high_freq_factor <= low_freq_factor {
-                    return Err(f.invalid(
-                        "rope_scaling.high_freq_factor",
-                        "a number above low_freq_factor",
-                        s,
-                    ));
-                }
+                original_context: number("original_max_position_embeddings", Some(8192.0))?,
             }
-            scaling
         }
         _ => {
             return Err(f.invalid(
