@@ -224,7 +224,7 @@ pub struct HfSpecials {
 }
 
 /// A `tokenizer_config.json` token entry: `"<s>"` or `{"content": "<s>", ...}`.
-fn config_token<'a>(config: Option<&'a Json>, key: &str) -> Option<&'a str> {
+pub(super) fn config_token<'a>(config: Option<&'a Json>, key: &str) -> Option<&'a str> {
     let v = config?.get(key)?;
     v.as_str()
         .or_else(|| v.get("content").and_then(Json::as_str))

@@ -1,14 +1,15 @@
 //! SentencePiece `tokenizer.model` files (Gemma, Phi-3, Llama 2, Mistral checkpoints)
 //! -> the `tokenizer.ggml.*` keys llama.cpp's converter writes for them
 //! (`_create_vocab_sentencepiece`). The file is a protobuf `ModelProto`; this reads the
-//! few fields that matter — the pieces (text, score, type), the trainer's model type,
-//! byte fallback and special ids, the normalizer's `add_dummy_prefix` — with a small
+//! few fields that matter — the pieces (text, score, type) and the trainer's special
+//! ids — with a small
 //! bounded wire-format reader instead of a protobuf dependency. Every length and count
 //! is checked; a malformed file is an error naming the byte offset.
 
 use serde_json::Value as Json;
 
 use super::error::TokenizerError;
+use super::hf::config_token;
 use super::vocab;
 use crate::gguf::{Array, Value};
 
@@ -17,7 +18,7 @@ pub const MAX_PIECES: usize = 1 << 22;
 
 /// A SentencePiece token type (sentencepiece_model.proto `SentencePiece.Type`), which
 /// is also GGUF's token type number.
-pub const NORMAL: i32 = 1;
+const NORMAL: i32 = 1;
 const CONTROL: i32 = 3;
 const USER_DEFINED: i32 = 4;
 const UNUSED: i32 = 5;
@@ -36,11 +37,6 @@ pub struct Piece {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SentencePieceModel {
     pub pieces: Vec<Piece>,
-    /// TrainerSpec.model_type: 1 UNIGRAM, 2 BPE, 3 WORD, 4 CHAR.
-    pub model_type: u64,
-    pub byte_fallback: bool,
-    /// NormalizerSpec.add_dummy_prefix (default true).
-    pub add_dummy_prefix: bool,
     pub unk_id: Option<u32>,
     pub bos_id: Option<u32>,
     pub eos_id: Option<u32>,
@@ -146,9 +142,6 @@ fn special_id(v: u64) -> Option<u32> {
 pub fn parse(bytes: &[u8]) -> Result<SentencePieceModel, TokenizerError> {
     let mut m = SentencePieceModel {
         pieces: Vec::new(),
-        model_type: 1,
-        byte_fallback: false,
-        add_dummy_prefix: true,
         unk_id: Some(0),
         bos_id: Some(1),
         eos_id: Some(2),
@@ -164,14 +157,6 @@ pub fn parse(bytes: &[u8]) -> Result<SentencePieceModel, TokenizerError> {
                 m.pieces.push(piece(b, off)?);
             }
             (2, Field::Bytes(b, off)) => trainer_spec(&mut m, b, off)?,
-            (3, Field::Bytes(b, off)) => {
-                let mut w = message(b, off);
-                while let Some((f, v)) = w.next()? {
-                    if let (3, Field::Varint(x)) = (f, v) {
-                        m.add_dummy_prefix = x != 0;
-                    }
-                }
-            }
             _ => {}
         }
     }
@@ -213,8 +198,6 @@ fn trainer_spec(m: &mut SentencePieceModel, b: &[u8], off: usize) -> Result<(), 
     while let Some((f, v)) = w.next()? {
         if let Field::Varint(x) = v {
             match f {
-                3 => m.model_type = x,
-                35 => m.byte_fallback = x != 0,
                 40 => m.unk_id = special_id(x),
                 41 => m.bos_id = special_id(x),
                 42 => m.eos_id = special_id(x),
@@ -224,13 +207,6 @@ fn trainer_spec(m: &mut SentencePieceModel, b: &[u8], off: usize) -> Result<(), 
         }
     }
     Ok(())
-}
-
-/// A `tokenizer_config.json` special token: a string or `{"content": ...}`.
-fn config_token<'a>(config: Option<&'a Json>, key: &str) -> Option<&'a str> {
-    let v = config?.get(key)?;
-    v.as_str()
-        .or_else(|| v.get("content").and_then(Json::as_str))
 }
 
 /// convert_hf_to_gguf.py's `does_token_look_special`: names it treats as control
@@ -423,10 +399,6 @@ mod tests {
                 score: -1.5,
                 kind: 1
             }
-        );
-        assert_eq!(
-            (m.model_type, m.byte_fallback, m.add_dummy_prefix),
-            (2, true, false)
         );
         assert_eq!(
             (m.unk_id, m.bos_id, m.eos_id, m.pad_id),
