@@ -57,17 +57,12 @@ pub fn run(args: ScoreArgs) -> Result<Outcome> {
                 }
                 Ok(())
             });
-            match result {
+            let result = match result {
                 Some(Err(e)) => return Err(e.into()),
-                Some(Ok(r)) => {
-                    written.with_context(|| format!("writing {}", path.display()))?;
-                    r
-                }
-                None => {
-                    written.with_context(|| format!("writing {}", path.display()))?;
-                    anyhow::bail!("scoring produced no result")
-                }
-            }
+                other => other,
+            };
+            written.with_context(|| format!("writing {}", path.display()))?;
+            result.context("scoring produced no result")??
         }
     };
     if let Some(path) = &args.record_base {

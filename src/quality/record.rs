@@ -54,9 +54,9 @@ impl TopTokens {
         order.extend(0..row.len() as u32);
         let key = |i: &u32| row.get(*i as usize).copied().unwrap_or(f32::NEG_INFINITY);
         let by_logit = |a: &u32, b: &u32| key(b).total_cmp(&key(a)).then(a.cmp(b));
-        // self.k >= 1, so k - 1 cannot underflow when there is anything to select.
+        // `new` keeps k >= 1; the guard keeps a default (k = 0) from underflowing.
         let k = self.k.min(order.len());
-        if k < order.len() {
+        if k > 0 && k < order.len() {
             order.select_nth_unstable_by(k - 1, by_logit);
         }
         let top = &mut order[..k];
