@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{export, text};
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -34,25 +36,6 @@ fn checkpoint(root: &Path, name: &str, config: &Json, tensors: &[T]) -> PathBuf 
     write_safetensors(&dir.join("model.safetensors"), tensors);
     write_tokenizer(&dir);
     dir
-}
-
-fn export(dir: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "export",
-        dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn assert_ok(o: &Output) {

@@ -9,11 +9,13 @@
 
 mod common;
 
+use common::{export, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::checkpoint::{safetensors_bytes, tiny_config, tiny_llama_tensors, write_tokenizer, T};
-use common::{run, Rng};
+use common::Rng;
 use serde_json::{json, Value as Json};
 
 // ---- a tiny llama checkpoint (tests/common/checkpoint.rs) ----
@@ -35,25 +37,6 @@ fn torch_bin(args: &[&str]) {
         .output()
         .expect("run python3");
     assert!(o.status.success(), "torch_bin.py {args:?}: {}", text(&o));
-}
-
-fn export(dir: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "export",
-        dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn assert_no_files(out: &Path) {

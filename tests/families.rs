@@ -12,37 +12,11 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use gguf_gate::gguf::GgufFile;
 use gguf_gate::infer::kernels::Isa;
 use gguf_gate::infer::{argmax, Logits, Model};
 use serde_json::Value as Json;
-
-/// The tiny models, written once per test binary; `None` (after a loud skip) without
-/// python3 + gguf-py.
-fn models_dir() -> Option<&'static PathBuf> {
-    static DIR: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        common::python_with_gguf()?;
-        let dir = tempfile::tempdir().unwrap();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny-models.py");
-        let out = std::process::Command::new("python3")
-            .arg(script)
-            .arg(dir.path())
-            .output()
-            .expect("run scripts/tiny-models.py");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = dir.path().to_path_buf();
-        Some((dir, path))
-    })
-    .as_ref()
-    .map(|(_, p)| p)
-}
 
 struct Reference {
     prompt: Vec<u32>,
@@ -72,7 +46,7 @@ fn decode_rows(rows: &Json) -> Vec<Vec<f32>> {
 
 /// The model file (checked against the sha256 llama.cpp's run recorded) and its reference.
 fn load(arch: &str) -> Option<(PathBuf, Reference)> {
-    let dir = models_dir()?;
+    let dir = common::tiny_models_dir()?;
     let json = common::reference_json(&format!("tiny-{arch}.json"));
     let path = dir.join(json["model"].as_str().unwrap());
     let bytes = std::fs::read(&path).unwrap();

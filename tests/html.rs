@@ -6,20 +6,12 @@
 
 mod common;
 
+use common::text;
+
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::{python_with_gguf, qwen, rewrite, run, smollm2};
 use gguf_gate::gguf::GgmlType;
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n{}\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// `check --no-probe --html` (and `--summary`); returns (exit code, HTML, Markdown).
 fn html_of(model: &Path, dir: &Path) -> (Option<i32>, String, String) {

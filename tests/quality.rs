@@ -7,21 +7,14 @@
 
 mod common;
 
+use common::text;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{python_with_gguf, qwen, reference_json, reference_path, run, smollm2};
 use gguf_gate::gguf::GgufFile;
 use serde_json::Value as Json;
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn score_json(args: &[&str]) -> Json {
     let mut all = vec!["score"];

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::text;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -14,15 +16,6 @@ use common::{f32_bytes, python_with_gguf, run, smollm2, tiny_llama, Rng};
 use gguf_gate::gguf::{Array, GgmlType, GgufFile, GgufWriter, TensorSpec, Value};
 use gguf_gate::quant::{quantize, to_f32};
 use serde_json::Value as Json;
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn assert_ok(o: &Output) {
     assert!(o.status.success(), "{}", text(o));

@@ -402,3 +402,52 @@ pub fn tiny_llama(
     std::fs::write(&path, w.to_bytes(&data).unwrap()).unwrap();
     path
 }
+
+/// The seeded tiny models of `scripts/tiny-models.py` (`tiny-<arch>.gguf`, byte-identical
+/// every run), written once per test binary; `None` (after [`skip`]) without python3 +
+/// gguf-py.
+pub fn tiny_models_dir() -> Option<&'static PathBuf> {
+    static DIR: std::sync::OnceLock<Option<(tempfile::TempDir, PathBuf)>> =
+        std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        python_with_gguf()?;
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny-models.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .arg(dir.path())
+            .output()
+            .expect("run scripts/tiny-models.py");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = dir.path().to_path_buf();
+        Some((dir, path))
+    })
+    .as_ref()
+    .map(|(_, p)| p)
+}
+
+/// A finished command's exit code, stdout and stderr, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `gguf-gate export DIR --out OUT EXTRA...`.
+pub fn export(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "export",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
