@@ -425,6 +425,8 @@ fn rope_scaling(f: &Fields<'_>, family: Family) -> Result<RopeScaling, ExportErr
 /// The per-pair RoPE frequency factors convert_hf_to_gguf.py writes as
 /// `rope_freqs.weight` for Llama 3 scaling, computed with its float32 steps: pairs whose
 /// wavelength is short keep 1, long ones get `factor`, and the band between is smoothed.
+/// Torch evaluates `a / t` for a tensor `t` as `reciprocal(t) * a` and compares a tensor
+/// with a Python float in f32, so these do too.
 pub fn llama3_rope_freqs(
     head_dim: u32,
     theta: f32,
@@ -434,18 +436,19 @@ pub fn llama3_rope_freqs(
     original_context: f32,
 ) -> Vec<f32> {
     let dim = head_dim as f32;
-    let low_wavelen = f64::from(original_context) / f64::from(low_freq_factor);
-    let high_wavelen = f64::from(original_context) / f64::from(high_freq_factor);
+    let low_wavelen = (f64::from(original_context) / f64::from(low_freq_factor)) as f32;
+    let high_wavelen = (f64::from(original_context) / f64::from(high_freq_factor)) as f32;
+    let two_pi = (2.0 * std::f64::consts::PI) as f32;
     (0..head_dim / 2)
         .map(|i| {
             let freq = 1.0f32 / theta.powf((2 * i) as f32 / dim);
-            let wavelen = (2.0 * std::f64::consts::PI) as f32 / freq;
-            if (wavelen as f64) < high_wavelen {
+            let wavelen = (1.0 / freq) * two_pi;
+            if wavelen < high_wavelen {
                 1.0
-            } else if (wavelen as f64) > low_wavelen {
+            } else if wavelen > low_wavelen {
                 factor
             } else {
-                let smooth = (original_context / wavelen - low_freq_factor)
+                let smooth = ((1.0 / wavelen) * original_context - low_freq_factor)
                     / (high_freq_factor - low_freq_factor);
                 1.0 / ((1.0 - smooth) / factor + smooth)
             }
