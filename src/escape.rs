@@ -119,8 +119,8 @@ pub fn json_text(serialized: String) -> String {
     out
 }
 
-/// A Markdown table cell or text (not a code span: see [`markdown_code`]): [`visible`], with pipes and backticks
-/// escaped so the text cannot end the cell or open a code span.
+/// A Markdown table cell or plain text (a code span is [`markdown_code`]): [`visible`],
+/// with pipes and backticks escaped so the text cannot end the cell or open a code span.
 pub fn markdown(s: &str) -> String {
     visible(s).replace('|', "\\|").replace('`', "\\`")
 }
