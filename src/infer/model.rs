@@ -15,7 +15,8 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::config::{read_config, Arch, Config, FfnAct, MAX_HPARAM};
-use super::kernels::{self, Activations, Isa, MatRef, Rope};
+use super::kernels::attention::{self, KvHead};
+use super::kernels::{self, float_ops, Activations, Isa, MatRef, Rope};
 use super::InferError;
 use crate::gguf::{GgmlType, GgufFile, Header, TensorInfo};
 use crate::quant;
@@ -789,16 +790,20 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        let act: fn(f32) -> f32 = match c.ffn_act {
-            FfnAct::SwiGlu => kernels::silu,
-            FfnAct::ReluSqr => |g| {
-                let r = g.max(0.0);
-                r * r
-            },
-            FfnAct::GeluTanh => kernels::gelu_tanh,
-        };
-        for (g, &u) in s.gate[..n * ff].iter_mut().zip(&s.up[..n * ff]) {
-            *g = act(*g) * u;
+        let gates = s.gate[..n * ff].chunks_exact_mut(ff);
+        let ups = s.up[..n * ff].chunks_exact(ff);
+        for (gate, up) in gates.zip(ups) {
+            match c.ffn_act {
+                FfnAct::SwiGlu => float_ops::swiglu_row(self.isa, gate, up),
+                FfnAct::ReluSqr => gate.iter_mut().zip(up).for_each(|(g, &u)| {
+                    let r = g.max(0.0);
+                    *g = r * r * u;
+                }),
+                FfnAct::GeluTanh => gate
+                    .iter_mut()
+                    .zip(up)
+                    .for_each(|(g, &u)| *g = kernels::gelu_tanh(*g) * u),
+            }
         }
         if let Some(w) = &layer.ffn_sub_norm {
             for row in s.gate[..n * ff].chunks_exact_mut(ff) {
@@ -835,8 +840,9 @@ impl<'a> Model<'a> {
 
     /// llama.cpp's non-flash attention for `n` query tokens at positions `start..`, each
     /// over the cached positions up to its own (and, with a sliding `window`, not more
-    /// than `window - 1` behind it): `KQ = K(f16) · Q(f16)` summed in f64, scaled,
-    /// softmax, then `V(f16) · softmax(f16)` summed in f64. Token × head pairs in
+    /// than `window - 1` behind it): `KQ = K(f16) · Q(f16)`, scaled, softmax, then
+    /// `V(f16) · softmax(f16)`, each dot product in `ggml_vec_dot_f16`'s lanes and order
+    /// and the softmax with ggml's vector `exp` (`float_ops`). Token × head pairs in
     /// parallel; query head `h` reads KV head `h / (n_head / n_head_kv)`.
     fn attention(
         &self,
@@ -857,36 +863,19 @@ impl<'a> Model<'a> {
                 let (t, h) = (i / n_head, i % n_head);
                 let pos = start + t;
                 let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let kv_off = (h / group) * hd;
                 let q16: Vec<f32> = qh
                     .iter()
                     .map(|&v| kernels::round_f16(v * c.q_scale))
                     .collect();
-                let mut scores: Vec<f32> = (first..=pos)
-                    .map(|p| {
-                        let base = p * kv_dim + kv_off;
-                        let k = keys.get(base..base + hd).unwrap_or(&[]);
-                        let dot: f64 = k
-                            .iter()
-                            .zip(&q16)
-                            .map(|(kv, &qv)| f64::from(kv.to_f32() * qv))
-                            .sum();
-                        (dot as f32) * c.kq_scale
-                    })
-                    .collect();
-                kernels::softmax(&mut scores);
-                let mut acc = vec![0.0f64; hd];
-                for (p, &w) in (first..=pos).zip(&scores) {
-                    let w = kernels::round_f16(w);
-                    let base = p * kv_dim + kv_off;
-                    let v = values.get(base..base + hd).unwrap_or(&[]);
-                    for (a, vv) in acc.iter_mut().zip(v) {
-                        *a += f64::from(vv.to_f32() * w);
-                    }
-                }
-                for (o, a) in out.iter_mut().zip(acc) {
-                    *o = a as f32;
-                }
+                let kv = KvHead {
+                    keys,
+                    values,
+                    stride: kv_dim,
+                    offset: (h / group) * hd,
+                    head_dim: hd,
+                    kq_scale: c.kq_scale,
+                };
+                attention::attend(self.isa, &kv, &q16, first, pos, out);
             });
     }
 }

@@ -1,6 +1,6 @@
 //! AVX2 versions of the exact integer sums inside the hot dot products (Q4_K, Q6_K and
-//! the 32-element blocks of Q4_0/Q4_1/Q5_x/Q8_0). Each returns exactly the integer the
-//! scalar code in `dot.rs` computes — integer addition is associative, and every
+//! the 32-element blocks of Q4_0/Q4_1/Q5_x/Q8_0, as ggml's eight i32 lanes). Each returns
+//! exactly the integers the scalar code in `dot.rs` computes — integer addition is associative, and every
 //! intermediate fits its lanes (`maddubs` pairs of 4-/6-bit values times int8 stay within
 //! i16) — so the float code around them, shared by every path, gives the same bits.
 //!
@@ -13,32 +13,30 @@
 
 use std::arch::x86_64::*;
 
-/// The sum of the eight i32 lanes.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn hsum_i32(v: __m256i) -> i32 {
-    let lo = _mm256_castsi256_si128(v);
-    let hi = _mm256_extracti128_si256::<1>(v);
-    let s = _mm_add_epi32(lo, hi);
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
-}
-
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn load_i8(p: &[i8; 32]) -> __m256i {
     _mm256_loadu_si256(p.as_ptr().cast())
 }
 
-/// Σ x[i] * y[i] for two int8 vectors (`|x|` times `y` with x's sign, so `maddubs` sees an
-/// unsigned operand; -128 becomes 128, still exact).
+/// The eight i32 lanes of a vector, in order.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn isum32_i8_i8(x: &[i8; 32], y: &[i8; 32]) -> i32 {
+unsafe fn lanes(v: __m256i) -> [i32; 8] {
+    let mut out = [0i32; 8];
+    _mm256_storeu_si256(out.as_mut_ptr().cast(), v);
+    out
+}
+
+/// Lane `j` = Σ x[i] * y[i] over elements `4j..4j + 4` of two int8 vectors (`|x|` times
+/// `y` with x's sign, so `maddubs` sees an unsigned operand; -128 becomes 128, still
+/// exact) — ggml's `mul_sum_i8_pairs_float` before the conversion to float.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn lanes_i8_i8(x: &[i8; 32], y: &[i8; 32]) -> [i32; 8] {
     let (x, y) = (load_i8(x), load_i8(y));
     let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-    hsum_i32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+    lanes(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
 }
 
 /// The 32 nibbles of a Q4_0/Q4_1 block (`qs[j]` holds element `j` low and `j + 16`
@@ -53,40 +51,35 @@ unsafe fn nibbles(qs: &[u8; 16]) -> __m256i {
     _mm256_set_m128i(hi, lo)
 }
 
-/// `Σ n[i] * y[i]` for one block of Q4_0/Q4_1 nibbles `n`: unsigned, which is what
+/// The lanes of `n[i] * y[i]` for one block of Q4_1 nibbles `n`: unsigned, which is what
 /// `maddubs` wants, so no unpacking into a byte array and no sign trick. Pair sums are
 /// at most 2 · 15 · 128: exact in i16.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn isum32_nibbles(qs: &[u8; 16], y: &[i8; 32]) -> i32 {
+pub unsafe fn lanes_nibbles(qs: &[u8; 16], y: &[i8; 32]) -> [i32; 8] {
     let p = _mm256_maddubs_epi16(nibbles(qs), load_i8(y));
-    hsum_i32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+    lanes(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
 }
 
-/// `Σ (n[i] - 8) * y[i]` for one Q4_0 block, as `Σ n * y - 8 Σ y` (both exact).
+/// The lanes of `(n[i] - 8) * y[i]` for one Q4_0 block, as `n * y - 8 y` per pair (both
+/// exact in i16).
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn isum32_nibbles_minus_8(qs: &[u8; 16], y: &[i8; 32]) -> i32 {
+pub unsafe fn lanes_nibbles_minus_8(qs: &[u8; 16], y: &[i8; 32]) -> [i32; 8] {
     let ys = load_i8(y);
     let ones = _mm256_set1_epi16(1);
     let p = _mm256_maddubs_epi16(nibbles(qs), ys);
     let sum_y = _mm256_maddubs_epi16(_mm256_set1_epi8(8), ys);
-    hsum_i32(_mm256_madd_epi16(_mm256_sub_epi16(p, sum_y), ones))
+    lanes(_mm256_madd_epi16(_mm256_sub_epi16(p, sum_y), ones))
 }
 
-/// Q4_K's `S = Σ_j sc[j] * Σ_{sub-block j} q * y` and `M = Σ mn[k / 2] * bsums[k]` for
-/// one super-block (`block_q4_K`, 144
-/// bytes: the 128 bytes of nibbles at offset 16 — byte `32c + l` holds element `64c + l`
-/// low and `64c + 32 + l` high).
+/// Q4_K's scaled lanes for one super-block (`block_q4_K`, 144 bytes: the 128 bytes of
+/// nibbles at offset 16 — byte `32c + l` holds element `64c + l` low and `64c + 32 + l`
+/// high): lane `t` = Σ over 64-element chunks `c` of `sc[2c] * Σ q * y` over the low
+/// elements `64c + 4t..+4` and `sc[2c + 1] *` the same over the high ones.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn q4k_scaled_sum(
-    x: &[u8; 144],
-    y: &[i8; 256],
-    bsums: &[i16; 16],
-    sc: &[i32; 8],
-    mn: &[i32; 8],
-) -> (i32, i32) {
+pub unsafe fn q4k_lanes(x: &[u8; 144], y: &[i8; 256], sc: &[i32; 8]) -> [i32; 8] {
     let mask = _mm256_set1_epi8(0x0F);
     let mut acc = _mm256_setzero_si256();
     for c in 0..4 {
@@ -103,38 +96,19 @@ pub unsafe fn q4k_scaled_sum(
         let s1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
         acc = _mm256_add_epi32(acc, _mm256_add_epi32(s0, s1));
     }
-    // M = Σ mn[k / 2] * bsums[k]: the sixteen sums times their mins, pairwise.
-    let m = |j: usize| mn[j] as i16;
-    let mins = _mm256_setr_epi16(
-        m(0),
-        m(0),
-        m(1),
-        m(1),
-        m(2),
-        m(2),
-        m(3),
-        m(3),
-        m(4),
-        m(4),
-        m(5),
-        m(5),
-        m(6),
-        m(6),
-        m(7),
-        m(7),
-    );
-    let sums = _mm256_loadu_si256(bsums.as_ptr().cast());
-    (hsum_i32(acc), hsum_i32(_mm256_madd_epi16(sums, mins)))
+    lanes(acc)
 }
 
-/// Q6_K's `S = Σ_g sc[g] * Σ_{group g of 16} (q - 32) * y` for one super-block
-/// (`block_q6_K`, 210 bytes: 128 bytes of low nibbles, 64 bytes of 2-bit high parts, 16
-/// int8 scales, f16 d), computed as `Σ_g sc[g] * (Σ q * y - 32 * bsums[g])`, `q` in 0..63.
+/// Q6_K's scaled lanes of `q - 32` for one super-block (`block_q6_K`, 210 bytes: 128
+/// bytes of low nibbles, 64 bytes of 2-bit high parts, 16 int8 scales, f16 d), with `q`
+/// in 0..63 and the offset taken per pair as `maddubs(q, y) - maddubs(32, y)` (both
+/// within i16). Lane `t` of each 32-element quarter covers its elements `4t..4t + 4`.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn q6k_scaled_sum(x: &[u8; 210], y: &[i8; 256], bsums: &[i16; 16]) -> i32 {
+pub unsafe fn q6k_lanes(x: &[u8; 210], y: &[i8; 256]) -> [i32; 8] {
     let m4 = _mm256_set1_epi8(0x0F);
     let m2 = _mm256_set1_epi8(3);
+    let m32 = _mm256_set1_epi8(32);
     let sc = |g: usize| i16::from(x[192 + g] as i8);
     let mut acc = _mm256_setzero_si256();
     for half in 0..2 {
@@ -162,7 +136,7 @@ pub unsafe fn q6k_scaled_sum(x: &[u8; 210], y: &[i8; 256], bsums: &[i16; 16]) ->
             let at = 128 * half + 32 * k;
             // In bounds: at + 32 <= 256.
             let ys = _mm256_loadu_si256(y.as_ptr().add(at).cast());
-            let p = _mm256_maddubs_epi16(q, ys);
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, ys), _mm256_maddubs_epi16(m32, ys));
             // Lanes 0..7 hold group g's pair sums, lanes 8..15 group g + 1's.
             let g = at / 16;
             let (sa, sb) = (sc(g), sc(g + 1));
@@ -172,11 +146,7 @@ pub unsafe fn q6k_scaled_sum(x: &[u8; 210], y: &[i8; 256], bsums: &[i16; 16]) ->
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scales));
         }
     }
-    let mut offset = 0i32;
-    for (g, &b) in bsums.iter().enumerate() {
-        offset += i32::from(sc(g)) * i32::from(b);
-    }
-    hsum_i32(acc) - 32 * offset
+    lanes(acc)
 }
 
 /// The eight f64 lanes of a float dot product (`dot.rs`'s `lanes_f64`): element `i`'s

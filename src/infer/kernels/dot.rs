@@ -3,18 +3,21 @@
 //!
 //! Each function is written so that its result does not depend on the instruction set:
 //! inside a block everything is integer arithmetic (exact in any order), and the float
-//! parts are combined in one fixed order — per block `d * S - dmin * M` with `S`, `M`
-//! exact integer sums, then the blocks added one after another in f32. The functions are
-//! `#[inline(always)]` so that `isa.rs` compiles the same source once per instruction set
-//! (scalar, AVX2, AVX-512): the compiler vectorizes the integer loops, and the bits of
-//! every result stay the same (Rust never fuses a multiply and an add on its own).
-//! Float weights (F32/F16/BF16) accumulate in eight f64 lanes, combined in a fixed order.
+//! parts are combined in one fixed order — that of ggml's x86 AVX2 + FMA kernels
+//! (`ggml/src/ggml-cpu/arch/x86/quants.c`) for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and
+//! Q6_K: eight f32 lanes, lane `j` receiving the integer sum of elements `4j..4j + 4` of
+//! each 32-element row by one FMA (`f32::mul_add`, one rounding on every CPU), summed at
+//! the end as `hsum_float_8`. Q5_K, TQ1_0/TQ2_0 and I2_S keep a fixed order of our own.
+//! The functions are `#[inline(always)]` so that `isa.rs` compiles the same source once
+//! per instruction set (scalar, AVX2, AVX-512): the compiler vectorizes the integer
+//! loops, and the bits of every result stay the same (Rust never fuses a multiply and an
+//! add on its own). Float weights (F32/F16/BF16) accumulate in eight f64 lanes, combined
+//! in a fixed order.
 //!
 //! The block layouts are ggml's (`ggml/src/ggml-common.h`); the integer sums are those of
-//! ggml's reference dots (`ggml/src/ggml-cpu/quants.c`), whose float sums we regroup as
-//! above (ggml's own SIMD versions regroup them too, differently per instruction set).
+//! ggml's reference dots (`ggml/src/ggml-cpu/quants.c`).
 
-use super::{Activations, BlockQ8K, BlockQ8_0, BlockQ8_1, MatRef, QK_I2S, QK_K};
+use super::{float_ops, Activations, BlockQ8K, BlockQ8_0, BlockQ8_1, MatRef, QK_I2S, QK_K};
 use crate::gguf::GgmlType;
 use crate::quant::f16_le;
 
@@ -34,7 +37,7 @@ pub(super) fn dot_row<const SIMD: bool>(w: &MatRef<'_>, row: &[u8], act: &Activa
         (T::Q4_1, Activations::Q8_1(a)) => dot_q4_1::<SIMD>(row, a),
         (T::Q5_1, Activations::Q8_1(a)) => dot_q5_1::<SIMD>(row, a),
         (T::Q4K, Activations::Q8K(a)) => dot_q4_k::<SIMD>(row, a),
-        (T::Q5K, Activations::Q8K(a)) => dot_q5_k::<SIMD>(row, a),
+        (T::Q5K, Activations::Q8K(a)) => dot_q5_k(row, a),
         (T::Q6K, Activations::Q8K(a)) => dot_q6_k::<SIMD>(row, a),
         (T::Tq1_0, Activations::Q8K(a)) => dot_tq1_0(row, a),
         (T::Tq2_0, Activations::Q8K(a)) => dot_tq2_0(row, a),
@@ -113,42 +116,67 @@ fn dot_bf16(row: &[u8], a: &[f32]) -> f32 {
     )
 }
 
-/// Σ a[i] * b[i] over 32 elements, exactly.
+/// ggml's AVX2 accumulator for blocks of 32: eight f32 lanes, lane `j` holding the
+/// integer sums of elements `4j..4j + 4` of every block, each block's added by one FMA
+/// with the block's scale; summed at the end as `hsum_float_8`.
+#[derive(Clone, Copy, Default)]
+struct BlockLanes([f32; 8]);
+
+impl BlockLanes {
+    /// `acc[j] = fma(d, lanes[j], acc[j])` (`_mm256_fmadd_ps`).
+    #[inline(always)]
+    fn add(&mut self, d: f32, lanes: [i32; 8]) {
+        for (acc, &l) in self.0.iter_mut().zip(&lanes) {
+            *acc = d.mul_add(l as f32, *acc);
+        }
+    }
+
+    #[inline(always)]
+    fn sum(&self) -> f32 {
+        float_ops::hsum_128(self.0)
+    }
+}
+
+/// Lane `j` = Σ a[i] * b[i] over elements `4j..4j + 4`, exactly.
 #[inline(always)]
-fn isum32<const SIMD: bool>(a: &[i8; 32], b: &[i8; 32]) -> i32 {
+fn lanes32<const SIMD: bool>(a: &[i8; 32], b: &[i8; 32]) -> [i32; 8] {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
         // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
-        return unsafe { super::avx2::isum32_i8_i8(a, b) };
+        return unsafe { super::avx2::lanes_i8_i8(a, b) };
     }
-    let mut s = 0i32;
-    for i in 0..32 {
-        s += i32::from(a[i]) * i32::from(b[i]);
+    let mut lanes = [0i32; 8];
+    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+        lanes[i / 4] += i32::from(x) * i32::from(y);
     }
-    s
+    lanes
 }
 
-/// `Σ (n[i] - offset) * y[i]` for a Q4_0 (offset 8) or Q4_1 (offset 0) block's nibbles
-/// `n` (element `j` low in `qs[j]`, element `j + 16` high), exactly.
+/// The lanes of `(n[i] - offset) * y[i]` for a Q4_0 (offset 8) or Q4_1 (offset 0)
+/// block's nibbles `n` (element `j` low in `qs[j]`, element `j + 16` high), exactly.
 #[inline(always)]
-fn isum32_nibbles<const SIMD: bool, const OFFSET: i32>(qs: &[u8; 16], y: &[i8; 32]) -> i32 {
+fn lanes32_nibbles<const SIMD: bool, const OFFSET: i32>(qs: &[u8; 16], y: &[i8; 32]) -> [i32; 8] {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
         // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
         return unsafe {
             if OFFSET == 8 {
-                super::avx2::isum32_nibbles_minus_8(qs, y)
+                super::avx2::lanes_nibbles_minus_8(qs, y)
             } else {
-                super::avx2::isum32_nibbles(qs, y)
+                super::avx2::lanes_nibbles(qs, y)
             }
         };
     }
-    let mut s = 0i32;
-    for j in 0..16 {
-        s += (i32::from(qs[j] & 0x0F) - OFFSET) * i32::from(y[j]);
-        s += (i32::from(qs[j] >> 4) - OFFSET) * i32::from(y[j + 16]);
+    let mut lanes = [0i32; 8];
+    for (i, &yv) in y.iter().enumerate() {
+        let n = if i < 16 {
+            qs[i] & 0x0F
+        } else {
+            qs[i - 16] >> 4
+        };
+        lanes[i / 4] += (i32::from(n) - OFFSET) * i32::from(yv);
     }
-    s
+    lanes
 }
 
 /// `&x[at..at + N]` as an array (a zero array when out of range, which the block sizes
@@ -161,29 +189,30 @@ fn arr<const N: usize, T: Copy + Default>(x: &[T], at: usize) -> [T; N] {
 }
 
 /// Q4_0 (`block_q4_0`: f16 d, 16 bytes of nibbles, element `j` low, `j + 16` high):
-/// `sum(sumi * d * dy)`.
+/// lanes scaled by `d * dy`.
 #[inline(always)]
 fn dot_q4_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = BlockLanes::default();
     for (x, y) in row.chunks_exact(18).zip(a) {
         let d = f16_le(x[0], x[1]);
-        let s = isum32_nibbles::<SIMD, 8>(&arr(x, 2), &y.qs);
-        sumf += s as f32 * d * y.d;
+        acc.add(d * y.d, lanes32_nibbles::<SIMD, 8>(&arr(x, 2), &y.qs));
     }
-    sumf
+    acc.sum()
 }
 
-/// Q4_1 (f16 d, f16 m, nibbles): `sum((d * dy) * sumi + m * sy)`.
+/// Q4_1 (f16 d, f16 m, nibbles): lanes scaled by `d * dy`, plus `Σ m * sy` summed by
+/// FMA in a scalar (as GCC contracts ggml's `summs += m * s`).
 #[inline(always)]
 fn dot_q4_1<const SIMD: bool>(row: &[u8], a: &[BlockQ8_1]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = BlockLanes::default();
+    let mut summs = 0.0f32;
     for (x, y) in row.chunks_exact(20).zip(a) {
         let d = f16_le(x[0], x[1]);
         let m = f16_le(x[2], x[3]);
-        let s = isum32_nibbles::<SIMD, 0>(&arr(x, 4), &y.qs);
-        sumf += (d * y.d) * s as f32 + m * y.s;
+        summs = m.mul_add(y.s, summs);
+        acc.add(d * y.d, lanes32_nibbles::<SIMD, 0>(&arr(x, 4), &y.qs));
     }
-    sumf
+    acc.sum() + summs
 }
 
 /// The 32 five-bit values of a Q5 block: nibbles plus the fifth bit from `qh`.
@@ -199,43 +228,45 @@ fn q5_values(qs: &[u8; 16], qh: u32, offset: i8) -> [i8; 32] {
     q
 }
 
-/// Q5_0 (f16 d, u32 qh, nibbles): `sum((d * dy) * sumi)`.
+/// Q5_0 (f16 d, u32 qh, nibbles): lanes scaled by `d * dy`.
 #[inline(always)]
 fn dot_q5_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = BlockLanes::default();
     for (x, y) in row.chunks_exact(22).zip(a) {
         let d = f16_le(x[0], x[1]);
         let qh = u32::from_le_bytes(arr(x, 2));
         let q = q5_values(&arr(x, 6), qh, 16);
-        sumf += (d * y.d) * isum32::<SIMD>(&q, &y.qs) as f32;
+        acc.add(d * y.d, lanes32::<SIMD>(&q, &y.qs));
     }
-    sumf
+    acc.sum()
 }
 
-/// Q5_1 (f16 d, f16 m, u32 qh, nibbles): `sum((d * dy) * sumi + m * sy)`.
+/// Q5_1 (f16 d, f16 m, u32 qh, nibbles): as Q4_1.
 #[inline(always)]
 fn dot_q5_1<const SIMD: bool>(row: &[u8], a: &[BlockQ8_1]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = BlockLanes::default();
+    let mut summs = 0.0f32;
     for (x, y) in row.chunks_exact(24).zip(a) {
         let d = f16_le(x[0], x[1]);
         let m = f16_le(x[2], x[3]);
         let qh = u32::from_le_bytes(arr(x, 4));
         let q = q5_values(&arr(x, 8), qh, 0);
-        sumf += (d * y.d) * isum32::<SIMD>(&q, &y.qs) as f32 + m * y.s;
+        summs = m.mul_add(y.s, summs);
+        acc.add(d * y.d, lanes32::<SIMD>(&q, &y.qs));
     }
-    sumf
+    acc.sum() + summs
 }
 
-/// Q8_0 (f16 d, 32 int8): `sum(sumi * (d * dy))`.
+/// Q8_0 (f16 d, 32 int8): lanes scaled by `d * dy`.
 #[inline(always)]
 fn dot_q8_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = BlockLanes::default();
     for (x, y) in row.chunks_exact(34).zip(a) {
         let d = f16_le(x[0], x[1]);
         let q: [u8; 32] = arr(x, 2);
-        sumf += isum32::<SIMD>(&q.map(|v| v as i8), &y.qs) as f32 * (d * y.d);
+        acc.add(d * y.d, lanes32::<SIMD>(&q.map(|v| v as i8), &y.qs));
     }
-    sumf
+    acc.sum()
 }
 
 /// Q4_K/Q5_K's eight 6-bit scales and mins from their 12 packed bytes (ggml's `utmp`
@@ -265,109 +296,107 @@ fn k4_scales_mins(packed: &[u8; 12]) -> ([i32; 8], [i32; 8]) {
     (bytes(scales_lo, scales_hi), bytes(mins_lo, mins_hi))
 }
 
-/// `d * S - dmin * M` for Q4_K/Q5_K: `S = Σ sc[j] * (q · y over sub-block j)`, `M =
-/// Σ mn[k / 2] * bsums[k]` (the min times the sums of the activations).
+/// The lanes of `Σ scale(i) * q[i] * y[i]` over a super-block, element `i` in lane
+/// `(i % 32) / 4` — the i32 lanes ggml's AVX2 K-quant kernels build from 32-byte rows
+/// with `maddubs` and `madd` by the scales.
 #[inline(always)]
-fn k4_block<const SIMD: bool>(
-    q: &[i8; QK_K],
-    y: &BlockQ8K,
-    sc: &[i32; 8],
-    mn: &[i32; 8],
-    d: f32,
-    dmin: f32,
-) -> f32 {
-    let mut s = 0i32;
-    for (j, &scale) in sc.iter().enumerate() {
-        s += scale * isum32::<SIMD>(&arr(q, 32 * j), &arr(&y.qs, 32 * j));
+fn scaled_lanes(q: &[i8; QK_K], y: &[i8; QK_K], scale: impl Fn(usize) -> i32) -> [i32; 8] {
+    let mut lanes = [0i32; 8];
+    for (i, (&qv, &yv)) in q.iter().zip(y).enumerate() {
+        lanes[(i % 32) / 4] += scale(i) * i32::from(qv) * i32::from(yv);
     }
-    d * s as f32 - dmin * k4_min_sum(y, mn) as f32
+    lanes
 }
 
-/// `M = Σ mn[k / 2] * bsums[k]`: the sub-block mins times the activation sums.
+/// Q4_K/Q5_K's min term as ggml's AVX2 code forms it: four i32 lanes, lane `l` =
+/// `mn[2l] * Σ sub-block 2l + mn[2l + 1] * Σ sub-block 2l + 1` of the activations.
 #[inline(always)]
-fn k4_min_sum(y: &BlockQ8K, mn: &[i32; 8]) -> i32 {
-    let mut m = 0i32;
-    for k in 0..16 {
-        m += mn[k / 2] * i32::from(y.bsums[k]);
-    }
-    m
+fn k4_min_lanes(y: &BlockQ8K, mn: &[i32; 8]) -> [i32; 4] {
+    let sub = |m: usize| i32::from(y.bsums[2 * m]) + i32::from(y.bsums[2 * m + 1]);
+    [0, 1, 2, 3].map(|l| mn[2 * l] * sub(2 * l) + mn[2 * l + 1] * sub(2 * l + 1))
 }
 
-/// Q4_K (`block_q4_K`: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles —
-/// byte `32c + l` holds element `64c + l` low and `64c + 32 + l` high).
+/// The 256 four-bit values of a Q4_K super-block's 128 bytes (byte `32c + l` holds
+/// element `64c + l` low and `64c + 32 + l` high), plus the fifth bits of Q5_K.
+#[inline(always)]
+fn k4_values(qs: &[u8; 128], qh: Option<&[u8; 32]>) -> [i8; QK_K] {
+    let mut q = [0i8; QK_K];
+    for c in 0..4 {
+        for l in 0..32 {
+            let b = qs[32 * c + l];
+            let h = qh.map_or(0, |qh| qh[l] >> (2 * c));
+            q[64 * c + l] = ((b & 0x0F) | ((h & 1) << 4)) as i8;
+            q[64 * c + 32 + l] = ((b >> 4) | ((h & 2) << 3)) as i8;
+        }
+    }
+    q
+}
+
+/// Q4_K (`block_q4_K`: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles).
+/// ggml's AVX2 order: the scaled lanes by FMA with `d = dy * d` into eight f32 lanes,
+/// the min lanes by FMA with `-dy * dmin` into four, then `hsum_float_8` plus the four
+/// summed `(m0 + m2) + (m1 + m3)`.
 #[inline(always)]
 fn dot_q4_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = BlockLanes::default();
+    let mut acc_m = [0.0f32; 4];
     for (x, y) in row.chunks_exact(144).zip(a) {
         // Always a whole block: `chunks_exact` gives exactly 144 bytes.
         let Ok(x) = <&[u8; 144]>::try_from(x) else {
             continue;
         };
-        let d = f16_le(x[0], x[1]) * y.d;
-        let dmin = f16_le(x[2], x[3]) * y.d;
+        let d = y.d * f16_le(x[0], x[1]);
+        let dmin = -y.d * f16_le(x[2], x[3]);
         let (sc, mn) = k4_scales_mins(&arr(x, 4));
+        for (m, &l) in acc_m.iter_mut().zip(&k4_min_lanes(y, &mn)) {
+            *m = dmin.mul_add(l as f32, *m);
+        }
         #[cfg(target_arch = "x86_64")]
         if SIMD {
             // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
-            let (s, m) = unsafe { super::avx2::q4k_scaled_sum(x, &y.qs, &y.bsums, &sc, &mn) };
-            sumf += d * s as f32 - dmin * m as f32;
+            acc.add(d, unsafe { super::avx2::q4k_lanes(x, &y.qs, &sc) });
             continue;
         }
-        let qs: [u8; 128] = arr(x, 16);
-        let mut q = [0i8; QK_K];
-        for c in 0..4 {
-            for l in 0..32 {
-                let b = qs[32 * c + l];
-                q[64 * c + l] = (b & 0x0F) as i8;
-                q[64 * c + 32 + l] = (b >> 4) as i8;
-            }
-        }
-        sumf += k4_block::<SIMD>(&q, y, &sc, &mn, d, dmin);
+        let q = k4_values(&arr(x, 16), None);
+        acc.add(d, scaled_lanes(&q, &y.qs, |i| sc[i / 32]));
     }
-    sumf
+    acc.sum() + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]))
 }
 
 /// Q5_K (Q4_K plus 32 bytes `qh` of fifth bits: bit `2c` for element `64c + l`, bit
-/// `2c + 1` for `64c + 32 + l`).
+/// `2c + 1` for `64c + 32 + l`): as Q4_K, except that ggml's AVX2 code sums the min
+/// term of each block to one integer and adds it to a scalar by FMA.
 #[inline(always)]
-fn dot_q5_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut sumf = 0.0f32;
+fn dot_q5_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
+    let mut acc = BlockLanes::default();
+    let mut summs = 0.0f32;
     for (x, y) in row.chunks_exact(176).zip(a) {
-        let d = f16_le(x[0], x[1]) * y.d;
-        let dmin = f16_le(x[2], x[3]) * y.d;
+        let d = y.d * f16_le(x[0], x[1]);
+        let dmin = -y.d * f16_le(x[2], x[3]);
         let (sc, mn) = k4_scales_mins(&arr(x, 4));
-        let qh: [u8; 32] = arr(x, 16);
-        let qs: [u8; 128] = arr(x, 48);
-        let mut q = [0i8; QK_K];
-        for c in 0..4 {
-            for l in 0..32 {
-                let b = qs[32 * c + l];
-                let h = qh[l] >> (2 * c);
-                q[64 * c + l] = ((b & 0x0F) | ((h & 1) << 4)) as i8;
-                q[64 * c + 32 + l] = ((b >> 4) | ((h & 2) << 3)) as i8;
-            }
-        }
-        sumf += k4_block::<SIMD>(&q, y, &sc, &mn, d, dmin);
+        let m: i32 = k4_min_lanes(y, &mn).iter().sum();
+        summs = dmin.mul_add(m as f32, summs);
+        let q = k4_values(&arr(x, 48), Some(&arr(x, 16)));
+        acc.add(d, scaled_lanes(&q, &y.qs, |i| sc[i / 32]));
     }
-    sumf
+    acc.sum() + summs
 }
 
 /// Q6_K (`block_q6_K`: 128 bytes low nibbles, 64 bytes high 2-bit pairs, 16 int8 scales
-/// of 16 elements each, f16 d): `d * Σ sc[g] * (q · y over group g)`, `q` in -32..31.
+/// of 16 elements each, f16 d): the scaled lanes of `q - 32` by FMA with `dy * d`.
 #[inline(always)]
 fn dot_q6_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut sumf = 0.0f32;
+    let mut acc = BlockLanes::default();
     for (x, y) in row.chunks_exact(210).zip(a) {
         // Always a whole block: `chunks_exact` gives exactly 210 bytes.
         let Ok(x) = <&[u8; 210]>::try_from(x) else {
             continue;
         };
-        let d = f16_le(x[208], x[209]) * y.d;
+        let d = y.d * f16_le(x[208], x[209]);
         #[cfg(target_arch = "x86_64")]
         if SIMD {
             // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
-            let s = unsafe { super::avx2::q6k_scaled_sum(x, &y.qs, &y.bsums) };
-            sumf += d * s as f32;
+            acc.add(d, unsafe { super::avx2::q6k_lanes(x, &y.qs) });
             continue;
         }
         let ql: [u8; 128] = arr(x, 0);
@@ -384,17 +413,9 @@ fn dot_q6_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
                 q[o + l + 96] = ((ql[l0 + l + 32] >> 4) | (((h >> 6) & 3) << 4)) as i8 - 32;
             }
         }
-        let mut s = 0i32;
-        for g in 0..16 {
-            let mut gs = 0i32;
-            for i in 0..16 {
-                gs += i32::from(q[16 * g + i]) * i32::from(y.qs[16 * g + i]);
-            }
-            s += i32::from(sc[g] as i8) * gs;
-        }
-        sumf += d * s as f32;
+        acc.add(d, scaled_lanes(&q, &y.qs, |i| i32::from(sc[i / 16] as i8)));
     }
-    sumf
+    acc.sum()
 }
 
 /// One base-3 digit of a TQ1_0 byte, minus one (ggml's u8/u16 arithmetic): the integer

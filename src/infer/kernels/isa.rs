@@ -1,5 +1,5 @@
 //! Which instruction set the matrix kernels run on. The dot products (`dot.rs`) are one
-//! source compiled three times — plain (the reference), with AVX2, and with AVX-512 —
+//! source compiled three times — plain (the reference), with AVX2 + FMA, and with AVX-512 —
 //! and the best one this CPU runs is chosen at run time (`is_x86_feature_detected!`).
 //! Because the kernels' integer parts are exact and their float parts are added in one
 //! fixed order, every path gives the same bits; `GGUF_GATE_ISA=scalar|avx2|avx512` forces
@@ -110,11 +110,13 @@ impl Isa {
     }
 }
 
-/// The features `rows_avx2` enables (AVX2 and the bit-manipulation set that comes with
-/// it on every x86-64-v3 CPU).
+/// The features the AVX2 paths enable (AVX2, FMA, F16C and the bit-manipulation set that
+/// come with it on every x86-64-v3 CPU).
 #[cfg(target_arch = "x86_64")]
 fn avx2_features() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
         && std::arch::is_x86_feature_detected!("bmi1")
         && std::arch::is_x86_feature_detected!("bmi2")
         && std::arch::is_x86_feature_detected!("lzcnt")
@@ -143,13 +145,13 @@ fn rows_scalar(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f3
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+#[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
 unsafe fn rows_avx2(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
     rows_body::<true>(w, acts, first, out);
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,bmi1,bmi2,lzcnt,popcnt")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
 unsafe fn rows_avx512(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
     rows_body::<true>(w, acts, first, out);
 }

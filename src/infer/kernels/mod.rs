@@ -9,10 +9,13 @@
 //! Q4_1/Q5_1, Q8_K for the K-quants and TQ1_0/TQ2_0, F16 for F16, BF16 for BF16, F32 for
 //! F32 — and then every output row is one `ggml_vec_dot_*` call: integer dot products
 //! per block, scaled in f32 and summed in f32. We quantize activations exactly as ggml
-//! does, compute the same exact integer sums, and combine the float parts in one fixed
-//! order of our own (`dot.rs`) — ggml's own generic and SIMD versions each regroup them
-//! differently, so no single order reproduces "llama.cpp" bit for bit; ours gives the
-//! same bits on every instruction set (`isa.rs`), thread count and batch size.
+//! does, compute the same exact integer sums, and combine the float parts in the order of
+//! ggml's x86 AVX2 + FMA kernels — eight lanes, one FMA per block and lane, then its
+//! horizontal sum (`dot.rs`) — with `mul_add`, so every instruction set (`isa.rs`), thread
+//! count and batch size gives the same bits, and those are llama.cpp's on x86 where it
+//! runs the same kernels (`docs/probe.md`). The other float steps of the forward pass that
+//! must match ggml bit for bit (its vector `exp`, the F16 dot of attention) are in
+//! `float_ops.rs` and `attention.rs`.
 //!
 //! I2_S (bitnet.cpp) is different: the whole activation vector is quantized to int8
 //! with one absmax scale (`quantize_row_i8_s` in bitnet.cpp's `src/ggml-bitnet-mad.cpp`),
@@ -30,9 +33,11 @@ use rayon::prelude::*;
 
 use crate::gguf::GgmlType;
 
+pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod dot;
+pub mod float_ops;
 pub mod isa;
 
 pub use isa::{Isa, IsaError, ISA_VAR};
@@ -405,25 +410,10 @@ pub fn rope_head(head: &mut [f32], cache: &[(f32, f32)], n_dims: usize, mode: Ro
         let (Some(&x0), Some(&x1)) = (head.get(a), head.get(b)) else {
             return;
         };
-        head[a] = x0 * cos - x1 * sin;
-        head[b] = x0 * sin + x1 * cos;
-    }
-}
-
-/// `ggml_compute_forward_soft_max_f32` on scores already scaled and masked: subtract the
-/// max, `expf`, sum in f64, multiply by `(float)(1 / sum)`.
-pub fn softmax(x: &mut [f32]) {
-    let max = x
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    let mut sum = 0.0f64;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += f64::from(*v);
-    }
-    let inv = (1.0 / sum) as f32;
-    for v in x.iter_mut() {
-        *v *= inv;
+        // llama.cpp's build contracts these to FMAs (GCC's default `-ffp-contract=fast`
+        // with `-mfma`): `x0 * cos` and `x0 * sin` are the fused products.
+        head[a] = x0.mul_add(cos, -(x1 * sin));
+        head[b] = x0.mul_add(sin, x1 * cos);
     }
 }
 
@@ -442,12 +432,6 @@ pub fn gelu_tanh(x: f32) -> f32 {
     }
     let x = round_f16(x);
     round_f16(0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh()))
-}
-
-/// `ggml_silu_f32`: `x / (1 + expf(-x))`.
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
 }
 
 #[cfg(test)]
@@ -662,11 +646,7 @@ mod tests {
     }
 
     #[test]
-    fn softmax_and_rope_basics() {
-        let mut v = vec![1.0, 2.0, 3.0];
-        softmax(&mut v);
-        assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!(v[2] > v[1] && v[1] > v[0]);
+    fn rope_basics() {
         let mut cache = Vec::new();
         let mut rope = Rope {
             n_dims: 4,
