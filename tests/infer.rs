@@ -58,18 +58,13 @@ fn with_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
         .install(f)
 }
 
-/// How far our first-step logits may be from llama.cpp's. Activation quantization
-/// (Q8_1 per 32 values before every Q4_1 product) makes the logits a chaotic function of
-/// float rounding: a one-ulp difference anywhere flips some int8 roundings, and those
-/// flips compound over 30 layers. Measured here: exact f64 math vs llama.cpp 0.26
-/// (`scripts/smollm2-f64-logits.py`); ggml's generic C kernels (ours) 0.27; an
-/// experiment emulating the x86 SIMD quantizer, dot-product order and vector `expf`
-/// still 0.15. A real wiring bug (NeoX instead of normal RoPE) is 1.6. See docs/probe.md.
-/// Since the Q8_0/Q8_1 activation quantizer follows ggml's x86 build (127/amax, ties to
-/// even) this one position lands at 0.40, while over all 1163 positions of the bundled
-/// text the mean KL divergence from llama.cpp fell from 2.7e-3 to 2.5e-3 and same top-1
-/// rose from 96.5 % to 97.2 % (tests/quality.rs): one row is a noisy measure.
-const LOGIT_TOLERANCE: f32 = 0.45;
+/// How far our first-step logits may be from llama.cpp's: the reference rounds them to
+/// 4 decimals, and the engine computes in the arithmetic of llama.cpp's x86 AVX2 + FMA
+/// build, so its logits are llama.cpp's bit for bit (tests/quality.rs checks 1163
+/// positions). Before that, activation quantization (int8 per 32 values before every
+/// Q4_1 product) turned last-bit differences into 0.27 here; a real wiring bug (NeoX
+/// instead of normal RoPE) is 1.6 (`scripts/smollm2-f64-logits.py`, docs/probe.md).
+const LOGIT_TOLERANCE: f32 = 6e-5;
 
 #[test]
 fn smollm2_greedy_tokens_and_logits_match_llama_cpp() {

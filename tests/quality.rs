@@ -37,8 +37,43 @@ fn short_text(dir: &Path, bytes: usize) -> PathBuf {
     path
 }
 
-/// Our scores against llama.cpp's record of the same model over the bundled text.
-fn matches_llama_cpp(model: &Path, record: &str, max_mean_kld: f64, min_top1: f64) -> Json {
+/// The f32 rows of a `.npy` file `score --logits-out` wrote (format 1.0, `<f4`, C order;
+/// the header is checked by NumPy in `matches_llama_cpp`).
+fn npy_rows(path: &Path, cols: usize) -> Vec<Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let start = 10 + usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    let values: Vec<f32> = bytes[start..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    values.chunks_exact(cols).map(<[f32]>::to_vec).collect()
+}
+
+/// How many scored positions have every recorded top-k logit of llama.cpp's equal to ours,
+/// bit for bit.
+fn bit_exact_positions(npy: &Path, record: &str) -> (usize, usize) {
+    let rec = gguf_gate::quality::record::BaseRecord::read(&reference_path(record)).unwrap();
+    let rows = npy_rows(npy, rec.n_vocab);
+    let exact = (0..rec.positions())
+        .filter(|&i| {
+            let (ids, logits) = rec.top(i).unwrap();
+            ids.iter()
+                .zip(logits)
+                .all(|(&id, &l)| rows[i][id as usize].to_bits() == l.to_bits())
+        })
+        .count();
+    (exact, rec.positions())
+}
+
+/// Our scores against llama.cpp's record of the same model over the bundled text; also
+/// returns how many positions match the record bit for bit.
+fn matches_llama_cpp(
+    model: &Path,
+    record: &str,
+    max_mean_kld: f64,
+    min_top1: f64,
+) -> (Json, (usize, usize)) {
     let want = reference_json(record);
     let dir = tempfile::tempdir().unwrap();
     let npy = dir.path().join("logits.npy");
@@ -66,6 +101,11 @@ fn matches_llama_cpp(model: &Path, record: &str, max_mean_kld: f64, min_top1: f6
     );
     assert!(b["mean_kld"].as_f64().unwrap() <= max_mean_kld, "{b}");
     assert!(b["same_top1"].as_f64().unwrap() >= min_top1, "{b}");
+    let exact = bit_exact_positions(&npy, record);
+    eprintln!(
+        "{record}: {} of {} positions bit-identical to llama.cpp's top-k logits",
+        exact.0, exact.1
+    );
 
     // NumPy reads the logits and, from them alone, gets our perplexity.
     let script = "import json,sys,numpy as np\n\
@@ -74,7 +114,7 @@ fn matches_llama_cpp(model: &Path, record: &str, max_mean_kld: f64, min_top1: f6
          nll=lse[:-1]-L[np.arange(len(t)-1),t[1:]]\n\
          print(json.dumps({'shape':list(L.shape),'dtype':str(np.load(sys.argv[1]).dtype),'ppl':float(np.exp(nll.mean()))}))";
     let Some(py) = python_with_gguf() else {
-        return r;
+        return (r, exact);
     };
     let o = std::process::Command::new(py)
         .args([
@@ -96,26 +136,29 @@ fn matches_llama_cpp(model: &Path, record: &str, max_mean_kld: f64, min_top1: f6
         (np["ppl"].as_f64().unwrap() / ppl - 1.0).abs() < 1e-4,
         "{np} vs {ppl}"
     );
-    r
+    (r, exact)
 }
 
-/// llama.cpp itself, one token at a time against a batch of 512, lands at a mean KLD of
-/// 2-7e-3 on real models; our logits sit inside that (measured: SmolLM2 2.5e-3 and
-/// 97.2 % same top-1; docs/quality.md).
+/// SmolLM2 Q4_1 runs on kernels whose arithmetic is ggml's x86 AVX2 + FMA arithmetic
+/// (Q4_1/Q8_0 dots, F16 attention, exp, RoPE): every logit llama.cpp recorded is ours bit
+/// for bit, so the KL divergence is only the record's top-k rounding (docs/quality.md).
 #[test]
 fn smollm2_scores_like_llama_cpp() {
     let Some(model) = smollm2() else { return };
-    let r = matches_llama_cpp(&model, "smollm2-eval-llama.json", 4e-3, 0.95);
+    let (r, (exact, positions)) = matches_llama_cpp(&model, "smollm2-eval-llama.json", 1e-5, 1.0);
+    assert_eq!(exact, positions, "positions bit-identical to llama.cpp");
     // The positions that diverge most come with the text around them.
     let worst = r["score"]["base"]["worst"].as_array().unwrap();
     assert_eq!(worst.len(), 5);
     assert!(worst[0]["context"].as_str().unwrap().contains('['));
 }
 
+/// Qwen2.5's Q4_K matrices run through llama.cpp's repacked (Q4_K 8x8) kernels, whose
+/// float order we do not reproduce: close, not identical — held to issue #16's bound.
 #[test]
 fn qwen_scores_like_llama_cpp() {
     let Some(model) = qwen() else { return };
-    matches_llama_cpp(&model, "qwen2.5-coder-1.5b-eval-llama.json", 4e-3, 0.95);
+    matches_llama_cpp(&model, "qwen2.5-coder-1.5b-eval-llama.json", 2e-3, 0.98);
 }
 
 #[test]

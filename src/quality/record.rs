@@ -226,6 +226,15 @@ impl BaseRecord {
         Ok(())
     }
 
+    /// The recorded top-k token ids and their logits at position `i` (after `read`).
+    pub fn top(&self, i: usize) -> Option<(&[u32], &[f32])> {
+        let span = i.checked_mul(self.top_k)?..(i + 1).checked_mul(self.top_k)?;
+        Some((
+            self.decoded.ids.get(span.clone())?,
+            self.decoded.logits.get(span)?,
+        ))
+    }
+
     /// Scored positions in the record (after `read`).
     pub fn positions(&self) -> usize {
         self.decoded.log_norm.len()
