@@ -859,23 +859,20 @@ impl<'a> Model<'a> {
         out.par_chunks_mut(hd)
             .zip(q.par_chunks(hd))
             .enumerate()
-            .for_each(|(i, (out, qh))| {
+            .for_each_init(attention::Scratch::default, |scratch, (i, (out, qh))| {
                 let (t, h) = (i / n_head, i % n_head);
                 let pos = start + t;
                 let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let q16: Vec<f32> = qh
-                    .iter()
-                    .map(|&v| kernels::round_f16(v * c.q_scale))
-                    .collect();
                 let kv = KvHead {
                     keys,
                     values,
                     stride: kv_dim,
                     offset: (h / group) * hd,
                     head_dim: hd,
+                    q_scale: c.q_scale,
                     kq_scale: c.kq_scale,
                 };
-                attention::attend(self.isa, &kv, &q16, first, pos, out);
+                attention::attend(self.isa, &kv, qh, first, pos, scratch, out);
             });
     }
 }
