@@ -258,11 +258,9 @@ fn run_quality(
             let base = GgufFile::open(path).context("quality.base")?;
             let what = format!("quality.base {}", path.display());
             pinned(&what, &Fingerprint::of_bytes(base.bytes()).to_string())?;
-            // --tokenizer replaces the embedded vocabulary of both models.
-            let source = if tokenizer.is_some() {
-                quality::BaseSource::FileSameTokens(&base)
-            } else {
-                quality::BaseSource::File(&base)
+            let source = quality::BaseSource::File {
+                base: &base,
+                shared_tokenizer: tokenizer.is_some(),
             };
             quality::score_text(file, &tok, &text, source, options)
         }

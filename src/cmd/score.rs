@@ -36,9 +36,10 @@ pub fn run(args: ScoreArgs) -> Result<Outcome> {
         .map(|p| BaseRecord::read(p).map_err(anyhow::Error::msg))
         .transpose()?;
     let base = match (&base_file, &record) {
-        // --tokenizer replaces the embedded vocabulary of both models.
-        (Some(f), _) if args.tokenizer.is_some() => BaseSource::FileSameTokens(f),
-        (Some(f), _) => BaseSource::File(f),
+        (Some(f), _) => BaseSource::File {
+            base: f,
+            shared_tokenizer: args.tokenizer.is_some(),
+        },
         (None, Some(r)) => BaseSource::Record(r),
         (None, None) => BaseSource::None,
     };

@@ -46,12 +46,13 @@ pub enum ScoreError {
 /// Where the base of a file comparison comes from.
 pub enum BaseSource<'a> {
     None,
-    /// A base GGUF, loaded and run on the same tokens once its own vocabulary proves it
-    /// tokenizes the text to them.
-    File(&'a GgufFile),
-    /// A base GGUF run on the model's tokens without that proof: the caller's tokenizer
-    /// (`--tokenizer`) stands for both models (their vocabulary sizes must still agree).
-    FileSameTokens(&'a GgufFile),
+    /// A base GGUF, loaded and run on the model's tokens. Unless `shared_tokenizer` (the
+    /// caller's `--tokenizer` stands for both models), its own vocabulary must first prove
+    /// it tokenizes the text to them; the vocabulary sizes must agree either way.
+    File {
+        base: &'a GgufFile,
+        shared_tokenizer: bool,
+    },
     Record(&'a BaseRecord),
 }
 
@@ -70,23 +71,24 @@ pub fn score_text(
     let score = match base {
         BaseSource::None => score(&model, &tokens, Base::None, options)?,
         BaseSource::Record(r) => score(&model, &tokens, Base::Recorded(r), options)?,
-        BaseSource::FileSameTokens(base_file) => {
-            let base_model = Model::load(base_file)?;
-            score(&model, &tokens, Base::Live(&base_model), options)?
-        }
-        BaseSource::File(base_file) => {
-            let base_tokens = Tokenizer::from_gguf(&base_file.header)?.encode(text, None, false)?;
-            if base_tokens != tokens {
-                return Err(ScoreError::BaseMismatch {
-                    what: "tokenization",
-                    detail: format!(
-                        "the base tokenizes the text to {} tokens, the model to {}: they do not share a vocabulary",
-                        base_tokens.len(),
-                        tokens.len()
-                    ),
-                });
+        BaseSource::File {
+            base,
+            shared_tokenizer,
+        } => {
+            if !shared_tokenizer {
+                let base_tokens = Tokenizer::from_gguf(&base.header)?.encode(text, None, false)?;
+                if base_tokens != tokens {
+                    return Err(ScoreError::BaseMismatch {
+                        what: "tokenization",
+                        detail: format!(
+                            "the base tokenizes the text to {} tokens, the model to {}: they do not share a vocabulary",
+                            base_tokens.len(),
+                            tokens.len()
+                        ),
+                    });
+                }
             }
-            let base_model = Model::load(base_file)?;
+            let base_model = Model::load(base)?;
             score(&model, &tokens, Base::Live(&base_model), options)?
         }
     };
