@@ -8,8 +8,9 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{python_with_gguf, rewrite, run, smollm2};
 use gguf_gate::gguf::{Array, Value};
@@ -123,21 +124,10 @@ fn quantized_q8_0(src: &Path, dir: &Path) -> PathBuf {
 
 /// gguf-py + numpy: per tensor, RMS of each side, of the difference, and the relative change.
 fn numpy_relchange(old: &Path, new: &Path, names: &[&str]) -> Json {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/gguf_reference.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("relchange")
-        .arg(old)
-        .arg(new)
-        .args(names)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let mut args: Vec<&OsStr> = vec!["relchange".as_ref(), old.as_os_str(), new.as_os_str()];
+    args.extend(names.iter().map(OsStr::new));
+    let out = common::python_script("tests/py/gguf_reference.py", &args);
+    serde_json::from_slice(&out).unwrap()
 }
 
 fn close(a: f64, b: f64, rel: f64) -> bool {

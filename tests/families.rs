@@ -114,9 +114,10 @@ fn one_at_a_time(model: &Model<'_>, prompt: &[u32]) -> Vec<Vec<f32>> {
 
 /// The tolerances, justified: the references were recorded with llama.cpp's F16 KV cache,
 /// f16-rounded Q and softmax probabilities, quantized activations and f16 GELU table,
-/// which the engine reproduces; what remains is the order of float sums (ggml's AVX2
-/// kernels regroup them, ours use one fixed order) and libm differences in exp, tanh and
-/// cos. Measured: at most 1.1e-3 (gemma3; logit std ~2) and KL 7e-8 on the F32 models;
+/// which the engine reproduces, as it reproduces ggml's vector `exp`, its F16 attention
+/// dots and its quantized dots' float order; what remains is the F32 matrices (llama.cpp
+/// runs them through tinyBLAS, whose float order we do not follow) and libm's tanh and
+/// cos. Measured: at most 9.4e-4 (gemma3; logit std ~2) and KL 4e-8 on the F32 models;
 /// 3.2e-2 and KL 5e-5 on the mixed one, whose Q8_0 activations turn a rounding flip into
 /// a bigger step. The bounds leave about 2x headroom; a real bug is orders above them
 /// (scripts/arch-spec.md: a wrong RoPE pairing or gate half moves logits by 1 to 14).

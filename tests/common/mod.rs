@@ -412,17 +412,7 @@ pub fn tiny_models_dir() -> Option<&'static PathBuf> {
     DIR.get_or_init(|| {
         python_with_gguf()?;
         let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny-models.py");
-        let out = Command::new("python3")
-            .arg(script)
-            .arg(dir.path())
-            .output()
-            .expect("run scripts/tiny-models.py");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        python_script("scripts/tiny-models.py", &[dir.path().as_os_str()]);
         let path = dir.path().to_path_buf();
         Some((dir, path))
     })
@@ -431,6 +421,18 @@ pub fn tiny_models_dir() -> Option<&'static PathBuf> {
 }
 
 /// A finished command's exit code, stdout and stderr, for assertion messages.
+/// `python3 SCRIPT ARGS...` (a script of this repository), which must succeed; its stdout.
+pub fn python_script(script: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 {script}: {e}"));
+    assert!(out.status.success(), "python3 {script}: {}", text(&out));
+    out.stdout
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",

@@ -215,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn softmax_sums_to_one_and_groups_by_column() {
+    fn softmax_sums_to_one_at_any_column_offset() {
         let mut v = vec![1.0, 2.0, 3.0];
         softmax(&mut v, 0);
         assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-6);
