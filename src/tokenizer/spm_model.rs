@@ -2,9 +2,8 @@
 //! -> the `tokenizer.ggml.*` keys llama.cpp's converter writes for them
 //! (`_create_vocab_sentencepiece`). The file is a protobuf `ModelProto`; this reads the
 //! few fields that matter — the pieces (text, score, type) and the trainer's special
-//! ids — with a small
-//! bounded wire-format reader instead of a protobuf dependency. Every length and count
-//! is checked; a malformed file is an error naming the byte offset.
+//! ids — with a small bounded wire-format reader instead of a protobuf dependency. Every
+//! length and count is checked; a malformed file is an error naming the byte offset.
 
 use serde_json::Value as Json;
 
