@@ -82,17 +82,20 @@ fn pretty_json(v: &serde_json::Value) -> Result<String> {
     Ok(s)
 }
 
-/// Size rayon's global pool (once per process).
+/// Set up rayon's global pool (once per process): `threads` workers (default: one per
+/// core), the calling thread being one of them. The forward pass starts hundreds of
+/// parallel loops per token; from a thread outside the pool each would be handed over
+/// and waited for through the OS scheduler, which costs more than a small model's
+/// matrix products (and with `--threads 1` it is all overhead).
 fn configure_threads(threads: Option<usize>) -> Result<()> {
-    if let Some(n) = threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("configuring the thread pool")?;
+    if threads == Some(0) {
+        bail!("--threads must be at least 1");
     }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .use_current_thread()
+        .build_global()
+        .context("configuring the thread pool")?;
     Ok(())
 }
 

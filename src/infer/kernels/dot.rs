@@ -272,7 +272,7 @@ fn dot_q8_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
 /// Q4_K/Q5_K's eight 6-bit scales and mins from their 12 packed bytes (ggml's `utmp`
 /// shuffle: the same values `get_scale_min_k4` gives, in a few word operations).
 #[inline(always)]
-fn k4_scales_mins(packed: &[u8; 12]) -> ([i32; 8], [i32; 8]) {
+pub(super) fn k4_scales_mins(packed: &[u8; 12]) -> ([i32; 8], [i32; 8]) {
     const KMASK1: u32 = 0x3f3f_3f3f;
     const KMASK2: u32 = 0x0f0f_0f0f;
     const KMASK3: u32 = 0x0303_0303;

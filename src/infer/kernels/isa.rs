@@ -145,15 +145,23 @@ fn rows_scalar(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f3
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+#[target_feature(enable = "avx2,fma,f16c,bmi1,bmi2,lzcnt,popcnt")]
 unsafe fn rows_avx2(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
-    rows_body::<true>(w, acts, first, out);
+    // SAFETY: this function only runs where AVX2, FMA and F16C are present.
+    if !unsafe { super::tiles::rows(w, acts, first, out) } {
+        rows_body::<true>(w, acts, first, out);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+#[target_feature(
+    enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi1,bmi2,lzcnt,popcnt"
+)]
 unsafe fn rows_avx512(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
-    rows_body::<true>(w, acts, first, out);
+    // SAFETY: as above; AVX-512 CPUs have AVX2, FMA and F16C.
+    if !unsafe { super::tiles::rows(w, acts, first, out) } {
+        rows_body::<true>(w, acts, first, out);
+    }
 }
 
 /// Rows `first..` of `W · acts` on the path `isa` (see [`rows_body`] for the layout).

@@ -39,6 +39,7 @@ mod avx2;
 mod dot;
 pub mod float_ops;
 pub mod isa;
+mod tiles;
 
 pub use isa::{Isa, IsaError, ISA_VAR};
 
@@ -576,6 +577,68 @@ mod tests {
                     (f64::from(out[r]) - want).abs() < tol,
                     "{ty} row {r}: {} vs {want}",
                     out[r]
+                );
+            }
+        }
+    }
+
+    /// A batch of 7 activation vectors (the AVX2 kernels take them 4 at a time, then one
+    /// by one) gives, on every instruction set, the scalar path's bits for each vector
+    /// alone: the batched and register-resident kernels add in the reference's order.
+    #[test]
+    fn batches_give_each_vectors_bits_on_every_path() {
+        let mut seed = 0x0bad_cafe_f00d_5eedu64;
+        let (rows, cols, n) = (5, 512, 7);
+        for ty in [
+            GgmlType::F16,
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q5K,
+            GgmlType::Q6K,
+            GgmlType::Tq2_0,
+        ] {
+            let rb = row_bytes(ty, cols).unwrap();
+            let mut data = if ty == GgmlType::F16 {
+                random_f32(rows * cols, &mut seed)
+                    .iter()
+                    .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+                    .collect()
+            } else {
+                random_bytes(rows * rb, &mut seed)
+            };
+            fix_scales(ty, &mut data);
+            let m = MatRef {
+                ty,
+                rows,
+                cols,
+                row_bytes: rb,
+                data: &data,
+                scale: 1.0,
+            };
+            let kind = vec_dot_type(ty).unwrap();
+            let acts: Vec<Activations> = (0..n)
+                .map(|_| quantize_activations(kind, &random_f32(cols, &mut seed)))
+                .collect();
+            let mut want = vec![0.0f32; n * rows];
+            for (a, o) in acts.iter().zip(want.chunks_exact_mut(rows)) {
+                matvec(&m, a, o, Isa::Scalar);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for isa in Isa::available_all() {
+                let mut got = vec![0.0f32; n * rows];
+                matmul(&m, &acts, &mut got, isa);
+                assert_eq!(bits(&got), bits(&want), "{ty} batched on {}", isa.name());
+                let mut one = vec![0.0f32; rows];
+                matvec(&m, &acts[n - 1], &mut one, isa);
+                assert_eq!(
+                    bits(&one),
+                    bits(&want[(n - 1) * rows..]),
+                    "{ty} on {}",
+                    isa.name()
                 );
             }
         }

@@ -1,0 +1,566 @@
+//! The matrix kernels of the AVX2 and AVX-512 paths for the formats models mostly ship
+//! in (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K): one weight row against up to
+//! [`COLS`] activation vectors at a time, everything in registers. Each block of the
+//! row is unpacked once and multiplied into every column's eight f32 lanes with
+//! `_mm256_fmadd_ps` — per lane the same single-rounding FMA as the `f32::mul_add` of
+//! the reference code in `dot.rs`, in the same block order, with the same scale and
+//! the same horizontal sum at the end — so the results are the reference's bits, and
+//! ggml's (its AVX2 `vec_dot` kernels and tinyBLAS's Q8_0/Q4_0 tiles add the same way).
+//!
+//! Why a second copy of the arithmetic: written as portable Rust, the lanes went
+//! through memory and the FMAs ran one scalar at a time; this is what makes the engine's
+//! speed comparable to llama.cpp's (`docs/performance.md`). Why several columns: a
+//! prompt or a scored text multiplies each weight row by many tokens, and unpacking a
+//! block's 4-bit codes once for four tokens instead of four times is most of the gain.
+//!
+//! Every function is `unsafe` with `#[target_feature(enable = "avx2,fma,f16c")]` and
+//! may only run where `isa.rs` found those features. Blocks are taken with
+//! `chunks_exact` and `get`, loads are unaligned loads inside arrays of known size, so
+//! no pointer leaves its slice; a column shorter than the row (which the loader rules
+//! out) reads as zeros.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+use super::dot::k4_scales_mins;
+use super::{Activations, BlockQ8K, BlockQ8_0, BlockQ8_1, MatRef};
+use crate::gguf::GgmlType;
+
+/// Activation vectors multiplied together by one pass over a weight row.
+pub const COLS: usize = 4;
+
+/// The eight lanes of a register summed as [`super::float_ops::hsum_128`] does: high
+/// half plus low half, then the upper pair onto the lower, then the two left.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(v: __m256) -> f32 {
+    let r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+}
+
+/// An f16 stored little-endian at `x[at..at + 2]` (0 out of range).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_at(x: &[u8], at: usize) -> f32 {
+    match x.get(at..at + 2) {
+        Some(&[lo, hi]) => {
+            let h = _mm_cvtsi32_si128(i32::from(u16::from_le_bytes([lo, hi])));
+            _mm_cvtss_f32(_mm_cvtph_ps(h))
+        }
+        _ => 0.0,
+    }
+}
+
+/// 16 bytes of `x` from `at` (zeros out of range).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load16(x: &[u8], at: usize) -> __m128i {
+    match x.get(at..at + 16) {
+        // SAFETY: the slice holds the 16 bytes read.
+        Some(s) => unsafe { _mm_loadu_si128(s.as_ptr().cast()) },
+        None => _mm_setzero_si128(),
+    }
+}
+
+/// 32 bytes of `x` from `at` (zeros out of range).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load32<T: Copy>(x: &[T], at: usize) -> __m256i {
+    debug_assert!(std::mem::size_of::<T>() == 1);
+    match x.get(at..at + 32) {
+        // SAFETY: the slice holds the 32 one-byte elements read.
+        Some(s) => unsafe { _mm256_loadu_si256(s.as_ptr().cast()) },
+        None => _mm256_setzero_si256(),
+    }
+}
+
+/// Pair products of unsigned bytes `u` and signed bytes `y`, summed by four into eight
+/// i32 lanes (`maddubs` then `madd` by one; every pair sum fits i16 for the callers'
+/// ranges: `u` at most 63 here, or 128 from the sign trick).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum4_unsigned(u: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1))
+}
+
+/// The same for two signed vectors: `|x|` times `y` with x's sign.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum4_signed(x: __m256i, y: __m256i) -> __m256i {
+    sum4_unsigned(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
+/// 32 bytes whose byte `i` is 0xFF when bit `i` of `bits` is set (ggml's
+/// `bytes_from_bits_32`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bytes_from_bits(bits: u32) -> __m256i {
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_setr_epi64x(
+            0,
+            0x0101_0101_0101_0101,
+            0x0202_0202_0202_0202,
+            0x0303_0303_0303_0303,
+        ),
+    );
+    let marked = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
+    _mm256_cmpeq_epi8(marked, _mm256_set1_epi64x(-1))
+}
+
+/// The 32 four-bit codes of a Q4 block (`qs[j]` holds element `j` low, `j + 16` high)
+/// as unsigned bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn nibbles(x: &[u8], at: usize) -> __m256i {
+    let bytes = load16(x, at);
+    let mask = _mm_set1_epi8(0x0F);
+    let lo = _mm_and_si128(bytes, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), mask);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// The formats of 32-element blocks, by block size in bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format32 {
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+}
+
+impl Format32 {
+    const fn bytes(self) -> usize {
+        match self {
+            Format32::Q4_0 => 18,
+            Format32::Q4_1 => 20,
+            Format32::Q5_0 => 22,
+            Format32::Q5_1 => 24,
+            Format32::Q8_0 => 34,
+        }
+    }
+}
+
+/// One unpacked block: its scale, its min (Q4_1/Q5_1) and its 32 codes, unsigned
+/// (`signed == false`) or signed.
+struct Unpacked {
+    d: f32,
+    m: f32,
+    codes: __m256i,
+}
+
+/// Unpack block `x` of format `f`, as `dot.rs` reads it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn unpack(f: Format32, x: &[u8]) -> Unpacked {
+    let d = f16_at(x, 0);
+    let fifth_bit = |at: usize| {
+        let qh = x
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10))
+    };
+    match f {
+        Format32::Q4_0 => Unpacked {
+            d,
+            m: 0.0,
+            codes: nibbles(x, 2),
+        },
+        Format32::Q4_1 => Unpacked {
+            d,
+            m: f16_at(x, 2),
+            codes: nibbles(x, 4),
+        },
+        Format32::Q5_0 => Unpacked {
+            d,
+            m: 0.0,
+            codes: _mm256_sub_epi8(
+                _mm256_or_si256(nibbles(x, 6), fifth_bit(2)),
+                _mm256_set1_epi8(16),
+            ),
+        },
+        Format32::Q5_1 => Unpacked {
+            d,
+            m: f16_at(x, 2),
+            codes: _mm256_or_si256(nibbles(x, 8), fifth_bit(4)),
+        },
+        Format32::Q8_0 => Unpacked {
+            d,
+            m: 0.0,
+            codes: load32(x, 2),
+        },
+    }
+}
+
+/// The eight i32 lanes of `codes · y` for format `f` (Q4_0's codes are unsigned
+/// nibbles: `n y - 8 y` per pair).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lanes(f: Format32, codes: __m256i, y: __m256i) -> __m256i {
+    match f {
+        Format32::Q4_0 => {
+            let p = _mm256_sub_epi16(
+                _mm256_maddubs_epi16(codes, y),
+                _mm256_maddubs_epi16(_mm256_set1_epi8(8), y),
+            );
+            _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+        }
+        Format32::Q4_1 | Format32::Q5_1 => sum4_unsigned(codes, y),
+        Format32::Q5_0 | Format32::Q8_0 => sum4_signed(codes, y),
+    }
+}
+
+/// A Q8_0 or Q8_1 activation block.
+trait Q8Block {
+    fn d(&self) -> f32;
+    /// `d * Σ q` (Q8_1), 0 for Q8_0.
+    fn s(&self) -> f32;
+    fn qs(&self) -> &[i8; 32];
+}
+
+impl Q8Block for BlockQ8_0 {
+    fn d(&self) -> f32 {
+        self.d
+    }
+    fn s(&self) -> f32 {
+        0.0
+    }
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
+    }
+}
+
+impl Q8Block for BlockQ8_1 {
+    fn d(&self) -> f32 {
+        self.d
+    }
+    fn s(&self) -> f32 {
+        self.s
+    }
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
+    }
+}
+
+/// One row of format `f` times `C` activation vectors: `dot.rs`'s `BlockLanes` per
+/// column, plus Q4_1/Q5_1's `Σ m * s` by scalar FMA, added after the horizontal sum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn row_32<A: Q8Block, const C: usize>(f: Format32, row: &[u8], cols: [&[A]; C]) -> [f32; C] {
+    let mut acc = [_mm256_setzero_ps(); C];
+    let mut summs = [0.0f32; C];
+    for (b, x) in row.chunks_exact(f.bytes()).enumerate() {
+        let w = unpack(f, x);
+        for c in 0..C {
+            let Some(y) = cols[c].get(b) else { continue };
+            let l = lanes(f, w.codes, load32(y.qs(), 0));
+            let scale = _mm256_set1_ps(w.d * y.d());
+            acc[c] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(l), acc[c]);
+            summs[c] = w.m.mul_add(y.s(), summs[c]);
+        }
+    }
+    let with_min = matches!(f, Format32::Q4_1 | Format32::Q5_1);
+    std::array::from_fn(|c| {
+        let sum = hsum(acc[c]);
+        if with_min {
+            sum + summs[c]
+        } else {
+            sum
+        }
+    })
+}
+
+/// Q4_K times `C` activation vectors: per block the scaled integer lanes of each column
+/// (`dot.rs`'s `q4k_lanes`, the nibbles unpacked once), added by FMA with
+/// `dy * d`; the min lanes by FMA with `-dy * dmin` into four more; then the horizontal
+/// sum plus `(m0 + m2) + (m1 + m3)`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn row_q4_k<const C: usize>(row: &[u8], cols: [&[BlockQ8K]; C]) -> [f32; C] {
+    let mut acc = [_mm256_setzero_ps(); C];
+    let mut acc_m = [_mm_setzero_ps(); C];
+    let mask = _mm256_set1_epi8(0x0F);
+    for (b, x) in row.chunks_exact(144).enumerate() {
+        let Some(ys) = blocks_at(&cols, b) else {
+            continue;
+        };
+        let (dx, dminx) = (f16_at(x, 0), f16_at(x, 2));
+        let packed: [u8; 12] = x
+            .get(4..16)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 12]);
+        let (sc, mn) = k4_scales_mins(&packed);
+        let mins16 = _mm_setr_epi16(
+            mn[0] as i16,
+            mn[1] as i16,
+            mn[2] as i16,
+            mn[3] as i16,
+            mn[4] as i16,
+            mn[5] as i16,
+            mn[6] as i16,
+            mn[7] as i16,
+        );
+        let mut isum = [_mm256_setzero_si256(); C];
+        for chunk in 0..4 {
+            let q = load32(x, 16 + 32 * chunk);
+            let lo = _mm256_and_si256(q, mask);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+            // Scales are at most 63: the i16 pair sums times them stay exact in i32.
+            let s0 = _mm256_set1_epi16(sc[2 * chunk] as i16);
+            let s1 = _mm256_set1_epi16(sc[2 * chunk + 1] as i16);
+            for c in 0..C {
+                let y0 = load32(&ys[c].qs, 64 * chunk);
+                let y1 = load32(&ys[c].qs, 64 * chunk + 32);
+                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), s0);
+                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), s1);
+                isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(p0, p1));
+            }
+        }
+        for c in 0..C {
+            let y = ys[c];
+            let d = _mm256_set1_ps(y.d * dx);
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c]), acc[c]);
+            let mins = _mm_cvtepi32_ps(min_lanes(y, mins16));
+            acc_m[c] = _mm_fmadd_ps(_mm_set1_ps(-y.d * dminx), mins, acc_m[c]);
+        }
+    }
+    std::array::from_fn(|c| {
+        let mut m = [0.0f32; 4];
+        // SAFETY: `m` holds the four floats stored.
+        unsafe { _mm_storeu_ps(m.as_mut_ptr(), acc_m[c]) };
+        hsum(acc[c]) + ((m[0] + m[2]) + (m[1] + m[3]))
+    })
+}
+
+/// `dot.rs`'s `k4_min_lanes` as ggml's AVX2 code forms it: the 16 sub-sums of the
+/// activations added in pairs (`hadd`, exact: each pair is at most 2 · 16 · 127), times
+/// the eight 6-bit mins, adjacent products summed (`madd`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn min_lanes(y: &BlockQ8K, mins16: __m128i) -> __m128i {
+    // SAFETY: `bsums` is 16 i16 = 32 bytes.
+    let sums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+    let pairs = _mm_hadd_epi16(
+        _mm256_castsi256_si128(sums),
+        _mm256_extracti128_si256::<1>(sums),
+    );
+    _mm_madd_epi16(mins16, pairs)
+}
+
+/// Q6_K times `C` activation vectors: the 6-bit codes of each 32-element quarter and
+/// their two scales unpacked once, `q y - 32 y` per pair, scaled lanes summed over the
+/// block in i32, then one FMA per block with `dy * d` (`dot.rs`'s `q6k_lanes`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn row_q6_k<const C: usize>(row: &[u8], cols: [&[BlockQ8K]; C]) -> [f32; C] {
+    let mut acc = [_mm256_setzero_ps(); C];
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m2 = _mm256_set1_epi8(3);
+    let m32 = _mm256_set1_epi8(32);
+    for (b, x) in row.chunks_exact(210).enumerate() {
+        let Some(ys) = blocks_at(&cols, b) else {
+            continue;
+        };
+        let scale = |g: usize| i16::from(x.get(192 + g).copied().unwrap_or(0) as i8);
+        let mut isum = [_mm256_setzero_si256(); C];
+        for half in 0..2 {
+            let l0 = load32(x, 64 * half);
+            let l1 = load32(x, 64 * half + 32);
+            let h = load32(x, 128 + 32 * half);
+            let high = |shift: __m128i| {
+                _mm256_slli_epi16::<4>(_mm256_and_si256(_mm256_srl_epi16(h, shift), m2))
+            };
+            let quarters = [
+                _mm256_or_si256(_mm256_and_si256(l0, m4), high(_mm_cvtsi32_si128(0))),
+                _mm256_or_si256(_mm256_and_si256(l1, m4), high(_mm_cvtsi32_si128(2))),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+                    high(_mm_cvtsi32_si128(4)),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+                    high(_mm_cvtsi32_si128(6)),
+                ),
+            ];
+            for (k, q) in quarters.into_iter().enumerate() {
+                let at = 128 * half + 32 * k;
+                // Lanes 0..7 hold group g's pair sums, lanes 8..15 group g + 1's.
+                let g = at / 16;
+                let (sa, sb) = (scale(g), scale(g + 1));
+                let scales = _mm256_setr_epi16(
+                    sa, sa, sa, sa, sa, sa, sa, sa, sb, sb, sb, sb, sb, sb, sb, sb,
+                );
+                for c in 0..C {
+                    let y = load32(&ys[c].qs, at);
+                    let p =
+                        _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(m32, y));
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p, scales));
+                }
+            }
+        }
+        let dx = f16_at(x, 208);
+        for c in 0..C {
+            let d = _mm256_set1_ps(ys[c].d * dx);
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c]), acc[c]);
+        }
+    }
+    std::array::from_fn(|c| hsum(acc[c]))
+}
+
+/// Block `b` of every column, or `None` if a column is too short.
+#[inline(always)]
+fn blocks_at<'a, const C: usize>(
+    cols: &[&'a [BlockQ8K]; C],
+    b: usize,
+) -> Option<[&'a BlockQ8K; C]> {
+    let mut out = [cols[0].first()?; C];
+    for (o, col) in out.iter_mut().zip(cols) {
+        *o = col.get(b)?;
+    }
+    Some(out)
+}
+
+/// Which 32-element format rows of type `ty` are, if one.
+fn format32(ty: GgmlType) -> Option<Format32> {
+    Some(match ty {
+        GgmlType::Q4_0 => Format32::Q4_0,
+        GgmlType::Q4_1 => Format32::Q4_1,
+        GgmlType::Q5_0 => Format32::Q5_0,
+        GgmlType::Q5_1 => Format32::Q5_1,
+        GgmlType::Q8_0 => Format32::Q8_0,
+        _ => return None,
+    })
+}
+
+/// An activation block type and the kernels that take it.
+trait Column: Sized {
+    /// The blocks of `a` when it is in this format.
+    fn of(a: &Activations) -> Option<&[Self]>;
+
+    /// One row of type `ty` times `C` columns (zeros for a type without a kernel here).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    unsafe fn row<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[Self]; C]) -> [f32; C];
+}
+
+impl Column for BlockQ8_0 {
+    fn of(a: &Activations) -> Option<&[Self]> {
+        match a {
+            Activations::Q8_0(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn row<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[Self]; C]) -> [f32; C] {
+        // SAFETY: the caller guarantees the features.
+        format32(ty).map_or([0.0; C], |f| unsafe { row_32(f, row, cols) })
+    }
+}
+
+impl Column for BlockQ8_1 {
+    fn of(a: &Activations) -> Option<&[Self]> {
+        match a {
+            Activations::Q8_1(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn row<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[Self]; C]) -> [f32; C] {
+        // SAFETY: the caller guarantees the features.
+        format32(ty).map_or([0.0; C], |f| unsafe { row_32(f, row, cols) })
+    }
+}
+
+impl Column for BlockQ8K {
+    fn of(a: &Activations) -> Option<&[Self]> {
+        match a {
+            Activations::Q8K(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn row<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[Self]; C]) -> [f32; C] {
+        // SAFETY: the caller guarantees the features.
+        unsafe {
+            match ty {
+                GgmlType::Q4K => row_q4_k(row, cols),
+                GgmlType::Q6K => row_q6_k(row, cols),
+                _ => [0.0; C],
+            }
+        }
+    }
+}
+
+/// Whether [`rows`] has a kernel for matrices of type `ty`.
+pub fn handles(ty: GgmlType) -> bool {
+    format32(ty).is_some() || matches!(ty, GgmlType::Q4K | GgmlType::Q6K)
+}
+
+/// `out[i * n + t] = row (first + i) · acts[t]` (`isa.rs`'s layout) when [`handles`]
+/// accepts the type and every activation is in its format; returns false, touching
+/// nothing, otherwise. Columns are taken [`COLS`] at a time, the rest one by one.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+pub unsafe fn rows(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) -> bool {
+    if !handles(w.ty) {
+        return false;
+    }
+    // SAFETY: the caller guarantees the features.
+    unsafe {
+        match acts.first() {
+            Some(Activations::Q8_0(_)) => rows_of::<BlockQ8_0>(w, acts, first, out),
+            Some(Activations::Q8_1(_)) => rows_of::<BlockQ8_1>(w, acts, first, out),
+            Some(Activations::Q8K(_)) => rows_of::<BlockQ8K>(w, acts, first, out),
+            _ => false,
+        }
+    }
+}
+
+/// The blocks of `a` (empty when not in format `A`, which [`rows_of`] checks first).
+fn blocks<A: Column>(a: &Activations) -> &[A] {
+    A::of(a).unwrap_or(&[])
+}
+
+/// [`rows`] for activations of block type `A`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+unsafe fn rows_of<A: Column>(
+    w: &MatRef<'_>,
+    acts: &[Activations],
+    first: usize,
+    out: &mut [f32],
+) -> bool {
+    if !acts.iter().all(|a| A::of(a).is_some()) {
+        return false;
+    }
+    let n = acts.len().max(1);
+    for (i, o) in out.chunks_exact_mut(n).enumerate() {
+        let row = w.row(first + i);
+        for (tile, dst) in acts.chunks(COLS).zip(o.chunks_mut(COLS)) {
+            match (
+                <&[Activations; COLS]>::try_from(tile),
+                <&mut [f32; COLS]>::try_from(&mut *dst),
+            ) {
+                // SAFETY (both calls): the caller guarantees the features.
+                (Ok(tile), Ok(dst)) => {
+                    *dst = unsafe { A::row(w.ty, row, tile.each_ref().map(blocks::<A>)) }
+                }
+                _ => {
+                    for (a, d) in tile.iter().zip(dst.iter_mut()) {
+                        [*d] = unsafe { A::row(w.ty, row, [blocks::<A>(a)]) };
+                    }
+                }
+            }
+        }
+    }
+    true
+}
