@@ -69,9 +69,12 @@ pub fn attend(
     }
 }
 
+/// [`attend_body`] in AVX2 + FMA + F16C registers: the same FMAs into the same slots
+/// (`ggml_vec_dot_f16`'s four registers of eight lanes), the same reductions, so the
+/// same bits; the f16 keys and values are widened eight at a time by `vcvtph2ps`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn attend_fma(
+fn attend_fma(
     kv: &KvHead<'_>,
     q: &[f32],
     first: usize,
@@ -79,7 +82,99 @@ unsafe fn attend_fma(
     scratch: &mut Scratch,
     out: &mut [f32],
 ) {
-    attend_body(kv, q, first, pos, scratch, out);
+    use super::float_ops::avx2::{f16x8, reduce_f32x8x4};
+    use std::arch::x86_64::*;
+    let hd = kv.head_dim;
+    let Scratch {
+        q16, scores, acc, ..
+    } = scratch;
+    q16.clear();
+    q16.extend(q.iter().map(|&v| round_f16(v * kv.q_scale)));
+    q16.resize(hd, 0.0);
+    let whole = hd / F16_SLOTS * F16_SLOTS;
+    scores.clear();
+    for p in first..=pos {
+        let k = kv.at(kv.keys, p);
+        if k.len() < hd {
+            scores.push(0.0);
+            continue;
+        }
+        let mut sum = [_mm256_setzero_ps(); 4];
+        for s in (0..whole).step_by(F16_SLOTS) {
+            for (j, r) in sum.iter_mut().enumerate() {
+                let at = s + 8 * j;
+                *r = _mm256_fmadd_ps(f16x8(&k[at..at + 8]), f32x8(&q16[at..at + 8]), *r);
+            }
+        }
+        let mut dot = f64::from(reduce_f32x8x4(sum));
+        for (a, b) in k[whole..hd].iter().zip(&q16[whole..hd]) {
+            dot += f64::from(a.to_f32() * b);
+        }
+        scores.push(dot as f32 * kv.kq_scale);
+    }
+    float_ops::softmax(scores, first);
+    // As in `attend_body`: 32 rows of `hd` accumulators, position p into row p % 32.
+    acc.clear();
+    acc.resize(F16_SLOTS * hd, 0.0);
+    let vectors = hd / 8 * 8;
+    for (p, &w) in (first..=pos).zip(scores.iter()) {
+        let v = kv.at(kv.values, p);
+        if v.len() < hd {
+            continue;
+        }
+        let w = round_f16(w);
+        let slot = p % F16_SLOTS;
+        let row = &mut acc[slot * hd..(slot + 1) * hd];
+        let wv = _mm256_set1_ps(w);
+        for d in (0..vectors).step_by(8) {
+            let a = _mm256_fmadd_ps(f16x8(&v[d..d + 8]), wv, f32x8(&row[d..d + 8]));
+            store_f32x8(&mut row[d..d + 8], a);
+        }
+        for (a, x) in row[vectors..].iter_mut().zip(&v[vectors..hd]) {
+            *a = x.to_f32().mul_add(w, *a);
+        }
+    }
+    // GGML_F32x8_REDUCE per output value, eight values at a time: slot s is lane s % 8
+    // of register s / 8.
+    let slot = |s: usize, d: usize| f32x8(&acc[s * hd + d..s * hd + d + 8]);
+    for d in (0..vectors.min(out.len() / 8 * 8)).step_by(8) {
+        let x: [__m256; 8] = std::array::from_fn(|l| {
+            _mm256_add_ps(
+                _mm256_add_ps(slot(l, d), slot(16 + l, d)),
+                _mm256_add_ps(slot(8 + l, d), slot(24 + l, d)),
+            )
+        });
+        let t: [__m256; 4] = std::array::from_fn(|k| _mm256_add_ps(x[k], x[k + 4]));
+        let r = _mm256_add_ps(_mm256_add_ps(t[0], t[1]), _mm256_add_ps(t[2], t[3]));
+        store_f32x8(&mut out[d..d + 8], r);
+    }
+    for (d, o) in out.iter_mut().enumerate().take(hd).skip(vectors) {
+        let mut lanes = F16DotLanes::default();
+        for s in 0..F16_SLOTS {
+            *lanes.slot_mut(s) = acc[s * hd + d];
+        }
+        *o = lanes.reduce();
+    }
+}
+
+/// Eight f32 from a slice of exactly eight.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn f32x8(x: &[f32]) -> std::arch::x86_64::__m256 {
+    assert_eq!(x.len(), 8);
+    // SAFETY: eight f32 are read from a slice of eight.
+    unsafe { std::arch::x86_64::_mm256_loadu_ps(x.as_ptr()) }
+}
+
+/// Store eight f32 into a slice of exactly eight.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_f32x8(x: &mut [f32], v: std::arch::x86_64::__m256) {
+    assert_eq!(x.len(), 8);
+    // SAFETY: eight f32 are written to a slice of eight.
+    unsafe { std::arch::x86_64::_mm256_storeu_ps(x.as_mut_ptr(), v) }
 }
 
 #[inline(always)]

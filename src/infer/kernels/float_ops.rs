@@ -181,6 +181,39 @@ pub fn dot_f16(x: &[f32], y: &[f32]) -> f32 {
     sum as f32
 }
 
+/// The AVX2 forms of the pieces above that `attention.rs`'s register path needs.
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    /// Eight f16 widened to f32 (`vcvtph2ps`, exact), from a slice of exactly eight.
+    ///
+    /// # Safety
+    /// Callable only where AVX2 and F16C are present.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    pub fn f16x8(x: &[f16]) -> __m256 {
+        assert_eq!(x.len(), 8);
+        // SAFETY: 16 bytes are read from a slice of eight two-byte values.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(x.as_ptr().cast())) }
+    }
+
+    /// [`super::F16DotLanes::reduce`] of four registers (slots `8k..8k + 8` in `r[k]`):
+    /// `GGML_F32x8_REDUCE` with its two `hadd`s.
+    ///
+    /// # Safety
+    /// Callable only where AVX2 is present.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn reduce_f32x8x4(r: [__m256; 4]) -> f32 {
+        let x = _mm256_add_ps(_mm256_add_ps(r[0], r[2]), _mm256_add_ps(r[1], r[3]));
+        let t = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
+        let h = _mm_hadd_ps(t, t);
+        _mm_cvtss_f32(_mm_hadd_ps(h, h))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -306,8 +306,13 @@ pub fn matvec(w: &MatRef<'_>, act: &Activations, out: &mut [f32], isa: Isa) {
     matmul(w, std::slice::from_ref(act), out, isa);
 }
 
-/// Rows per parallel task: enough work to amortize scheduling, small enough to balance.
-const ROWS_PER_TASK: usize = 16;
+/// Rows per parallel task: a few tasks per thread, so that the threads balance, each a
+/// long contiguous stretch of the matrix, so that the hardware prefetcher streams it
+/// (tasks of a few kilobytes left decoding waiting on memory); a multiple of 16 rows.
+fn rows_per_task(rows: usize) -> usize {
+    let tasks = 4 * rayon::current_num_threads().max(1);
+    rows.div_ceil(tasks).next_multiple_of(16).max(16)
+}
 
 /// `out[t] = W · acts[t]` for a batch of activation vectors (`out` is `[n][rows]`): each
 /// weight row is read once for the whole batch, rows in parallel, on the instruction set
@@ -318,18 +323,19 @@ pub fn matmul(w: &MatRef<'_>, acts: &[Activations], out: &mut [f32], isa: Isa) {
     if n == 0 {
         return;
     }
+    let task = rows_per_task(w.rows);
     if n == 1 {
-        out.par_chunks_mut(ROWS_PER_TASK)
+        out.par_chunks_mut(task)
             .enumerate()
-            .for_each(|(c, o)| isa::rows(isa, w, acts, c * ROWS_PER_TASK, o));
+            .for_each(|(c, o)| isa::rows(isa, w, acts, c * task, o));
         return;
     }
     // [rows][n], filled in parallel blocks of rows, then transposed into [n][rows].
     let mut by_row = vec![0.0f32; w.rows * n];
     by_row
-        .par_chunks_mut(ROWS_PER_TASK * n)
+        .par_chunks_mut(task * n)
         .enumerate()
-        .for_each(|(c, o)| isa::rows(isa, w, acts, c * ROWS_PER_TASK, o));
+        .for_each(|(c, o)| isa::rows(isa, w, acts, c * task, o));
     for (t, dst) in out.chunks_exact_mut(w.rows).enumerate().take(n) {
         for (r, d) in dst.iter_mut().enumerate() {
             *d = by_row.get(r * n + t).copied().unwrap_or(0.0);

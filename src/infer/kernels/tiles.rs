@@ -122,40 +122,37 @@ fn nibbles(x: &[u8], at: usize) -> __m256i {
     _mm256_set_m128i(hi, lo)
 }
 
-/// The formats of 32-element blocks, by block size in bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format32 {
-    Q4_0,
-    Q4_1,
-    Q5_0,
-    Q5_1,
-    Q8_0,
-}
+/// The formats of 32-element blocks, as the kernels' const parameter (so each format's
+/// loop is compiled on its own, without a branch per block).
+const Q4_0: u8 = 0;
+const Q4_1: u8 = 1;
+const Q5_0: u8 = 2;
+const Q5_1: u8 = 3;
+const Q8_0: u8 = 4;
 
-impl Format32 {
-    const fn bytes(self) -> usize {
-        match self {
-            Format32::Q4_0 => 18,
-            Format32::Q4_1 => 20,
-            Format32::Q5_0 => 22,
-            Format32::Q5_1 => 24,
-            Format32::Q8_0 => 34,
-        }
+/// Bytes of one block of format `f`.
+const fn block_bytes(f: u8) -> usize {
+    match f {
+        Q4_0 => 18,
+        Q4_1 => 20,
+        Q5_0 => 22,
+        Q5_1 => 24,
+        _ => 34,
     }
 }
 
-/// One unpacked block: its scale, its min (Q4_1/Q5_1) and its 32 codes, unsigned
-/// (`signed == false`) or signed.
+/// One unpacked block: its scale, its min (Q4_1/Q5_1, else 0) and its 32 codes
+/// (unsigned for Q4_0/Q4_1/Q5_1, signed for Q5_0/Q8_0).
 struct Unpacked {
     d: f32,
     m: f32,
     codes: __m256i,
 }
 
-/// Unpack block `x` of format `f`, as `dot.rs` reads it.
+/// Unpack block `x` of format `F`, as `dot.rs` reads it.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn unpack(f: Format32, x: &[u8]) -> Unpacked {
+fn unpack<const F: u8>(x: &[u8]) -> Unpacked {
     let d = f16_at(x, 0);
     let fifth_bit = |at: usize| {
         let qh = x
@@ -163,53 +160,37 @@ fn unpack(f: Format32, x: &[u8]) -> Unpacked {
             .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10))
     };
-    match f {
-        Format32::Q4_0 => Unpacked {
-            d,
-            m: 0.0,
-            codes: nibbles(x, 2),
-        },
-        Format32::Q4_1 => Unpacked {
-            d,
-            m: f16_at(x, 2),
-            codes: nibbles(x, 4),
-        },
-        Format32::Q5_0 => Unpacked {
-            d,
-            m: 0.0,
-            codes: _mm256_sub_epi8(
+    let (m, codes) = match F {
+        Q4_0 => (0.0, nibbles(x, 2)),
+        Q4_1 => (f16_at(x, 2), nibbles(x, 4)),
+        Q5_0 => (
+            0.0,
+            _mm256_sub_epi8(
                 _mm256_or_si256(nibbles(x, 6), fifth_bit(2)),
                 _mm256_set1_epi8(16),
             ),
-        },
-        Format32::Q5_1 => Unpacked {
-            d,
-            m: f16_at(x, 2),
-            codes: _mm256_or_si256(nibbles(x, 8), fifth_bit(4)),
-        },
-        Format32::Q8_0 => Unpacked {
-            d,
-            m: 0.0,
-            codes: load32(x, 2),
-        },
-    }
+        ),
+        Q5_1 => (f16_at(x, 2), _mm256_or_si256(nibbles(x, 8), fifth_bit(4))),
+        _ => (0.0, load32(x, 2)),
+    };
+    Unpacked { d, m, codes }
 }
 
-/// The eight i32 lanes of `codes · y` for format `f` (Q4_0's codes are unsigned
+/// The eight i32 lanes of `codes · y` for format `F` (Q4_0's codes are unsigned
 /// nibbles: `n y - 8 y` per pair).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn lanes(f: Format32, codes: __m256i, y: __m256i) -> __m256i {
-    match f {
-        Format32::Q4_0 => {
+fn lanes<const F: u8>(codes: __m256i, y: __m256i) -> __m256i {
+    match F {
+        Q4_0 => {
             let p = _mm256_sub_epi16(
                 _mm256_maddubs_epi16(codes, y),
                 _mm256_maddubs_epi16(_mm256_set1_epi8(8), y),
             );
             _mm256_madd_epi16(p, _mm256_set1_epi16(1))
         }
-        Format32::Q4_1 | Format32::Q5_1 => sum4_unsigned(codes, y),
-        Format32::Q5_0 | Format32::Q8_0 => sum4_signed(codes, y),
+        Q4_1 | Q5_1 => sum4_unsigned(codes, y),
+        _ => sum4_signed(codes, y),
     }
 }
 
@@ -245,93 +226,128 @@ impl Q8Block for BlockQ8_1 {
     }
 }
 
-/// One row of format `f` times `C` activation vectors: `dot.rs`'s `BlockLanes` per
-/// column, plus Q4_1/Q5_1's `Σ m * s` by scalar FMA, added after the horizontal sum.
+/// The whole blocks of `block` bytes every row holds and every column covers.
+#[inline(always)]
+fn common_blocks<T, const R: usize, const C: usize>(
+    rows: &[&[u8]; R],
+    block: usize,
+    cols: &[&[T]; C],
+) -> usize {
+    let r = rows.iter().map(|r| r.len() / block).min().unwrap_or(0);
+    cols.iter().map(|c| c.len()).min().map_or(r, |c| c.min(r))
+}
+
+/// `R` rows of format `F` times `C` activation vectors: per output, `dot.rs`'s
+/// `BlockLanes` (plus Q4_1/Q5_1's `Σ m * s` by scalar FMA, added after the horizontal
+/// sum). The `R × C` outputs are independent chains of FMAs, which is what keeps the
+/// CPU busy: one chain alone waits on the latency of each FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn row_32<A: Q8Block, const C: usize>(f: Format32, row: &[u8], cols: [&[A]; C]) -> [f32; C] {
-    let mut acc = [_mm256_setzero_ps(); C];
-    let mut summs = [0.0f32; C];
-    for (b, x) in row.chunks_exact(f.bytes()).enumerate() {
-        let w = unpack(f, x);
-        for c in 0..C {
-            let Some(y) = cols[c].get(b) else { continue };
-            let l = lanes(f, w.codes, load32(y.qs(), 0));
-            let scale = _mm256_set1_ps(w.d * y.d());
-            acc[c] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(l), acc[c]);
-            summs[c] = w.m.mul_add(y.s(), summs[c]);
+fn tile_32<A: Q8Block, const F: u8, const R: usize, const C: usize>(
+    rows: [&[u8]; R],
+    cols: [&[A]; C],
+) -> [[f32; C]; R] {
+    let bytes = block_bytes(F);
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    let mut summs = [[0.0f32; C]; R];
+    for b in 0..common_blocks(&rows, bytes, &cols) {
+        for r in 0..R {
+            let Some(x) = rows[r].get(b * bytes..(b + 1) * bytes) else {
+                continue;
+            };
+            let w = unpack::<F>(x);
+            for c in 0..C {
+                let Some(y) = cols[c].get(b) else { continue };
+                let l = lanes::<F>(w.codes, load32(y.qs(), 0));
+                let scale = _mm256_set1_ps(w.d * y.d());
+                acc[r][c] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(l), acc[r][c]);
+                if matches!(F, Q4_1 | Q5_1) {
+                    summs[r][c] = w.m.mul_add(y.s(), summs[r][c]);
+                }
+            }
         }
     }
-    let with_min = matches!(f, Format32::Q4_1 | Format32::Q5_1);
-    std::array::from_fn(|c| {
-        let sum = hsum(acc[c]);
-        if with_min {
-            sum + summs[c]
-        } else {
-            sum
-        }
+    std::array::from_fn(|r| {
+        std::array::from_fn(|c| {
+            let sum = hsum(acc[r][c]);
+            if matches!(F, Q4_1 | Q5_1) {
+                sum + summs[r][c]
+            } else {
+                sum
+            }
+        })
     })
 }
 
-/// Q4_K times `C` activation vectors: per block the scaled integer lanes of each column
-/// (`dot.rs`'s `q4k_lanes`, the nibbles unpacked once), added by FMA with
-/// `dy * d`; the min lanes by FMA with `-dy * dmin` into four more; then the horizontal
-/// sum plus `(m0 + m2) + (m1 + m3)`.
+/// `R` rows of Q4_K times `C` activation vectors: per block the scaled integer lanes
+/// of each output (`dot.rs`'s `q4k_lanes`, the nibbles unpacked once per row), added by
+/// FMA with `dy * d`; the min lanes by FMA with `-dy * dmin` into four more; then the
+/// horizontal sum plus `(m0 + m2) + (m1 + m3)`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn row_q4_k<const C: usize>(row: &[u8], cols: [&[BlockQ8K]; C]) -> [f32; C] {
-    let mut acc = [_mm256_setzero_ps(); C];
-    let mut acc_m = [_mm_setzero_ps(); C];
+fn tile_q4_k<const R: usize, const C: usize>(
+    rows: [&[u8]; R],
+    cols: [&[BlockQ8K]; C],
+) -> [[f32; C]; R] {
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    let mut acc_m = [[_mm_setzero_ps(); C]; R];
     let mask = _mm256_set1_epi8(0x0F);
-    for (b, x) in row.chunks_exact(144).enumerate() {
+    for b in 0..common_blocks(&rows, 144, &cols) {
         let Some(ys) = blocks_at(&cols, b) else {
             continue;
         };
-        let (dx, dminx) = (f16_at(x, 0), f16_at(x, 2));
-        let packed: [u8; 12] = x
-            .get(4..16)
-            .and_then(|s| s.try_into().ok())
-            .unwrap_or([0; 12]);
-        let (sc, mn) = k4_scales_mins(&packed);
-        let mins16 = _mm_setr_epi16(
-            mn[0] as i16,
-            mn[1] as i16,
-            mn[2] as i16,
-            mn[3] as i16,
-            mn[4] as i16,
-            mn[5] as i16,
-            mn[6] as i16,
-            mn[7] as i16,
-        );
-        let mut isum = [_mm256_setzero_si256(); C];
-        for chunk in 0..4 {
-            let q = load32(x, 16 + 32 * chunk);
-            let lo = _mm256_and_si256(q, mask);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
-            // Scales are at most 63: the i16 pair sums times them stay exact in i32.
-            let s0 = _mm256_set1_epi16(sc[2 * chunk] as i16);
-            let s1 = _mm256_set1_epi16(sc[2 * chunk + 1] as i16);
+        for r in 0..R {
+            let Some(x) = rows[r].get(144 * b..144 * (b + 1)) else {
+                continue;
+            };
+            let (dx, dminx) = (f16_at(x, 0), f16_at(x, 2));
+            let packed: [u8; 12] = x
+                .get(4..16)
+                .and_then(|s| s.try_into().ok())
+                .unwrap_or([0; 12]);
+            let (sc, mn) = k4_scales_mins(&packed);
+            let mins16 = _mm_setr_epi16(
+                mn[0] as i16,
+                mn[1] as i16,
+                mn[2] as i16,
+                mn[3] as i16,
+                mn[4] as i16,
+                mn[5] as i16,
+                mn[6] as i16,
+                mn[7] as i16,
+            );
+            let mut isum = [_mm256_setzero_si256(); C];
+            for chunk in 0..4 {
+                let q = load32(x, 16 + 32 * chunk);
+                let lo = _mm256_and_si256(q, mask);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+                // Scales are at most 63: the i16 pair sums times them stay exact in i32.
+                let s0 = _mm256_set1_epi16(sc[2 * chunk] as i16);
+                let s1 = _mm256_set1_epi16(sc[2 * chunk + 1] as i16);
+                for c in 0..C {
+                    let y0 = load32(&ys[c].qs, 64 * chunk);
+                    let y1 = load32(&ys[c].qs, 64 * chunk + 32);
+                    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), s0);
+                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), s1);
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(p0, p1));
+                }
+            }
             for c in 0..C {
-                let y0 = load32(&ys[c].qs, 64 * chunk);
-                let y1 = load32(&ys[c].qs, 64 * chunk + 32);
-                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), s0);
-                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), s1);
-                isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(p0, p1));
+                let y = ys[c];
+                let d = _mm256_set1_ps(y.d * dx);
+                acc[r][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c]), acc[r][c]);
+                let mins = _mm_cvtepi32_ps(min_lanes(y, mins16));
+                acc_m[r][c] = _mm_fmadd_ps(_mm_set1_ps(-y.d * dminx), mins, acc_m[r][c]);
             }
         }
-        for c in 0..C {
-            let y = ys[c];
-            let d = _mm256_set1_ps(y.d * dx);
-            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c]), acc[c]);
-            let mins = _mm_cvtepi32_ps(min_lanes(y, mins16));
-            acc_m[c] = _mm_fmadd_ps(_mm_set1_ps(-y.d * dminx), mins, acc_m[c]);
-        }
     }
-    std::array::from_fn(|c| {
-        let mut m = [0.0f32; 4];
-        // SAFETY: `m` holds the four floats stored.
-        unsafe { _mm_storeu_ps(m.as_mut_ptr(), acc_m[c]) };
-        hsum(acc[c]) + ((m[0] + m[2]) + (m[1] + m[3]))
+    std::array::from_fn(|r| {
+        std::array::from_fn(|c| {
+            let mut m = [0.0f32; 4];
+            // SAFETY: `m` holds the four floats stored.
+            unsafe { _mm_storeu_ps(m.as_mut_ptr(), acc_m[r][c]) };
+            hsum(acc[r][c]) + ((m[0] + m[2]) + (m[1] + m[3]))
+        })
     })
 }
 
@@ -350,64 +366,75 @@ fn min_lanes(y: &BlockQ8K, mins16: __m128i) -> __m128i {
     _mm_madd_epi16(mins16, pairs)
 }
 
-/// Q6_K times `C` activation vectors: the 6-bit codes of each 32-element quarter and
-/// their two scales unpacked once, `q y - 32 y` per pair, scaled lanes summed over the
-/// block in i32, then one FMA per block with `dy * d` (`dot.rs`'s `q6k_lanes`).
+/// `R` rows of Q6_K times `C` activation vectors: the 6-bit codes of each 32-element
+/// quarter and their two scales unpacked once per row, `q y - 32 y` per pair, scaled
+/// lanes summed over the block in i32, then one FMA per block with `dy * d` (`dot.rs`'s
+/// `q6k_lanes`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn row_q6_k<const C: usize>(row: &[u8], cols: [&[BlockQ8K]; C]) -> [f32; C] {
-    let mut acc = [_mm256_setzero_ps(); C];
+fn tile_q6_k<const R: usize, const C: usize>(
+    rows: [&[u8]; R],
+    cols: [&[BlockQ8K]; C],
+) -> [[f32; C]; R] {
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
     let m4 = _mm256_set1_epi8(0x0F);
     let m2 = _mm256_set1_epi8(3);
     let m32 = _mm256_set1_epi8(32);
-    for (b, x) in row.chunks_exact(210).enumerate() {
+    for b in 0..common_blocks(&rows, 210, &cols) {
         let Some(ys) = blocks_at(&cols, b) else {
             continue;
         };
-        let scale = |g: usize| i16::from(x.get(192 + g).copied().unwrap_or(0) as i8);
-        let mut isum = [_mm256_setzero_si256(); C];
-        for half in 0..2 {
-            let l0 = load32(x, 64 * half);
-            let l1 = load32(x, 64 * half + 32);
-            let h = load32(x, 128 + 32 * half);
-            let high = |shift: __m128i| {
-                _mm256_slli_epi16::<4>(_mm256_and_si256(_mm256_srl_epi16(h, shift), m2))
+        for r in 0..R {
+            let Some(x) = rows[r].get(210 * b..210 * (b + 1)) else {
+                continue;
             };
-            let quarters = [
-                _mm256_or_si256(_mm256_and_si256(l0, m4), high(_mm_cvtsi32_si128(0))),
-                _mm256_or_si256(_mm256_and_si256(l1, m4), high(_mm_cvtsi32_si128(2))),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
-                    high(_mm_cvtsi32_si128(4)),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
-                    high(_mm_cvtsi32_si128(6)),
-                ),
-            ];
-            for (k, q) in quarters.into_iter().enumerate() {
-                let at = 128 * half + 32 * k;
-                // Lanes 0..7 hold group g's pair sums, lanes 8..15 group g + 1's.
-                let g = at / 16;
-                let (sa, sb) = (scale(g), scale(g + 1));
-                let scales = _mm256_setr_epi16(
-                    sa, sa, sa, sa, sa, sa, sa, sa, sb, sb, sb, sb, sb, sb, sb, sb,
-                );
-                for c in 0..C {
-                    let y = load32(&ys[c].qs, at);
-                    let p =
-                        _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(m32, y));
-                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p, scales));
+            let scale = |g: usize| i16::from(x.get(192 + g).copied().unwrap_or(0) as i8);
+            let mut isum = [_mm256_setzero_si256(); C];
+            for half in 0..2 {
+                let l0 = load32(x, 64 * half);
+                let l1 = load32(x, 64 * half + 32);
+                let h = load32(x, 128 + 32 * half);
+                let high = |shift: __m128i| {
+                    _mm256_slli_epi16::<4>(_mm256_and_si256(_mm256_srl_epi16(h, shift), m2))
+                };
+                let quarters = [
+                    _mm256_or_si256(_mm256_and_si256(l0, m4), high(_mm_cvtsi32_si128(0))),
+                    _mm256_or_si256(_mm256_and_si256(l1, m4), high(_mm_cvtsi32_si128(2))),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+                        high(_mm_cvtsi32_si128(4)),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+                        high(_mm_cvtsi32_si128(6)),
+                    ),
+                ];
+                for (k, q) in quarters.into_iter().enumerate() {
+                    let at = 128 * half + 32 * k;
+                    // Lanes 0..7 hold group g's pair sums, lanes 8..15 group g + 1's.
+                    let g = at / 16;
+                    let (sa, sb) = (scale(g), scale(g + 1));
+                    let scales = _mm256_setr_epi16(
+                        sa, sa, sa, sa, sa, sa, sa, sa, sb, sb, sb, sb, sb, sb, sb, sb,
+                    );
+                    for c in 0..C {
+                        let y = load32(&ys[c].qs, at);
+                        let p = _mm256_sub_epi16(
+                            _mm256_maddubs_epi16(q, y),
+                            _mm256_maddubs_epi16(m32, y),
+                        );
+                        isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p, scales));
+                    }
                 }
             }
-        }
-        let dx = f16_at(x, 208);
-        for c in 0..C {
-            let d = _mm256_set1_ps(ys[c].d * dx);
-            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c]), acc[c]);
+            let dx = f16_at(x, 208);
+            for c in 0..C {
+                let d = _mm256_set1_ps(ys[c].d * dx);
+                acc[r][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum[c]), acc[r][c]);
+            }
         }
     }
-    std::array::from_fn(|c| hsum(acc[c]))
+    std::array::from_fn(|r| std::array::from_fn(|c| hsum(acc[r][c])))
 }
 
 /// Block `b` of every column, or `None` if a column is too short.
@@ -423,31 +450,66 @@ fn blocks_at<'a, const C: usize>(
     Some(out)
 }
 
-/// Which 32-element format rows of type `ty` are, if one.
-fn format32(ty: GgmlType) -> Option<Format32> {
+/// The const format parameter of rows of type `ty`, if they are 32-element blocks.
+fn format32(ty: GgmlType) -> Option<u8> {
     Some(match ty {
-        GgmlType::Q4_0 => Format32::Q4_0,
-        GgmlType::Q4_1 => Format32::Q4_1,
-        GgmlType::Q5_0 => Format32::Q5_0,
-        GgmlType::Q5_1 => Format32::Q5_1,
-        GgmlType::Q8_0 => Format32::Q8_0,
+        GgmlType::Q4_0 => Q4_0,
+        GgmlType::Q4_1 => Q4_1,
+        GgmlType::Q5_0 => Q5_0,
+        GgmlType::Q5_1 => Q5_1,
+        GgmlType::Q8_0 => Q8_0,
         _ => return None,
     })
 }
 
 /// An activation block type and the kernels that take it.
 trait Column: Sized {
+    /// Whether a column that goes alone (a decoded token) is multiplied by [`ROWS`] rows
+    /// at once: that keeps four independent chains of FMAs busy for the 32-element
+    /// formats; the K-quants' block already holds eight chains' worth of integer work,
+    /// and four rows of it no longer fit the registers (measured slower).
+    const GROUP_ROWS: bool;
+
     /// The blocks of `a` when it is in this format.
     fn of(a: &Activations) -> Option<&[Self]>;
 
-    /// One row of type `ty` times `C` columns (zeros for a type without a kernel here).
+    /// `R` rows of type `ty` times `C` columns (zeros for a type without a kernel here).
     ///
     /// # Safety
     /// The CPU must have AVX2, FMA and F16C.
-    unsafe fn row<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[Self]; C]) -> [f32; C];
+    unsafe fn tile<const R: usize, const C: usize>(
+        ty: GgmlType,
+        rows: [&[u8]; R],
+        cols: [&[Self]; C],
+    ) -> [[f32; C]; R];
+}
+
+/// [`Column::tile`] for the 32-element formats.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn tile_any_32<A: Q8Block, const R: usize, const C: usize>(
+    ty: GgmlType,
+    rows: [&[u8]; R],
+    cols: [&[A]; C],
+) -> [[f32; C]; R] {
+    // SAFETY: the caller guarantees the features.
+    unsafe {
+        match format32(ty) {
+            Some(Q4_0) => tile_32::<A, Q4_0, R, C>(rows, cols),
+            Some(Q4_1) => tile_32::<A, Q4_1, R, C>(rows, cols),
+            Some(Q5_0) => tile_32::<A, Q5_0, R, C>(rows, cols),
+            Some(Q5_1) => tile_32::<A, Q5_1, R, C>(rows, cols),
+            Some(Q8_0) => tile_32::<A, Q8_0, R, C>(rows, cols),
+            _ => [[0.0; C]; R],
+        }
+    }
 }
 
 impl Column for BlockQ8_0 {
+    const GROUP_ROWS: bool = true;
+
     fn of(a: &Activations) -> Option<&[Self]> {
         match a {
             Activations::Q8_0(v) => Some(v),
@@ -456,13 +518,19 @@ impl Column for BlockQ8_0 {
     }
 
     #[inline(always)]
-    unsafe fn row<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[Self]; C]) -> [f32; C] {
+    unsafe fn tile<const R: usize, const C: usize>(
+        ty: GgmlType,
+        rows: [&[u8]; R],
+        cols: [&[Self]; C],
+    ) -> [[f32; C]; R] {
         // SAFETY: the caller guarantees the features.
-        format32(ty).map_or([0.0; C], |f| unsafe { row_32(f, row, cols) })
+        unsafe { tile_any_32(ty, rows, cols) }
     }
 }
 
 impl Column for BlockQ8_1 {
+    const GROUP_ROWS: bool = true;
+
     fn of(a: &Activations) -> Option<&[Self]> {
         match a {
             Activations::Q8_1(v) => Some(v),
@@ -471,13 +539,19 @@ impl Column for BlockQ8_1 {
     }
 
     #[inline(always)]
-    unsafe fn row<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[Self]; C]) -> [f32; C] {
+    unsafe fn tile<const R: usize, const C: usize>(
+        ty: GgmlType,
+        rows: [&[u8]; R],
+        cols: [&[Self]; C],
+    ) -> [[f32; C]; R] {
         // SAFETY: the caller guarantees the features.
-        format32(ty).map_or([0.0; C], |f| unsafe { row_32(f, row, cols) })
+        unsafe { tile_any_32(ty, rows, cols) }
     }
 }
 
 impl Column for BlockQ8K {
+    const GROUP_ROWS: bool = false;
+
     fn of(a: &Activations) -> Option<&[Self]> {
         match a {
             Activations::Q8K(v) => Some(v),
@@ -486,17 +560,24 @@ impl Column for BlockQ8K {
     }
 
     #[inline(always)]
-    unsafe fn row<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[Self]; C]) -> [f32; C] {
+    unsafe fn tile<const R: usize, const C: usize>(
+        ty: GgmlType,
+        rows: [&[u8]; R],
+        cols: [&[Self]; C],
+    ) -> [[f32; C]; R] {
         // SAFETY: the caller guarantees the features.
         unsafe {
             match ty {
-                GgmlType::Q4K => row_q4_k(row, cols),
-                GgmlType::Q6K => row_q6_k(row, cols),
-                _ => [0.0; C],
+                GgmlType::Q4K => tile_q4_k(rows, cols),
+                GgmlType::Q6K => tile_q6_k(rows, cols),
+                _ => [[0.0; C]; R],
             }
         }
     }
 }
+
+/// Rows taken together when columns go one at a time (see [`Column::GROUP_ROWS`]).
+const ROWS: usize = 4;
 
 /// Whether [`rows`] has a kernel for matrices of type `ty`.
 pub fn handles(ty: GgmlType) -> bool {
@@ -505,7 +586,9 @@ pub fn handles(ty: GgmlType) -> bool {
 
 /// `out[i * n + t] = row (first + i) · acts[t]` (`isa.rs`'s layout) when [`handles`]
 /// accepts the type and every activation is in its format; returns false, touching
-/// nothing, otherwise. Columns are taken [`COLS`] at a time, the rest one by one.
+/// nothing, otherwise. Columns go [`COLS`] at a time against one row; the remaining
+/// columns one at a time, against [`ROWS`] rows at once where
+/// [`Column::GROUP_ROWS`] says so.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
@@ -543,22 +626,36 @@ unsafe fn rows_of<A: Column>(
         return false;
     }
     let n = acts.len().max(1);
-    for (i, o) in out.chunks_exact_mut(n).enumerate() {
+    let count = out.len() / n;
+    let wide = acts.len() / COLS * COLS;
+    // Columns COLS at a time, one row each.
+    for i in 0..count {
         let row = w.row(first + i);
-        for (tile, dst) in acts.chunks(COLS).zip(o.chunks_mut(COLS)) {
-            match (
-                <&[Activations; COLS]>::try_from(tile),
-                <&mut [f32; COLS]>::try_from(&mut *dst),
-            ) {
-                // SAFETY (both calls): the caller guarantees the features.
-                (Ok(tile), Ok(dst)) => {
-                    *dst = unsafe { A::row(w.ty, row, tile.each_ref().map(blocks::<A>)) }
+        for t in (0..wide).step_by(COLS) {
+            let cols: [&[A]; COLS] = std::array::from_fn(|c| blocks::<A>(&acts[t + c]));
+            // SAFETY: the caller guarantees the features.
+            let [got] = unsafe { A::tile(w.ty, [row], cols) };
+            out[i * n + t..i * n + t + COLS].copy_from_slice(&got);
+        }
+    }
+    // The rest one at a time, ROWS rows each where that pays.
+    for (t, a) in acts.iter().enumerate().skip(wide) {
+        let col = [blocks::<A>(a)];
+        let mut i = 0;
+        while i < count {
+            if A::GROUP_ROWS && i + ROWS <= count {
+                let rows: [&[u8]; ROWS] = std::array::from_fn(|r| w.row(first + i + r));
+                // SAFETY: the caller guarantees the features.
+                let got = unsafe { A::tile(w.ty, rows, col) };
+                for (r, [v]) in got.into_iter().enumerate() {
+                    out[(i + r) * n + t] = v;
                 }
-                _ => {
-                    for (a, d) in tile.iter().zip(dst.iter_mut()) {
-                        [*d] = unsafe { A::row(w.ty, row, [blocks::<A>(a)]) };
-                    }
-                }
+                i += ROWS;
+            } else {
+                // SAFETY: the caller guarantees the features.
+                let [[v]] = unsafe { A::tile(w.ty, [w.row(first + i)], col) };
+                out[i * n + t] = v;
+                i += 1;
             }
         }
     }
