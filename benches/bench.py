@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks that print ratios against reference tools measured in the same run.
 
-    python3 benches/bench.py [--quick] [--diff] [--score]   (only that section)
+    python3 benches/bench.py [--quick] [--diff] [--score] [--decode]   (only that section)
 
 - fingerprint: gguf-gate vs `sha256sum` and `openssl speed -evp sha256` (GB/s) on a
   1 GiB file made of SmolLM2 copies, read from the page cache;
@@ -15,6 +15,9 @@
   `stats` on one of them; peak RSS there and on the 2 GiB synthetic GGUF against a copy;
   and SmolLM2 against its Q8_0 quantization vs gguf-py + numpy computing the same
   relative changes;
+- decode and prompt (`--decode`): `gguf-gate run` against llama.cpp (llama-cpp-python,
+  its own `llama_perf_context` timings) on SmolLM2 and Qwen2.5, greedy, 64 tokens after
+  "The capital of France is", 1 and 2 threads, runs alternating, medians;
 - score: `gguf-gate score` (teacher-forced logits of every position, batched) over the
   bundled text in chunks of 512, SmolLM2 and Qwen2.5, against llama.cpp
   (llama-cpp-python, the same chunks as batches with logits_all) on the same tokens.
@@ -35,6 +38,7 @@ BIN = ROOT / "target/x86_64-unknown-linux-gnu/release/gguf-gate"
 QUICK = "--quick" in sys.argv
 ONLY_DIFF = "--diff" in sys.argv
 ONLY_SCORE = "--score" in sys.argv
+ONLY_DECODE = "--decode" in sys.argv
 
 
 def sh(*args, **kw):
@@ -181,6 +185,50 @@ def score_benchmarks(n, models):
               f" | llama.cpp (logits_all) {ref_tps:.1f} tokens/s | ratio {ours_tps / ref_tps:.2f}x")
 
 
+LLAMA_RUN = r"""
+import sys
+import llama_cpp
+from llama_cpp import Llama
+path, threads, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+llm = Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=threads, n_threads_batch=threads,
+            verbose=False)
+prompt = llm.tokenize(b"The capital of France is", add_bos=True)
+llm.eval(prompt)  # warm-up: the first evaluation pays for page faults and allocations
+llm.reset()
+llama_cpp.llama_perf_context_reset(llm.ctx)
+llm.eval(prompt)
+for _ in range(tokens):
+    llm.eval([llm.sample(temp=0.0)])
+p = llama_cpp.llama_perf_context(llm.ctx)
+print(p.t_p_eval_ms, p.n_eval * 1000.0 / p.t_eval_ms)
+"""
+
+
+def decode_benchmarks(n, models):
+    """gguf-gate `run` vs llama.cpp, greedy decoding of 64 tokens after a 6-token prompt:
+    prompt milliseconds and decode tokens/s as each measures itself (model loading
+    excluded on both sides), 1 and 2 threads, n runs alternating, medians."""
+    import json
+    import statistics
+    for path in (models / "SmolLM2-135M-Instruct.Q4_1.gguf",
+                 models / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"):
+        subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
+        for threads in (2, 1):
+            ours, ref = [], []
+            for _ in range(n):
+                out = json.loads(sh(str(BIN), "run", str(path), "--prompt", "The capital of France is",
+                                    "--max-tokens", "64", "--threads", str(threads),
+                                    "--format", "json").stdout)
+                ours.append((out["timings"]["prompt_ms"], out["timings"]["decode_tok_s"]))
+                ms, tps = sh(sys.executable, "-c", LLAMA_RUN, str(path), str(threads), "64").stdout.split()
+                ref.append((float(ms), float(tps)))
+            o_ms, o_tps = (statistics.median(v) for v in zip(*ours))
+            r_ms, r_tps = (statistics.median(v) for v in zip(*ref))
+            print(f"run {path.name}, {threads} thread(s): decode gguf-gate {o_tps:.1f} tok/s |"
+                  f" llama.cpp {r_tps:.1f} tok/s | ratio {o_tps / r_tps:.2f}x;"
+                  f" prompt gguf-gate {o_ms:.1f} ms | llama.cpp {r_ms:.1f} ms | ratio {r_ms / o_ms:.2f}x")
+
+
 def best_of_status(n, args, status):
     """best_of for commands that exit with `status` on success (diff: 1 = different)."""
     best = float("inf")
@@ -239,6 +287,9 @@ def main():
     if ONLY_SCORE:
         score_benchmarks(n, models)
         return
+    if ONLY_DECODE:
+        decode_benchmarks(n + 1, models)
+        return
     synth = work / "stats-2gib.gguf"
     if not synth.exists():
         synthetic_gguf(synth, 2 << 30)
@@ -296,6 +347,7 @@ def main():
               f" decode {t['decode_tok_s']:.0f} tok/s")
 
     diff_benchmarks(n, models, smollm, work)
+    decode_benchmarks(n + 1, models)
     score_benchmarks(n, models)
 
 
