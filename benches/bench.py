@@ -16,7 +16,7 @@
   and SmolLM2 against its Q8_0 quantization vs gguf-py + numpy computing the same
   relative changes;
 - decode and prompt (`--decode`): `gguf-gate run` against llama.cpp (llama-cpp-python,
-  its own `llama_perf_context` timings) on SmolLM2 and Qwen2.5, greedy, 64 tokens after
+  wall-clock around `eval`) on SmolLM2 and Qwen2.5, greedy, 64 tokens after
   "The capital of France is", 1 and 2 threads, runs alternating, medians;
 - score: `gguf-gate score` (teacher-forced logits of every position, batched) over the
   bundled text in chunks of 512, SmolLM2 and Qwen2.5, against llama.cpp
@@ -186,8 +186,8 @@ def score_benchmarks(n, models):
 
 
 LLAMA_RUN = r"""
-import sys
-import llama_cpp
+import sys, time
+import numpy as np
 from llama_cpp import Llama
 path, threads, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 llm = Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=threads, n_threads_batch=threads,
@@ -195,19 +195,22 @@ llm = Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=threads, n_thread
 prompt = llm.tokenize(b"The capital of France is", add_bos=True)
 llm.eval(prompt)  # warm-up: the first evaluation pays for page faults and allocations
 llm.reset()
-llama_cpp.llama_perf_context_reset(llm.ctx)
+t = time.perf_counter()
 llm.eval(prompt)
+prompt_ms = (time.perf_counter() - t) * 1000
+t = time.perf_counter()
 for _ in range(tokens):
-    llm.eval([llm.sample(temp=0.0)])
-p = llama_cpp.llama_perf_context(llm.ctx)
-print(p.t_p_eval_ms, p.n_eval * 1000.0 / p.t_eval_ms)
+    llm.eval([int(np.argmax(llm.scores[llm.n_tokens - 1]))])
+print(prompt_ms, tokens / (time.perf_counter() - t))
 """
 
 
 def decode_benchmarks(n, models):
     """gguf-gate `run` vs llama.cpp, greedy decoding of 64 tokens after a 6-token prompt:
-    prompt milliseconds and decode tokens/s as each measures itself (model loading
-    excluded on both sides), 1 and 2 threads, n runs alternating, medians."""
+    prompt milliseconds and decode tokens/s (gguf-gate's own timings; llama.cpp's
+    wall-clock around `eval`, after a warm-up evaluation — its perf counters are not
+    synchronous), model loading excluded on both sides, 1 and 2 threads, n runs
+    alternating, medians."""
     import json
     import statistics
     for path in (models / "SmolLM2-135M-Instruct.Q4_1.gguf",

@@ -51,7 +51,7 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
         // error (exit 2), not a probe finding.
         crate::input::open_regular(path).context("--tokenizer")?;
     }
-    let file = GgufFile::open(model)?;
+    let mut file = GgufFile::open(model)?;
     let policy = policy::load(options.policy, file.header.architecture(), options.strict)
         .map_err(anyhow::Error::new)
         .with_context(|| {
@@ -92,6 +92,11 @@ pub fn run_check(model: &Path, options: &CheckOptions<'_>) -> Result<Report> {
     let rules_ms = rules_start.elapsed().as_secs_f64() * 1e3;
 
     let probe_start = Instant::now();
+    let infers = options.probe && (policy.probe.enabled || policy.quality.is_some());
+    if infers {
+        // The scan is done: from here on the file is read by the forward pass.
+        file.make_resident();
+    }
     let run = (options.probe && policy.probe.enabled)
         .then(|| run_probe(&file, options.tokenizer, &policy));
     let baseline = policy.probe.baseline.as_deref().map(read_baseline);
@@ -255,9 +260,10 @@ fn run_quality(
             quality::score_text(file, &tok, &text, quality::BaseSource::None, options)
         }
         QualityBase::Model(path) => {
-            let base = GgufFile::open(path).context("quality.base")?;
+            let mut base = GgufFile::open(path).context("quality.base")?;
             let what = format!("quality.base {}", path.display());
             pinned(&what, &Fingerprint::of_bytes(base.bytes()).to_string())?;
+            base.make_resident();
             let source = quality::BaseSource::File {
                 base: &base,
                 shared_tokenizer: tokenizer.is_some(),

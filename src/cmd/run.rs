@@ -12,7 +12,8 @@ pub fn run(args: RunArgs) -> Result<Outcome> {
     if args.max_tokens == 0 {
         bail!("--max-tokens must be at least 1");
     }
-    let file = GgufFile::open(&args.model)?;
+    let mut file = GgufFile::open(&args.model)?;
+    file.make_resident();
     let tok = probe::load_tokenizer(&file, args.tokenizer.as_deref())?;
     let engine = probe::load_model(&file)?;
     let c = probe::continue_prompt(&engine, &tok, &args.prompt, args.max_tokens, None)?;

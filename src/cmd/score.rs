@@ -27,9 +27,13 @@ pub fn run(args: ScoreArgs) -> Result<Outcome> {
         Some(p) => gguf_gate::input::read_text_bounded(p, MAX_TEXT_BYTES, "text")?,
         None => BUNDLED_TEXT.to_string(),
     };
-    let file = GgufFile::open(&args.model)?;
+    let mut file = GgufFile::open(&args.model)?;
+    file.make_resident();
     let tok = probe::load_tokenizer(&file, args.tokenizer.as_deref())?;
-    let base_file = args.base.as_deref().map(GgufFile::open).transpose()?;
+    let mut base_file = args.base.as_deref().map(GgufFile::open).transpose()?;
+    if let Some(base) = &mut base_file {
+        base.make_resident();
+    }
     let record = args
         .base_logits
         .as_deref()
