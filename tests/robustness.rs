@@ -416,3 +416,26 @@ fn random_bytes_never_panic() {
     }
     let _ = gguf_gate();
 }
+
+/// The forward pass's resident copy holds the file's bytes, and `release` (which the
+/// streaming passes call) leaves them alone: on anonymous memory `MADV_DONTNEED` would
+/// turn them into zeros.
+#[test]
+fn a_resident_copy_keeps_the_bytes_through_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.gguf");
+    let bytes = valid_file();
+    std::fs::write(&path, &bytes).unwrap();
+    let mut file = gguf_gate::gguf::GgufFile::open(&path).unwrap();
+    file.make_resident();
+    assert_eq!(file.is_resident(), cfg!(target_os = "linux"));
+    assert_eq!(file.bytes(), &bytes[..]);
+    file.release(0..bytes.len() as u64);
+    assert_eq!(
+        file.bytes(),
+        &bytes[..],
+        "released pages of the copy must not be dropped"
+    );
+    file.make_resident();
+    assert_eq!(file.bytes(), &bytes[..]);
+}

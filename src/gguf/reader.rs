@@ -117,6 +117,27 @@ pub struct GgufFile {
     pub header: Header,
 }
 
+/// Whether `bytes` is at most half of `MemAvailable` in `/proc/meminfo` (Linux only).
+fn memory_to_spare(bytes: usize) -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/meminfo") else {
+        return false;
+    };
+    let available_kib = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+    available_kib.is_some_and(|kib| (bytes as u64) <= kib.saturating_mul(1024) / 2)
+}
+
 /// Opening a file: I/O or format problems, always naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -178,9 +199,12 @@ impl GgufFile {
     /// (`docs/performance.md`). It costs the file's size in memory, as llama.cpp's
     /// repacked weights do, and one copy at load; when the memory cannot be had the file
     /// stays mapped as it was. [`GgufFile::release`] does nothing afterwards.
+    ///
+    /// Only on Linux, and only when the file takes at most half of the memory the
+    /// kernel reports available (a copy must never push the machine into swapping).
     pub fn make_resident(&mut self) {
         let Some(map) = &self.map else { return };
-        if self.resident {
+        if self.resident || !memory_to_spare(map.len()) {
             return;
         }
         let Ok(mut copy) = memmap2::MmapMut::map_anon(map.len()) else {
@@ -199,6 +223,11 @@ impl GgufFile {
             self.map = Some(read_only);
             self.resident = true;
         }
+    }
+
+    /// Whether [`GgufFile::make_resident`] made the copy.
+    pub fn is_resident(&self) -> bool {
+        self.resident
     }
 
     pub fn path(&self) -> &Path {

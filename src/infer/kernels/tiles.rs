@@ -5,7 +5,8 @@
 //! `_mm256_fmadd_ps` — per lane the same single-rounding FMA as the `f32::mul_add` of
 //! the reference code in `dot.rs`, in the same block order, with the same scale and
 //! the same horizontal sum at the end — so the results are the reference's bits, and
-//! ggml's (its AVX2 `vec_dot` kernels and tinyBLAS's Q8_0/Q4_0 tiles add the same way).
+//! ggml's where its AVX2 `vec_dot` kernels run (checked bit for bit on SmolLM2's Q4_1 and
+//! Q8_0 matrices by `tests/quality.rs`).
 //!
 //! Why a second copy of the arithmetic: written as portable Rust, the lanes went
 //! through memory and the FMAs ran one scalar at a time; this is what makes the engine's
@@ -13,10 +14,11 @@
 //! prompt or a scored text multiplies each weight row by many tokens, and unpacking a
 //! block's 4-bit codes once for four tokens instead of four times is most of the gain.
 //!
-//! Every function is `unsafe` with `#[target_feature(enable = "avx2,fma,f16c")]` and
-//! may only run where `isa.rs` found those features. Blocks are taken with
-//! `chunks_exact` and `get`, loads are unaligned loads inside arrays of known size, so
-//! no pointer leaves its slice; a column shorter than the row (which the loader rules
+//! Every function carries `#[target_feature(enable = "avx2,fma,f16c")]` (calling one
+//! from code without those features is `unsafe`) and may only run where `isa.rs` found
+//! them. Blocks are taken with `get`, loads are unaligned loads inside slices of checked
+//! length, so no load leaves its slice (the prefetch hint only computes an address
+//! ahead, never dereferenced); a column shorter than the row (which the loader rules
 //! out) reads as zeros.
 
 #![cfg(target_arch = "x86_64")]
