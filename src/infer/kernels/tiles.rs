@@ -212,7 +212,9 @@ fn lanes<const F: u8>(codes: __m256i, y: __m256i) -> __m256i {
 }
 
 /// A Q8_0 or Q8_1 activation block.
-trait Q8Block {
+trait Q8Block: Sized {
+    /// The blocks of `a` when it is in this format.
+    fn blocks_of(a: &Activations) -> Option<&[Self]>;
     fn d(&self) -> f32;
     /// `d * Σ q` (Q8_1), 0 for Q8_0.
     fn s(&self) -> f32;
@@ -220,6 +222,12 @@ trait Q8Block {
 }
 
 impl Q8Block for BlockQ8_0 {
+    fn blocks_of(a: &Activations) -> Option<&[Self]> {
+        match a {
+            Activations::Q8_0(v) => Some(v),
+            _ => None,
+        }
+    }
     fn d(&self) -> f32 {
         self.d
     }
@@ -232,6 +240,12 @@ impl Q8Block for BlockQ8_0 {
 }
 
 impl Q8Block for BlockQ8_1 {
+    fn blocks_of(a: &Activations) -> Option<&[Self]> {
+        match a {
+            Activations::Q8_1(v) => Some(v),
+            _ => None,
+        }
+    }
     fn d(&self) -> f32 {
         self.d
     }
@@ -509,37 +523,12 @@ trait Column: Sized {
     ) -> [[f32; C]; R];
 }
 
-/// [`Column::tile`] for the 32-element formats.
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C.
-#[inline(always)]
-unsafe fn tile_any_32<A: Q8Block, const R: usize, const C: usize>(
-    ty: GgmlType,
-    rows: [&[u8]; R],
-    cols: [&[A]; C],
-) -> [[f32; C]; R] {
-    // SAFETY: the caller guarantees the features.
-    unsafe {
-        match format32(ty) {
-            Some(Q4_0) => tile_32::<A, Q4_0, R, C>(rows, cols),
-            Some(Q4_1) => tile_32::<A, Q4_1, R, C>(rows, cols),
-            Some(Q5_0) => tile_32::<A, Q5_0, R, C>(rows, cols),
-            Some(Q5_1) => tile_32::<A, Q5_1, R, C>(rows, cols),
-            Some(Q8_0) => tile_32::<A, Q8_0, R, C>(rows, cols),
-            _ => [[0.0; C]; R],
-        }
-    }
-}
-
-impl Column for BlockQ8_0 {
+/// The 32-element formats, against Q8_0 or Q8_1 activations.
+impl<A: Q8Block> Column for A {
     const GROUP_ROWS: bool = true;
 
     fn of(a: &Activations) -> Option<&[Self]> {
-        match a {
-            Activations::Q8_0(v) => Some(v),
-            _ => None,
-        }
+        A::blocks_of(a)
     }
 
     #[inline(always)]
@@ -549,28 +538,16 @@ impl Column for BlockQ8_0 {
         cols: [&[Self]; C],
     ) -> [[f32; C]; R] {
         // SAFETY: the caller guarantees the features.
-        unsafe { tile_any_32(ty, rows, cols) }
-    }
-}
-
-impl Column for BlockQ8_1 {
-    const GROUP_ROWS: bool = true;
-
-    fn of(a: &Activations) -> Option<&[Self]> {
-        match a {
-            Activations::Q8_1(v) => Some(v),
-            _ => None,
+        unsafe {
+            match format32(ty) {
+                Some(Q4_0) => tile_32::<A, Q4_0, R, C>(rows, cols),
+                Some(Q4_1) => tile_32::<A, Q4_1, R, C>(rows, cols),
+                Some(Q5_0) => tile_32::<A, Q5_0, R, C>(rows, cols),
+                Some(Q5_1) => tile_32::<A, Q5_1, R, C>(rows, cols),
+                Some(Q8_0) => tile_32::<A, Q8_0, R, C>(rows, cols),
+                _ => [[0.0; C]; R],
+            }
         }
-    }
-
-    #[inline(always)]
-    unsafe fn tile<const R: usize, const C: usize>(
-        ty: GgmlType,
-        rows: [&[u8]; R],
-        cols: [&[Self]; C],
-    ) -> [[f32; C]; R] {
-        // SAFETY: the caller guarantees the features.
-        unsafe { tile_any_32(ty, rows, cols) }
     }
 }
 
