@@ -31,6 +31,12 @@ pub struct KvHead<'a> {
 }
 
 impl KvHead<'_> {
+    /// `q16 = f16(q * q_scale)`, held widened (ggml rounds Q to the cache's type).
+    fn query_f16(&self, q: &[f32], q16: &mut Vec<f32>) {
+        q16.clear();
+        q16.extend(q.iter().map(|&v| round_f16(v * self.q_scale)));
+    }
+
     fn at<'s>(&self, cache: &'s [f16], p: usize) -> &'s [f16] {
         let base = p * self.stride + self.offset;
         cache.get(base..base + self.head_dim).unwrap_or(&[])
@@ -88,8 +94,7 @@ fn attend_fma(
     let Scratch {
         q16, scores, acc, ..
     } = scratch;
-    q16.clear();
-    q16.extend(q.iter().map(|&v| round_f16(v * kv.q_scale)));
+    kv.query_f16(q, q16);
     q16.resize(hd, 0.0);
     let whole = hd / F16_SLOTS * F16_SLOTS;
     scores.clear();
@@ -149,11 +154,7 @@ fn attend_fma(
         store_f32x8(&mut out[d..d + 8], r);
     }
     for (d, o) in out.iter_mut().enumerate().take(hd).skip(vectors) {
-        let mut lanes = F16DotLanes::default();
-        for s in 0..F16_SLOTS {
-            *lanes.slot_mut(s) = acc[s * hd + d];
-        }
-        *o = lanes.reduce();
+        *o = reduce_slots(acc, hd, d);
     }
 }
 
@@ -193,8 +194,7 @@ fn attend_body(
         scores,
         acc,
     } = scratch;
-    q16.clear();
-    q16.extend(q.iter().map(|&v| round_f16(v * kv.q_scale)));
+    kv.query_f16(q, q16);
     k32.resize(hd, 0.0);
     scores.clear();
     for p in first..=pos {
@@ -218,10 +218,16 @@ fn attend_body(
         }
     }
     for (d, o) in out.iter_mut().enumerate().take(hd) {
-        let mut lanes = F16DotLanes::default();
-        for slot in 0..F16_SLOTS {
-            *lanes.slot_mut(slot) = acc[slot * hd + d];
-        }
-        *o = lanes.reduce();
+        *o = reduce_slots(acc, hd, d);
     }
+}
+
+/// Output value `d` of `V · softmax` from the 32 rows of `hd` accumulators (row `s`
+/// holds slot `s` of every value's `ggml_vec_dot_f16`): `GGML_F32x8_REDUCE` of its slots.
+fn reduce_slots(acc: &[f32], hd: usize, d: usize) -> f32 {
+    let mut lanes = F16DotLanes::default();
+    for slot in 0..F16_SLOTS {
+        *lanes.slot_mut(slot) = acc.get(slot * hd + d).copied().unwrap_or(0.0);
+    }
+    lanes.reduce()
 }
