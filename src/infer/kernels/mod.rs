@@ -489,6 +489,39 @@ mod tests {
         }
     }
 
+    /// A `rows x cols` matrix of type `ty`: random floats for the float types, random
+    /// blocks with small finite scales for the others.
+    fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: &mut u64) -> Vec<u8> {
+        if ty.is_float() {
+            let w = random_f32(rows * cols, seed);
+            return match ty {
+                GgmlType::F32 => w.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                GgmlType::F16 => w
+                    .iter()
+                    .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+                    .collect(),
+                _ => w
+                    .iter()
+                    .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+                    .collect(),
+            };
+        }
+        let mut data = random_bytes(rows * row_bytes(ty, cols).unwrap(), seed);
+        fix_scales(ty, &mut data);
+        data
+    }
+
+    fn mat_ref(ty: GgmlType, rows: usize, cols: usize, data: &[u8]) -> MatRef<'_> {
+        MatRef {
+            ty,
+            rows,
+            cols,
+            row_bytes: row_bytes(ty, cols).unwrap(),
+            data,
+            scale: 1.0,
+        }
+    }
+
     /// Every quantized kernel equals the dequantized weights times the dequantized
     /// activations, up to float rounding: checks layouts and scale handling.
     #[test]
@@ -512,33 +545,9 @@ mod tests {
             GgmlType::Tq2_0,
         ] {
             let rows = 3;
-            let rb = row_bytes(ty, cols).unwrap();
-            let mut data = if ty.is_float() {
-                let w = random_f32(rows * cols, &mut seed);
-                match ty {
-                    GgmlType::F32 => w.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    GgmlType::F16 => w
-                        .iter()
-                        .flat_map(|&v| f16::from_f32(v).to_le_bytes())
-                        .collect(),
-                    _ => w
-                        .iter()
-                        .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
-                        .collect(),
-                }
-            } else {
-                random_bytes(rows * rb, &mut seed)
-            };
-            fix_scales(ty, &mut data);
+            let data = random_matrix(ty, rows, cols, &mut seed);
             let w = quant::to_f32(ty, &data, rows * cols).unwrap();
-            let m = MatRef {
-                ty,
-                rows,
-                cols,
-                row_bytes: rb,
-                data: &data,
-                scale: 1.0,
-            };
+            let m = mat_ref(ty, rows, cols, &data);
             let kind = vec_dot_type(ty).unwrap();
             let act = quantize_activations(kind, &x);
             let xd: Vec<f32> = match &act {
@@ -607,24 +616,8 @@ mod tests {
             GgmlType::Q6K,
             GgmlType::Tq2_0,
         ] {
-            let rb = row_bytes(ty, cols).unwrap();
-            let mut data = if ty == GgmlType::F16 {
-                random_f32(rows * cols, &mut seed)
-                    .iter()
-                    .flat_map(|&v| f16::from_f32(v).to_le_bytes())
-                    .collect()
-            } else {
-                random_bytes(rows * rb, &mut seed)
-            };
-            fix_scales(ty, &mut data);
-            let m = MatRef {
-                ty,
-                rows,
-                cols,
-                row_bytes: rb,
-                data: &data,
-                scale: 1.0,
-            };
+            let data = random_matrix(ty, rows, cols, &mut seed);
+            let m = mat_ref(ty, rows, cols, &data);
             let kind = vec_dot_type(ty).unwrap();
             let acts: Vec<Activations> = (0..n)
                 .map(|_| quantize_activations(kind, &random_f32(cols, &mut seed)))
