@@ -195,8 +195,8 @@ impl GgufFile {
     /// Copy the file into anonymous memory, backed by huge pages where the kernel allows
     /// it (Linux `MADV_HUGEPAGE`), and read it from there from now on. The forward pass
     /// reads every weight once per token: through the page cache's 4 KiB pages that is a
-    /// TLB miss every 4 KiB, and greedy decoding measured 12–15 % faster from the copy
-    /// (`docs/performance.md`). It costs the file's size in memory, as llama.cpp's
+    /// TLB miss every 4 KiB, and greedy decoding was 12–15 % faster from the copy when
+    /// measured during development (`docs/performance.md`). It costs the file's size in memory, as llama.cpp's
     /// repacked weights do, and one copy at load; when the memory cannot be had the file
     /// stays mapped as it was. [`GgufFile::release`] does nothing afterwards.
     ///
