@@ -300,26 +300,20 @@ fn run_probe(
     // The model first: an architecture the engine cannot run is the finding that matters.
     let model = probe::load_model(file)?;
     let tokenizer = probe::load_tokenizer(file, tokenizer)?;
-    // The budget is shared: each prompt may use what is left divided by the prompts left.
-    let start = Instant::now();
-    let budget = std::time::Duration::from_secs_f64(policy.probe.max_seconds);
-    let prompts = &policy.probe.prompts;
-    prompts
+    // The prompts are decoded together, within one budget.
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(policy.probe.max_seconds);
+    let prompts: Vec<(&str, usize)> = policy
+        .probe
+        .prompts
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let left = budget.saturating_sub(start.elapsed());
-            let share = left / u32::try_from(prompts.len() - i).unwrap_or(1);
-            let deadline = Instant::now() + share;
-            probe::continue_prompt(
-                &model,
-                &tokenizer,
-                &p.text,
-                p.max_tokens as usize,
-                Some(deadline),
+        .map(|p| {
+            (
+                p.text.as_str(),
+                usize::try_from(p.max_tokens).unwrap_or(usize::MAX),
             )
         })
-        .collect()
+        .collect();
+    probe::continue_prompts(&model, &tokenizer, &prompts, Some(deadline))
 }
 
 /// Baselines are small JSON files; anything larger is refused.

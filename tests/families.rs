@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use gguf_gate::gguf::GgufFile;
 use gguf_gate::infer::kernels::Isa;
-use gguf_gate::infer::{argmax, Logits, Model};
+use gguf_gate::infer::{argmax, generate, generate_many, Logits, Model, Request, Step};
 use serde_json::Value as Json;
 
 struct Reference {
@@ -233,6 +233,60 @@ fn batches_and_instruction_sets_give_the_same_bits() {
                 .map(<[f32]>::to_vec)
                 .collect();
             assert_eq!(rows, reference, "{arch} batched on {isa:?}");
+        }
+    }
+}
+
+/// Several prompts run together as lanes of one session (how the probe decodes its
+/// prompts): every lane's logits at every position are the bits its prompt gives alone,
+/// with the lanes' tokens interleaved and cut into batches across lanes; and
+/// `generate_many` gives each prompt the tokens `generate` gives it alone.
+#[test]
+fn lanes_run_together_give_each_prompt_its_own_bits() {
+    for arch in ["llama", "qwen2", "qwen3-mixed", "gemma3", "phi3"] {
+        let Some((path, r)) = load(arch) else { return };
+        let file = GgufFile::open(&path).unwrap();
+        let model = Model::load(&file).unwrap();
+        let prompts = [&r.prompt[..], &r.prompt[1..4], &r.prompt[2..]];
+        let bits = |rows: &[f32]| rows.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let alone: Vec<Vec<Vec<u32>>> = prompts
+            .iter()
+            .map(|p| one_at_a_time(&model, p).iter().map(|l| bits(l)).collect())
+            .collect();
+        let longest = prompts.iter().map(|p| p.len()).max().unwrap();
+        let steps: Vec<Step> = (0..longest)
+            .flat_map(|pos| {
+                prompts
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(lane, p)| p.get(pos).map(|&token| Step { lane, pos, token }))
+            })
+            .collect();
+        let mut s = model.new_session_lanes(64, 7, prompts.len());
+        model.forward_steps(&mut s, &steps, Logits::All).unwrap();
+        let rows: Vec<&[f32]> = s.logit_rows().chunks_exact(r.n_vocab).collect();
+        assert_eq!(rows.len(), steps.len());
+        for (row, step) in rows.iter().zip(&steps) {
+            assert!(
+                bits(row) == alone[step.lane][step.pos],
+                "{arch}: lane {} position {}",
+                step.lane,
+                step.pos
+            );
+        }
+        let requests: Vec<Request<'_>> = prompts
+            .iter()
+            .zip([8, 5, 3])
+            .map(|(p, max_tokens)| Request {
+                prompt_tokens: p,
+                max_tokens,
+            })
+            .collect();
+        let together = generate_many(&model, &requests, |_| false, None).unwrap();
+        for (g, req) in together.iter().zip(&requests) {
+            let one = generate(&model, req.prompt_tokens, req.max_tokens, |_| false).unwrap();
+            assert_eq!(g.tokens, one.tokens, "{arch}");
+            assert_eq!(g.tokens.len(), req.max_tokens, "{arch}");
         }
     }
 }

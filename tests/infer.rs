@@ -146,6 +146,30 @@ fn smollm2_greedy_tokens_and_logits_match_llama_cpp() {
     assert_eq!(generation.tokens, reference.tokens);
 }
 
+/// The probe's way of decoding, on the real model: three prompts together give each the
+/// tokens it gets alone (the first is llama.cpp's recorded continuation).
+#[test]
+fn smollm2_prompts_decoded_together_match_each_alone() {
+    use gguf_gate::infer::{generate_many, Request};
+    let (Some(path), Some(reference)) = (common::smollm2(), reference()) else {
+        return;
+    };
+    let file = GgufFile::open(&path).expect("open SmolLM2");
+    let model = Model::load(&file).expect("load SmolLM2");
+    let p = &reference.prompt_tokens;
+    let prompts: [&[u32]; 3] = [p, &p[..p.len() - 1], &p[1..]];
+    let requests = prompts.map(|prompt_tokens| Request {
+        prompt_tokens,
+        max_tokens: 12,
+    });
+    let together = generate_many(&model, &requests, |_| false, None).expect("together");
+    assert_eq!(together[0].tokens, reference.tokens[..12]);
+    for (g, req) in together.iter().zip(&requests) {
+        let alone = generate(&model, req.prompt_tokens, 12, |_| false).expect("alone");
+        assert_eq!(g.tokens, alone.tokens);
+    }
+}
+
 #[test]
 fn smollm2_output_is_independent_of_thread_count() {
     let (Some(path), Some(reference)) = (common::smollm2(), reference()) else {
@@ -897,6 +921,78 @@ fn bad_tokens_and_positions_are_errors() {
         model.forward(&mut s2, 1, 0),
         Err(InferError::SessionMismatch)
     ));
+}
+
+/// `generate_many`: a stop token ends only its own prompt; a passed deadline leaves each
+/// prompt its first token, marked; a bad request is refused before anything runs; and
+/// `forward_steps` refuses a lane the session lacks and a position that skips ahead.
+#[test]
+fn prompts_decoded_together_stop_and_fail_one_by_one() {
+    use gguf_gate::infer::{generate_many, Logits, Request, Step};
+    let spec = Spec::llama();
+    let (_dir, path, _) = build(&spec, 14);
+    let file = GgufFile::open(&path).expect("open");
+    let model = Model::load(&file).expect("load");
+    let prompts: [&[u32]; 3] = [&[5, 6], &[7], &[8, 9, 10]];
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| generate(&model, p, 6, |_| false).expect("generate").tokens)
+        .collect();
+    let requests = prompts.map(|p| Request {
+        prompt_tokens: p,
+        max_tokens: 6,
+    });
+    // Stop on the third token of the first prompt: the others run to 6 unless they
+    // produce it too.
+    let stop = alone[0][2];
+    let together = generate_many(&model, &requests, |t| t == stop, None).expect("together");
+    for (g, want) in together.iter().zip(&alone) {
+        let end = want.iter().position(|&t| t == stop).map_or(6, |i| i + 1);
+        assert_eq!(g.tokens, want[..end]);
+        assert!(!g.stopped_by_deadline);
+    }
+    let past = std::time::Instant::now();
+    let cut = generate_many(&model, &requests, |_| false, Some(past)).expect("cut");
+    for (g, want) in cut.iter().zip(&alone) {
+        assert_eq!(g.tokens, want[..1]);
+        assert!(g.stopped_by_deadline);
+    }
+    let empty = Request {
+        prompt_tokens: &[],
+        max_tokens: 4,
+    };
+    assert!(matches!(
+        generate_many(&model, &[requests[0], empty], |_| false, None),
+        Err(InferError::EmptyPrompt)
+    ));
+    let mut s = model.new_session_lanes(8, 4, 2);
+    let step = |lane, pos| Step {
+        lane,
+        pos,
+        token: 1,
+    };
+    assert!(matches!(
+        model.forward_steps(&mut s, &[step(2, 0)], Logits::Last),
+        Err(InferError::PositionOutOfRange { pos: 0, .. })
+    ));
+    assert!(matches!(
+        model.forward_steps(&mut s, &[step(0, 0), step(1, 0), step(0, 2)], Logits::Last),
+        Err(InferError::PositionOutOfRange { pos: 2, .. })
+    ));
+    assert!(matches!(
+        model.forward_steps(&mut s, &[step(1, 1)], Logits::Last),
+        Err(InferError::PositionOutOfRange {
+            pos: 1,
+            filled: 0,
+            ..
+        })
+    ));
+    model
+        .forward_steps(&mut s, &[step(0, 0), step(1, 0), step(0, 1)], Logits::Last)
+        .expect("consecutive steps");
+    assert_eq!((s.lane_len(0), s.lane_len(1)), (2, 1));
+    // One row per lane: the last step of each.
+    assert_eq!(s.logit_rows().len(), 2 * spec.vocab);
 }
 
 #[test]

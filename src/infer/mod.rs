@@ -22,7 +22,7 @@ use std::time::Instant;
 
 pub use config::{Arch, Config, FfnAct, SUPPORTED};
 pub use kernels::RopeMode;
-pub use model::{Logits, Model, Session, DEFAULT_BATCH};
+pub use model::{Logits, Model, Session, Step, DEFAULT_BATCH};
 
 use crate::gguf::GgmlType;
 
@@ -141,60 +141,155 @@ pub fn generate_until(
     is_stop: impl Fn(u32) -> bool,
     deadline: Option<Instant>,
 ) -> Result<Generation, InferError> {
-    if prompt_tokens.is_empty() {
-        return Err(InferError::EmptyPrompt);
-    }
+    let request = Request {
+        prompt_tokens,
+        max_tokens,
+    };
+    let mut one = generate_many(model, &[request], is_stop, deadline)?;
+    one.pop().ok_or(InferError::EmptyPrompt)
+}
+
+/// One prompt of [`generate_many`].
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'p> {
+    pub prompt_tokens: &'p [u32],
+    /// Tokens to produce at most.
+    pub max_tokens: usize,
+}
+
+/// Greedy decoding of several prompts together, each a lane of one session: the
+/// prompts run through the layers as one batch, then each step decodes the next token
+/// of every unfinished prompt in one pass over the weights. A token's logits do not
+/// depend on what else is in its batch, so each result is, bit for bit, what
+/// [`generate`] gives for its prompt alone. With a `deadline`, every prompt stops once
+/// it has passed (each has at least one token by then: the first comes from the
+/// prompt's own pass). `prompt_ms` is the joint prompt pass's; `decode_tok_s` counts
+/// each prompt's own passes over the time it was decoding.
+pub fn generate_many(
+    model: &Model<'_>,
+    requests: &[Request<'_>],
+    is_stop: impl Fn(u32) -> bool,
+    deadline: Option<Instant>,
+) -> Result<Vec<Generation>, InferError> {
     let vocab = model.config().vocab;
-    if let Some(&token) = prompt_tokens.iter().find(|&&t| t as usize >= vocab) {
-        return Err(InferError::TokenOutOfRange { token, vocab });
-    }
-    // The last generated token is never run, so the prompt plus max_tokens - 1 positions.
     let context_length = model.config().context_length;
-    let needed = prompt_tokens
-        .len()
-        .saturating_add(max_tokens.saturating_sub(1));
-    if needed > context_length {
-        return Err(InferError::ContextTooLong {
-            needed,
-            context_length,
-        });
+    let mut longest = 0usize;
+    for r in requests {
+        if r.prompt_tokens.is_empty() {
+            return Err(InferError::EmptyPrompt);
+        }
+        if let Some(&token) = r.prompt_tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(InferError::TokenOutOfRange { token, vocab });
+        }
+        // The last generated token is never run: the prompt plus max_tokens - 1 positions.
+        let needed = r
+            .prompt_tokens
+            .len()
+            .saturating_add(r.max_tokens.saturating_sub(1));
+        if needed > context_length {
+            return Err(InferError::ContextTooLong {
+                needed,
+                context_length,
+            });
+        }
+        longest = longest.max(needed);
     }
-    let mut session = model.new_session(needed);
+    let mut session = model.new_session_lanes(longest, DEFAULT_BATCH, requests.len());
+    let prompts: Vec<Step> = requests
+        .iter()
+        .enumerate()
+        .flat_map(|(lane, r)| {
+            r.prompt_tokens
+                .iter()
+                .enumerate()
+                .map(move |(pos, &token)| Step { lane, pos, token })
+        })
+        .collect();
     let start = Instant::now();
-    model.forward_batch(&mut session, prompt_tokens, 0, Logits::Last)?;
+    model.forward_steps(&mut session, &prompts, Logits::Last)?;
     let prompt_ms = start.elapsed().as_secs_f64() * 1e3;
 
-    let mut tokens = Vec::with_capacity(max_tokens);
     let decode_start = Instant::now();
-    let mut passes = 0usize;
-    let mut stopped_by_deadline = false;
-    while tokens.len() < max_tokens {
-        let next = argmax(session.logits());
-        tokens.push(next);
-        if is_stop(next) || tokens.len() == max_tokens {
+    let mut lanes: Vec<Lane> = requests
+        .iter()
+        .map(|r| Lane {
+            tokens: Vec::with_capacity(r.max_tokens),
+            passes: 0,
+            decode_secs: 0.0,
+            stopped_by_deadline: false,
+            done: false,
+        })
+        .collect();
+    // The lanes that asked for logits in the last pass, in the order of its rows.
+    let mut rows: Vec<usize> = (0..requests.len()).collect();
+    let mut steps = Vec::with_capacity(requests.len());
+    loop {
+        let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+        steps.clear();
+        for (row, &lane_index) in rows.iter().enumerate() {
+            let (Some(lane), Some(r)) = (lanes.get_mut(lane_index), requests.get(lane_index))
+            else {
+                continue;
+            };
+            let logits = session
+                .logit_rows()
+                .get(row * vocab..(row + 1) * vocab)
+                .unwrap_or(&[]);
+            let next = argmax(logits);
+            lane.tokens.push(next);
+            if is_stop(next) || lane.tokens.len() >= r.max_tokens {
+                lane.done = true;
+            } else if out_of_time {
+                lane.done = true;
+                lane.stopped_by_deadline = true;
+            } else {
+                steps.push(Step {
+                    lane: lane_index,
+                    pos: session.lane_len(lane_index),
+                    token: next,
+                });
+            }
+            if lane.done {
+                lane.decode_secs = decode_start.elapsed().as_secs_f64();
+            }
+        }
+        if steps.is_empty() {
             break;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            stopped_by_deadline = true;
-            break;
+        model.forward_steps(&mut session, &steps, Logits::Last)?;
+        rows.clear();
+        rows.extend(steps.iter().map(|s| s.lane));
+        for s in &steps {
+            if let Some(lane) = lanes.get_mut(s.lane) {
+                lane.passes += 1;
+            }
         }
-        let pos = session.len();
-        model.forward_batch(&mut session, &[next], pos, Logits::Last)?;
-        passes += 1;
     }
-    let secs = decode_start.elapsed().as_secs_f64();
-    let decode_tok_s = if passes > 0 && secs > 0.0 {
-        passes as f64 / secs
-    } else {
-        0.0
-    };
-    Ok(Generation {
-        prompt_tokens: prompt_tokens.to_vec(),
-        tokens,
-        prompt_ms,
-        decode_tok_s,
-        stopped_by_deadline,
-    })
+    Ok(requests
+        .iter()
+        .zip(lanes)
+        .map(|(r, lane)| Generation {
+            prompt_tokens: r.prompt_tokens.to_vec(),
+            decode_tok_s: if lane.passes > 0 && lane.decode_secs > 0.0 {
+                lane.passes as f64 / lane.decode_secs
+            } else {
+                0.0
+            },
+            tokens: lane.tokens,
+            prompt_ms,
+            stopped_by_deadline: lane.stopped_by_deadline,
+        })
+        .collect())
+}
+
+/// One prompt's progress in [`generate_many`].
+struct Lane {
+    tokens: Vec<u32>,
+    passes: usize,
+    /// Seconds from the end of the prompt pass to the lane's last token.
+    decode_secs: f64,
+    stopped_by_deadline: bool,
+    done: bool,
 }
 
 #[cfg(test)]

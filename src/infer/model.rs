@@ -138,10 +138,23 @@ pub enum Logits {
     All,
 }
 
-/// Per-generation state: the F16 KV cache and every scratch buffer, allocated once.
+/// One token of a batch: which of the session's sequences it belongs to, and its
+/// position in that sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub lane: usize,
+    pub pos: usize,
+    pub token: u32,
+}
+
+/// Per-generation state: the F16 KV cache of one or more independent sequences
+/// ("lanes", decoded together so that each step reads the weights once for all of them)
+/// and every scratch buffer, allocated once.
 pub struct Session {
+    /// Positions per lane.
     capacity: usize,
-    filled: usize,
+    /// Positions filled so far, per lane.
+    filled: Vec<usize>,
     /// Tokens run through the layers at once.
     batch: usize,
     n_layer: usize,
@@ -164,21 +177,30 @@ pub struct Session {
     gate_up: Vec<f32>, // fused gate/up output [batch][2 ffn_dim] (Phi-3)
     /// Logits of the last pass: `[rows][vocab]`, one row per token that asked for them.
     logits: Vec<f32>,
+    /// The steps of the pass being run, and which of them want logits (kept to avoid an
+    /// allocation per token).
+    steps: Vec<Step>,
+    wanted: Vec<usize>,
 }
 
 impl Session {
-    /// Positions this session can hold.
+    /// Positions each lane can hold.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// Positions filled so far (the next position to run).
+    /// Positions filled so far in the first lane (the next position to run).
     pub fn len(&self) -> usize {
-        self.filled
+        self.lane_len(0)
+    }
+
+    /// Positions filled so far in `lane` (0 for a lane the session does not have).
+    pub fn lane_len(&self, lane: usize) -> usize {
+        self.filled.get(lane).copied().unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.filled == 0
+        self.len() == 0
     }
 
     /// The logits of the last token the last forward pass computed them for.
@@ -479,12 +501,21 @@ impl<'a> Model<'a> {
 
     /// A session for up to `max_tokens` positions running `batch` tokens at once.
     pub fn new_session_batched(&self, max_tokens: usize, batch: usize) -> Session {
+        self.new_session_lanes(max_tokens, batch, 1)
+    }
+
+    /// A session of `lanes` independent sequences of up to `max_tokens` positions each,
+    /// running `batch` tokens (of any lanes) at once.
+    pub fn new_session_lanes(&self, max_tokens: usize, batch: usize, lanes: usize) -> Session {
         let c = &self.config;
         let capacity = max_tokens.min(c.context_length);
-        let batch = batch.clamp(1, capacity.max(1));
-        // Bounded in practice: n_layer and kv_dim are backed by tensor data in the file.
+        let lanes = lanes.max(1);
+        let batch = batch.clamp(1, capacity.saturating_mul(lanes).max(1));
+        // Bounded in practice: n_layer and kv_dim are backed by tensor data in the file,
+        // and the callers' lanes are a policy's handful of prompts.
         let cache = c
             .n_layer
+            .saturating_mul(lanes)
             .saturating_mul(capacity)
             .saturating_mul(c.kv_dim());
         let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
@@ -495,7 +526,7 @@ impl<'a> Model<'a> {
             .any(|l| matches!(l.gate_up, GateUp::Fused(_)));
         Session {
             capacity,
-            filled: 0,
+            filled: vec![0; lanes],
             batch,
             n_layer: c.n_layer,
             kv_dim,
@@ -522,6 +553,8 @@ impl<'a> Model<'a> {
             up: vec![0.0; batch * c.ffn_dim],
             gate_up: vec![0.0; if fused_up { batch * 2 * c.ffn_dim } else { 0 }],
             logits: Vec::new(),
+            steps: Vec::with_capacity(batch),
+            wanted: Vec::with_capacity(batch),
         }
     }
 
@@ -548,56 +581,98 @@ impl<'a> Model<'a> {
         start: usize,
         logits: Logits,
     ) -> Result<(), InferError> {
+        let mut steps = std::mem::take(&mut s.steps);
+        steps.clear();
+        steps.extend(tokens.iter().enumerate().map(|(i, &token)| Step {
+            lane: 0,
+            pos: start.saturating_add(i),
+            token,
+        }));
+        let result = self.forward_steps(s, &steps, logits);
+        s.steps = steps;
+        result
+    }
+
+    /// Run `steps`, tokens of any of the session's lanes, `session.batch` at a time. The
+    /// steps of one lane must be at consecutive positions, the first at most the
+    /// positions that lane has filled (an earlier one discards the rest of the lane).
+    /// `Logits::Last` computes the logits of each lane's last step, `Logits::All` of every
+    /// step: one row per such step, in step order, in [`Session::logit_rows`]. A token's
+    /// results do not depend on the other steps of its batch.
+    pub fn forward_steps(
+        &self,
+        s: &mut Session,
+        steps: &[Step],
+        logits: Logits,
+    ) -> Result<(), InferError> {
         let c = &self.config;
         if (s.n_layer, s.kv_dim, s.dim, s.vocab) != (c.n_layer, c.kv_dim(), c.dim, c.vocab) {
             return Err(InferError::SessionMismatch);
         }
-        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab) {
+        if let Some(step) = steps.iter().find(|st| st.token as usize >= c.vocab) {
             return Err(InferError::TokenOutOfRange {
-                token,
+                token: step.token,
                 vocab: c.vocab,
             });
         }
-        let end = start.saturating_add(tokens.len());
-        if start > s.filled || end > s.capacity {
-            return Err(InferError::PositionOutOfRange {
-                pos: if start > s.filled { start } else { end - 1 },
-                filled: s.filled,
-                capacity: s.capacity,
-            });
+        // Each lane's steps follow on from what it holds, one position at a time.
+        for (i, step) in steps.iter().enumerate() {
+            let previous = steps[..i].iter().rev().find(|p| p.lane == step.lane);
+            let filled = s.filled.get(step.lane).copied();
+            let fits = match (previous, filled) {
+                (_, None) => false,
+                (Some(p), _) => p.pos.checked_add(1) == Some(step.pos),
+                (None, Some(f)) => step.pos <= f,
+            };
+            if !fits || step.pos >= s.capacity {
+                return Err(InferError::PositionOutOfRange {
+                    pos: step.pos,
+                    filled: filled.unwrap_or(0),
+                    capacity: s.capacity,
+                });
+            }
         }
         s.logits.clear();
-        let chunks = tokens.chunks(s.batch.max(1));
-        let last_chunk = chunks.len().saturating_sub(1);
-        let mut pos = start;
-        for (i, chunk) in chunks.enumerate() {
-            let want = match logits {
-                Logits::All => Logits::All,
-                Logits::Last if i == last_chunk => Logits::Last,
-                _ => Logits::None,
-            };
-            self.run_chunk(s, chunk, pos, want)?;
-            pos += chunk.len();
+        let mut wanted = std::mem::take(&mut s.wanted);
+        let mut result = Ok(());
+        for (c, chunk) in steps.chunks(s.batch.max(1)).enumerate() {
+            let offset = c * s.batch.max(1);
+            wanted.clear();
+            wanted.extend((0..chunk.len()).filter(|&i| match logits {
+                Logits::None => false,
+                Logits::All => true,
+                Logits::Last => {
+                    let lane = chunk[i].lane;
+                    steps[offset + i + 1..]
+                        .iter()
+                        .all(|later| later.lane != lane)
+                }
+            }));
+            result = self.run_chunk(s, chunk, &wanted);
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(())
+        s.wanted = wanted;
+        result
     }
 
-    /// One batch of at most `s.batch` tokens through every layer.
+    /// One batch of at most `s.batch` steps through every layer, then the logits of the
+    /// steps listed in `wanted`, appended to `s.logits`.
     fn run_chunk(
         &self,
         s: &mut Session,
-        tokens: &[u32],
-        start: usize,
-        logits: Logits,
+        steps: &[Step],
+        wanted: &[usize],
     ) -> Result<(), InferError> {
         let c = &self.config;
-        let n = tokens.len();
+        let n = steps.len();
         let dim = c.dim;
-        for (t, &token) in tokens.iter().enumerate() {
-            self.embed(token, &mut s.x[t * dim..(t + 1) * dim])?;
+        for (t, step) in steps.iter().enumerate() {
+            self.embed(step.token, &mut s.x[t * dim..(t + 1) * dim])?;
         }
         for (l, layer) in self.layers.iter().enumerate() {
-            self.attention_block(s, l, layer, n, start);
+            self.attention_block(s, l, layer, steps);
             // Feed-forward block.
             for (xb, x) in s.xb[..n * dim]
                 .chunks_exact_mut(dim)
@@ -614,26 +689,31 @@ impl<'a> Model<'a> {
                 c.rms_eps,
             );
         }
-        s.filled = start + n;
-        let rows = match logits {
-            Logits::None => return Ok(()),
-            Logits::Last => n - 1..n,
-            Logits::All => 0..n,
-        };
+        for step in steps {
+            if let Some(filled) = s.filled.get_mut(step.lane) {
+                *filled = step.pos + 1;
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
         let first = s.logits.len();
-        s.logits.resize(first + rows.len() * c.vocab, 0.0);
-        for (xb, x) in s.xb[..n * dim]
-            .chunks_exact_mut(dim)
-            .zip(s.x[..n * dim].chunks_exact(dim))
-            .skip(rows.start)
-        {
+        s.logits.resize(first + wanted.len() * c.vocab, 0.0);
+        // The wanted rows, normed, packed at the front of `xb`.
+        for (j, &t) in wanted.iter().enumerate() {
+            let (Some(xb), Some(x)) = (
+                s.xb.get_mut(j * dim..(j + 1) * dim),
+                s.x.get(t * dim..(t + 1) * dim),
+            ) else {
+                continue;
+            };
             kernels::rmsnorm(xb, x, &self.output_norm, c.rms_eps);
         }
-        let normed = &s.xb[rows.start * dim..rows.end * dim];
+        let normed = &s.xb[..wanted.len() * dim];
         project(
             self.isa,
             normed,
-            rows.len(),
+            wanted.len(),
             [(&self.output, &mut s.logits[first..])],
         );
         if let Some(cap) = c.logit_softcap {
@@ -646,17 +726,10 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    /// The attention block of layer `l` for `n` tokens from position `start`: norm,
-    /// Q/K/V, Q/K norms, RoPE, the KV cache, attention, the output projection and the
-    /// residual add.
-    fn attention_block(
-        &self,
-        s: &mut Session,
-        l: usize,
-        layer: &Layer<'_>,
-        n: usize,
-        start: usize,
-    ) {
+    /// The attention block of layer `l` for the tokens of `steps`: norm, Q/K/V, Q/K
+    /// norms, RoPE, the KV cache, attention, the output projection and the residual add.
+    fn attention_block(&self, s: &mut Session, l: usize, layer: &Layer<'_>, steps: &[Step]) {
+        let n = steps.len();
         let c = &self.config;
         let (dim, q_dim, kv_dim, hd) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim);
         for (xb, x) in s.xb[..n * dim]
@@ -702,8 +775,8 @@ impl<'a> Model<'a> {
             mode: c.rope_mode,
         };
         let mut cache = Vec::with_capacity(hd / 2);
-        for t in 0..n {
-            kernels::rope_cache(start + t, hd, &rope, &mut cache);
+        for (t, step) in steps.iter().enumerate() {
+            kernels::rope_cache(step.pos, hd, &rope, &mut cache);
             let q = &mut s.q[t * q_dim..(t + 1) * q_dim];
             let k = &mut s.k[t * kv_dim..(t + 1) * kv_dim];
             for (head, norm) in q
@@ -717,10 +790,12 @@ impl<'a> Model<'a> {
                 kernels::rope_head(head, &cache, c.rope_dims, c.rope_mode);
             }
         }
-        // Store K and V at their positions, rounded to f16.
-        let layer_start = l * s.capacity * kv_dim;
-        for t in 0..n {
-            let at = layer_start + (start + t) * kv_dim;
+        // Store K and V at their lanes' positions, rounded to f16.
+        let lane_span = s.capacity * kv_dim;
+        let layer_span = s.filled.len() * lane_span;
+        let layer_cache = l * layer_span..(l + 1) * layer_span;
+        for (t, step) in steps.iter().enumerate() {
+            let at = layer_cache.start + step.lane * lane_span + step.pos * kv_dim;
             let (Some(kc), Some(vc)) = (
                 s.k_cache.get_mut(at..at + kv_dim),
                 s.v_cache.get_mut(at..at + kv_dim),
@@ -734,15 +809,17 @@ impl<'a> Model<'a> {
                 *dst = f16::from_f32(src);
             }
         }
-        let span = layer_start..layer_start + (start + n) * kv_dim;
-        let keys = s.k_cache.get(span.clone()).unwrap_or(&[]);
-        let values = s.v_cache.get(span).unwrap_or(&[]);
+        let keys = s.k_cache.get(layer_cache.clone()).unwrap_or(&[]);
+        let values = s.v_cache.get(layer_cache).unwrap_or(&[]);
         let window = if swa { c.sliding_window } else { None };
         self.attention(
             &s.q[..n * q_dim],
-            keys,
-            values,
-            start,
+            LayerCache {
+                keys,
+                values,
+                lane_span,
+            },
+            steps,
             window,
             &mut s.att_out[..n * q_dim],
         );
@@ -838,8 +915,8 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    /// llama.cpp's non-flash attention for `n` query tokens at positions `start..`, each
-    /// over the cached positions up to its own (and, with a sliding `window`, not more
+    /// llama.cpp's non-flash attention for the query tokens of `steps`, each over its
+    /// lane's cached positions up to its own (and, with a sliding `window`, not more
     /// than `window - 1` behind it): `KQ = K(f16) · Q(f16)`, scaled, softmax, then
     /// `V(f16) · softmax(f16)`, each dot product in `ggml_vec_dot_f16`'s lanes and order
     /// and the softmax with ggml's vector `exp` (`float_ops`). Token × head pairs in
@@ -847,9 +924,8 @@ impl<'a> Model<'a> {
     fn attention(
         &self,
         q: &[f32],
-        keys: &[f16],
-        values: &[f16],
-        start: usize,
+        cache: LayerCache<'_>,
+        steps: &[Step],
         window: Option<usize>,
         out: &mut [f32],
     ) {
@@ -861,11 +937,13 @@ impl<'a> Model<'a> {
             .enumerate()
             .for_each_init(attention::Scratch::default, |scratch, (i, (out, qh))| {
                 let (t, h) = (i / n_head, i % n_head);
-                let pos = start + t;
+                let Some(step) = steps.get(t) else { return };
+                let pos = step.pos;
                 let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                let lane = step.lane * cache.lane_span..(step.lane + 1) * cache.lane_span;
                 let kv = KvHead {
-                    keys,
-                    values,
+                    keys: cache.keys.get(lane.clone()).unwrap_or(&[]),
+                    values: cache.values.get(lane).unwrap_or(&[]),
                     stride: kv_dim,
                     offset: (h / group) * hd,
                     head_dim: hd,
@@ -875,6 +953,14 @@ impl<'a> Model<'a> {
                 attention::attend(self.isa, &kv, qh, first, pos, scratch, out);
             });
     }
+}
+
+/// One layer's K and V cache: every lane's `lane_span` values, lane after lane.
+#[derive(Clone, Copy)]
+struct LayerCache<'a> {
+    keys: &'a [f16],
+    values: &'a [f16],
+    lane_span: usize,
 }
 
 /// `x += proj` row by row, with `proj` first RMS-normed by `post_norm` when the family has

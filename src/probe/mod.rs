@@ -71,27 +71,57 @@ pub fn continue_prompt(
     max_tokens: usize,
     deadline: Option<std::time::Instant>,
 ) -> Result<Continuation, ProbeError> {
-    let prompt_tokens = tokenizer.encode(prompt, None, false)?;
-    let generation = infer::generate_until(
+    let mut one = continue_prompts(model, tokenizer, &[(prompt, max_tokens)], deadline)?;
+    Ok(one.remove(0))
+}
+
+/// Continue each `(prompt, max_tokens)` as [`continue_prompt`] does, all decoded
+/// together (`infer::generate_many`: one pass over the weights per step for every
+/// prompt still running; each continuation is the one its prompt gets alone). One
+/// continuation per prompt, in order.
+pub fn continue_prompts(
+    model: &Model<'_>,
+    tokenizer: &Tokenizer,
+    prompts: &[(&str, usize)],
+    deadline: Option<std::time::Instant>,
+) -> Result<Vec<Continuation>, ProbeError> {
+    let encoded = prompts
+        .iter()
+        .map(|(text, _)| tokenizer.encode(text, None, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let requests: Vec<infer::Request<'_>> = encoded
+        .iter()
+        .zip(prompts)
+        .map(|(tokens, &(_, max_tokens))| infer::Request {
+            prompt_tokens: tokens,
+            max_tokens,
+        })
+        .collect();
+    let generations = infer::generate_many(
         model,
-        &prompt_tokens,
-        max_tokens,
+        &requests,
         |t| tokenizer.is_end_of_generation(t),
         deadline,
     )?;
-    let shown: &[u32] = match generation.tokens.split_last() {
-        Some((&last, rest)) if tokenizer.is_end_of_generation(last) => rest,
-        _ => &generation.tokens,
-    };
-    Ok(Continuation {
-        prompt: prompt.to_string(),
-        text: tokenizer.decode(shown),
-        prompt_tokens,
-        tokens: generation.tokens,
-        prompt_ms: generation.prompt_ms,
-        decode_tok_s: generation.decode_tok_s,
-        stopped_by_budget: generation.stopped_by_deadline,
-    })
+    Ok(generations
+        .into_iter()
+        .zip(prompts)
+        .map(|(generation, &(prompt, _))| {
+            let shown: &[u32] = match generation.tokens.split_last() {
+                Some((&last, rest)) if tokenizer.is_end_of_generation(last) => rest,
+                _ => &generation.tokens,
+            };
+            Continuation {
+                prompt: prompt.to_string(),
+                text: tokenizer.decode(shown),
+                prompt_tokens: generation.prompt_tokens,
+                tokens: generation.tokens,
+                prompt_ms: generation.prompt_ms,
+                decode_tok_s: generation.decode_tok_s,
+                stopped_by_budget: generation.stopped_by_deadline,
+            }
+        })
+        .collect())
 }
 
 /// A recorded probe (`check --record-probe`): the token ids each prompt produced.

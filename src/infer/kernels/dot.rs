@@ -273,6 +273,19 @@ fn dot_q8_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8_0]) -> f32 {
 /// shuffle: the same values `get_scale_min_k4` gives, in a few word operations).
 #[inline(always)]
 pub(super) fn k4_scales_mins(packed: &[u8; 12]) -> ([i32; 8], [i32; 8]) {
+    let [scales_lo, scales_hi, mins_lo, mins_hi] = k4_scale_words(packed);
+    let bytes = |lo: u32, hi: u32| {
+        let (l, h) = (lo.to_le_bytes(), hi.to_le_bytes());
+        [l[0], l[1], l[2], l[3], h[0], h[1], h[2], h[3]].map(i32::from)
+    };
+    (bytes(scales_lo, scales_hi), bytes(mins_lo, mins_hi))
+}
+
+/// The eight 6-bit scales then the eight 6-bit mins of a Q4_K/Q5_K super-block, one
+/// per byte, as four little-endian words (ggml's `utmp` rearrangement: the form its
+/// AVX2 kernels widen to i16 lanes in one instruction).
+#[inline(always)]
+pub(super) fn k4_scale_words(packed: &[u8; 12]) -> [u32; 4] {
     const KMASK1: u32 = 0x3f3f_3f3f;
     const KMASK2: u32 = 0x0f0f_0f0f;
     const KMASK3: u32 = 0x0303_0303;
@@ -285,15 +298,12 @@ pub(super) fn k4_scales_mins(packed: &[u8; 12]) -> ([i32; 8], [i32; 8]) {
         ])
     };
     let (u0, u1, u2) = (word(0), word(1), word(2));
-    let scales_lo = u0 & KMASK1;
-    let scales_hi = (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4);
-    let mins_lo = u1 & KMASK1;
-    let mins_hi = ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4);
-    let bytes = |lo: u32, hi: u32| {
-        let (l, h) = (lo.to_le_bytes(), hi.to_le_bytes());
-        [l[0], l[1], l[2], l[3], h[0], h[1], h[2], h[3]].map(i32::from)
-    };
-    (bytes(scales_lo, scales_hi), bytes(mins_lo, mins_hi))
+    [
+        u0 & KMASK1,
+        (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4),
+        u1 & KMASK1,
+        ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4),
+    ]
 }
 
 /// The lanes of `Σ scale(i) * q[i] * y[i]` over a super-block, element `i` in lane

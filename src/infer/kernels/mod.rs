@@ -628,9 +628,18 @@ mod tests {
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             for isa in Isa::available_all() {
-                let mut got = vec![0.0f32; n * rows];
-                matmul(&m, &acts, &mut got, isa);
-                assert_eq!(bits(&got), bits(&want), "{ty} batched on {}", isa.name());
+                // Each size takes another path: column pairs of rows, groups of four
+                // plus a lone column, plus two, plus three.
+                for k in [2, 3, 5, 6, 7] {
+                    let mut got = vec![0.0f32; k * rows];
+                    matmul(&m, &acts[..k], &mut got, isa);
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want[..k * rows]),
+                        "{ty} batch of {k} on {}",
+                        isa.name()
+                    );
+                }
                 let mut one = vec![0.0f32; rows];
                 matvec(&m, &acts[n - 1], &mut one, isa);
                 assert_eq!(

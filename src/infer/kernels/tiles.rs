@@ -25,7 +25,7 @@
 
 use std::arch::x86_64::*;
 
-use super::dot::k4_scales_mins;
+use super::dot::k4_scale_words;
 use super::{Activations, BlockQ8K, BlockQ8_0, BlockQ8_1, MatRef};
 use crate::gguf::GgmlType;
 
@@ -340,25 +340,19 @@ fn tile_q4_k<const R: usize, const C: usize>(
                 .get(4..16)
                 .and_then(|s| s.try_into().ok())
                 .unwrap_or([0; 12]);
-            let (sc, mn) = k4_scales_mins(&packed);
-            let mins16 = _mm_setr_epi16(
-                mn[0] as i16,
-                mn[1] as i16,
-                mn[2] as i16,
-                mn[3] as i16,
-                mn[4] as i16,
-                mn[5] as i16,
-                mn[6] as i16,
-                mn[7] as i16,
-            );
+            let [s_lo, s_hi, m_lo, m_hi] = k4_scale_words(&packed).map(|w| w as i32);
+            // Lanes 0..7 the scales, 8..15 the mins, as i16.
+            let scales_mins = _mm256_cvtepu8_epi16(_mm_setr_epi32(s_lo, s_hi, m_lo, m_hi));
+            let mins16 = _mm256_extracti128_si256::<1>(scales_mins);
+            let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins));
             let mut isum = [_mm256_setzero_si256(); C];
             for chunk in 0..4 {
                 let q = load32(x, 16 + 32 * chunk);
                 let lo = _mm256_and_si256(q, mask);
                 let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
                 // Scales are at most 63: the i16 pair sums times them stay exact in i32.
-                let s0 = _mm256_set1_epi16(sc[2 * chunk] as i16);
-                let s1 = _mm256_set1_epi16(sc[2 * chunk + 1] as i16);
+                let s0 = _mm256_shuffle_epi8(scales, scale_pick(2 * chunk));
+                let s1 = _mm256_shuffle_epi8(scales, scale_pick(2 * chunk + 1));
                 for c in 0..C {
                     let y0 = load32(&ys[c].qs, 64 * chunk);
                     let y1 = load32(&ys[c].qs, 64 * chunk + 32);
@@ -384,6 +378,14 @@ fn tile_q4_k<const R: usize, const C: usize>(
             hsum(acc[r][c]) + ((m[0] + m[2]) + (m[1] + m[3]))
         })
     })
+}
+
+/// The shuffle that fills every i16 lane with lane `i` of the (duplicated) low half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_pick(i: usize) -> __m256i {
+    let lo = (2 * i) as i16;
+    _mm256_set1_epi16(((lo + 1) << 8) | lo)
 }
 
 /// `dot.rs`'s `k4_min_lanes` as ggml's AVX2 code forms it: the 16 sub-sums of the
@@ -426,7 +428,8 @@ fn tile_q6_k<const R: usize, const C: usize>(
             for line in (0..210).step_by(64) {
                 prefetch(x, PREFETCH_BYTES + line);
             }
-            let scale = |g: usize| i16::from(x.get(192 + g).copied().unwrap_or(0) as i8);
+            // The sixteen i8 scales of the block.
+            let group_scales = load16(x, 192);
             let mut isum = [_mm256_setzero_si256(); C];
             for half in 0..2 {
                 let l0 = load32(x, 64 * half);
@@ -451,10 +454,11 @@ fn tile_q6_k<const R: usize, const C: usize>(
                     let at = 128 * half + 32 * k;
                     // Lanes 0..7 hold group g's pair sums, lanes 8..15 group g + 1's.
                     let g = at / 16;
-                    let (sa, sb) = (scale(g), scale(g + 1));
-                    let scales = _mm256_setr_epi16(
-                        sa, sa, sa, sa, sa, sa, sa, sa, sb, sb, sb, sb, sb, sb, sb, sb,
+                    let pick = _mm_set_epi64x(
+                        0x0101_0101_0101_0101 * (g as i64 + 1),
+                        0x0101_0101_0101_0101 * g as i64,
                     );
+                    let scales = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(group_scales, pick));
                     for c in 0..C {
                         let y = load32(&ys[c].qs, at);
                         let p = _mm256_sub_epi16(
@@ -649,19 +653,42 @@ unsafe fn rows_of<A: Column>(
     }
     let n = acts.len().max(1);
     let count = out.len() / n;
-    let wide = acts.len() / COLS * COLS;
-    // Columns COLS at a time, one row each.
-    for i in 0..count {
-        let row = w.row(first + i);
-        for t in (0..wide).step_by(COLS) {
-            let cols: [&[A]; COLS] = std::array::from_fn(|c| blocks::<A>(&acts[t + c]));
+    // Columns up to COLS at a time; a lone last column goes below. Fewer than four
+    // columns go against two rows at once where that pays, to keep enough independent
+    // chains of FMAs.
+    let grouped = if acts.len() % COLS == 1 {
+        acts.len() - 1
+    } else {
+        acts.len()
+    };
+    let pair_rows = A::GROUP_ROWS && grouped < 4;
+    let mut i = 0;
+    while grouped > 0 && i < count {
+        let r = if pair_rows && i + 2 <= count { 2 } else { 1 };
+        let mut t = 0;
+        while t < grouped {
+            let take = (grouped - t).min(COLS);
+            let (acts, out) = (&acts[t..t + take], &mut out[i * n + t..]);
             // SAFETY: the caller guarantees the features.
-            let [got] = unsafe { A::tile(w.ty, [row], cols) };
-            out[i * n + t..i * n + t + COLS].copy_from_slice(&got);
+            unsafe {
+                match (r, take) {
+                    (2, 2) => row_times::<A, 2, 2>(w, first + i, acts, out, n),
+                    (2, _) => row_times::<A, 2, 3>(w, first + i, acts, out, n),
+                    (_, 2) => row_times::<A, 1, 2>(w, first + i, acts, out, n),
+                    (_, 3) => row_times::<A, 1, 3>(w, first + i, acts, out, n),
+                    (_, 4) => row_times::<A, 1, 4>(w, first + i, acts, out, n),
+                    (_, 5) => row_times::<A, 1, 5>(w, first + i, acts, out, n),
+                    (_, 6) => row_times::<A, 1, 6>(w, first + i, acts, out, n),
+                    (_, 7) => row_times::<A, 1, 7>(w, first + i, acts, out, n),
+                    _ => row_times::<A, 1, COLS>(w, first + i, acts, out, n),
+                }
+            }
+            t += take;
         }
+        i += r;
     }
-    // The rest one at a time, ROWS rows each where that pays.
-    for (t, a) in acts.iter().enumerate().skip(wide) {
+    // The lone column: ROWS rows at a time where that pays.
+    for (t, a) in acts.iter().enumerate().skip(grouped) {
         let col = [blocks::<A>(a)];
         let mut i = 0;
         while i < count {
@@ -678,4 +705,27 @@ unsafe fn rows_of<A: Column>(
         }
     }
     true
+}
+
+/// Rows `row..row + R` times the `C` activation vectors `acts` into `out[r * n + c]`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn row_times<A: Column, const R: usize, const C: usize>(
+    w: &MatRef<'_>,
+    row: usize,
+    acts: &[Activations],
+    out: &mut [f32],
+    n: usize,
+) {
+    let rows: [&[u8]; R] = std::array::from_fn(|r| w.row(row + r));
+    let cols: [&[A]; C] = std::array::from_fn(|c| acts.get(c).map_or(&[][..], blocks::<A>));
+    // SAFETY: the caller guarantees the features.
+    let got = unsafe { A::tile(w.ty, rows, cols) };
+    for (r, values) in got.iter().enumerate() {
+        if let Some(out) = out.get_mut(r * n..r * n + C) {
+            out.copy_from_slice(values);
+        }
+    }
 }
