@@ -417,25 +417,61 @@ fn random_bytes_never_panic() {
     let _ = gguf_gate();
 }
 
-/// The forward pass's resident copy holds the file's bytes, and `release` (which the
-/// streaming passes call) leaves them alone: on anonymous memory `MADV_DONTNEED` would
-/// turn them into zeros.
+/// `make_resident` maps every page of the file up front (the mapping's resident size in
+/// `/proc/self/smaps` goes from nothing to the whole file), the bytes are the file's, and
+/// `release` (which the streaming passes call) leaves the pages mapped.
 #[test]
-fn a_resident_copy_keeps_the_bytes_through_release() {
+fn a_resident_file_is_mapped_whole_and_kept_through_release() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.gguf");
-    let bytes = valid_file();
+    let mut bytes = valid_file();
+    // Padding after the last tensor: 8 MiB for the mapping to show (parsing the header
+    // maps the first page, up to 2 MiB where the map has huge pages).
+    bytes.resize(bytes.len() + (8 << 20), 7);
     std::fs::write(&path, &bytes).unwrap();
     let mut file = gguf_gate::gguf::GgufFile::open(&path).unwrap();
+    let before = mapped_kib(&path);
     file.make_resident();
     assert_eq!(file.is_resident(), cfg!(target_os = "linux"));
+    if cfg!(target_os = "linux") {
+        let after = mapped_kib(&path);
+        assert!(
+            before <= 2048 + 4 && after >= (bytes.len() as u64 >> 10),
+            "resident KiB of the mapping: {before} before, {after} after ({} KiB file)",
+            bytes.len() >> 10
+        );
+    }
     assert_eq!(file.bytes(), &bytes[..]);
     file.release(0..bytes.len() as u64);
-    assert_eq!(
-        file.bytes(),
-        &bytes[..],
-        "released pages of the copy must not be dropped"
-    );
-    file.make_resident();
+    if cfg!(target_os = "linux") {
+        assert!(
+            mapped_kib(&path) >= (bytes.len() as u64 >> 10),
+            "release unmapped pages"
+        );
+    }
     assert_eq!(file.bytes(), &bytes[..]);
+}
+
+/// The `Rss` of this process's mappings of `path`, KiB (0 where `/proc` is absent).
+fn mapped_kib(path: &std::path::Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let name = path.to_string_lossy();
+    let mut inside = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            inside = line.ends_with(&*name);
+        } else if inside {
+            if let Some(v) = line.strip_prefix("Rss:") {
+                kib += v
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(0);
+            }
+        }
+    }
+    kib
 }

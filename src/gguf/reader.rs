@@ -112,7 +112,8 @@ impl Header {
 pub struct GgufFile {
     path: PathBuf,
     map: Option<Mmap>,
-    /// The map is an anonymous copy ([`GgufFile::make_resident`]), not the file's pages.
+    /// Every page is mapped for the forward pass ([`GgufFile::make_resident`]); `release`
+    /// leaves them.
     resident: bool,
     pub header: Header,
 }
@@ -177,7 +178,15 @@ impl GgufFile {
             // SAFETY: the map is read-only. If another process truncates the file while
             // we hold it, reads may fault (SIGBUS); that is the documented limit of
             // zero-copy access and no worse than any mmap-based reader (llama.cpp's included).
-            Some(unsafe { Mmap::map(&file) }.map_err(io_err)?)
+            let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
+            // Where the kernel and file system allow it (Linux; ext4 and tmpfs hold large
+            // folios), the page cache reads this file into 2 MiB pages and maps them
+            // whole: the forward pass reads every weight once per token, and through
+            // 4 KiB pages that is a TLB miss every 4 KiB. Pages already cached keep their
+            // size. A hint: failure changes nothing.
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(memmap2::Advice::HugePage);
+            Some(map)
         };
         let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
         let header = parse_header(bytes).map_err(|error| OpenError::Format {
@@ -192,40 +201,26 @@ impl GgufFile {
         })
     }
 
-    /// Copy the file into anonymous memory, backed by huge pages where the kernel allows
-    /// it (Linux `MADV_HUGEPAGE`), and read it from there from now on. The forward pass
-    /// reads every weight once per token: through the page cache's 4 KiB pages that is a
-    /// TLB miss every 4 KiB, and greedy decoding was 12–15 % faster from the copy when
-    /// measured during development (`docs/performance.md`). It costs the file's size in memory, as llama.cpp's
-    /// repacked weights do, and one copy at load; when the memory cannot be had the file
-    /// stays mapped as it was. [`GgufFile::release`] does nothing afterwards.
+    /// Map every page of the file now (Linux `MADV_POPULATE_READ`), before the forward
+    /// pass reads it: its first token otherwise takes a page fault every page, and the
+    /// pages are kept mapped afterwards ([`GgufFile::release`] does nothing). Nothing is
+    /// copied: the pages are the page cache's, in 2 MiB pages where [`GgufFile::open`]'s
+    /// hint took (`docs/performance.md`).
     ///
-    /// Only on Linux, and only when the file takes at most half of the memory the
-    /// kernel reports available (a copy must never push the machine into swapping).
+    /// Only when the file takes at most half of the memory the kernel reports available
+    /// (a model that does not fit stays streamed through the map as before).
     pub fn make_resident(&mut self) {
         let Some(map) = &self.map else { return };
         if self.resident || !memory_to_spare(map.len()) {
             return;
         }
-        let Ok(mut copy) = memmap2::MmapMut::map_anon(map.len()) else {
-            return;
-        };
         #[cfg(target_os = "linux")]
-        let _ = copy.advise(memmap2::Advice::HugePage);
-        {
-            use rayon::prelude::*;
-            const PIECE: usize = 4 << 20;
-            copy.par_chunks_mut(PIECE)
-                .zip(map.par_chunks(PIECE))
-                .for_each(|(dst, src)| dst.copy_from_slice(src));
-        }
-        if let Ok(read_only) = copy.make_read_only() {
-            self.map = Some(read_only);
+        if map.advise(memmap2::Advice::PopulateRead).is_ok() {
             self.resident = true;
         }
     }
 
-    /// Whether [`GgufFile::make_resident`] made the copy.
+    /// Whether [`GgufFile::make_resident`] mapped the file.
     pub fn is_resident(&self) -> bool {
         self.resident
     }
@@ -244,7 +239,7 @@ impl GgufFile {
     /// Keeps memory bounded while streaming over a model far larger than RAM.
     pub fn release(&self, range: Range<u64>) {
         if self.resident {
-            // Anonymous pages would come back as zeros.
+            // Kept mapped for the forward pass.
             return;
         }
         let (Some(map), Ok(start), Ok(end)) = (
