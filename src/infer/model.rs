@@ -33,10 +33,8 @@ struct Linear<'a> {
 }
 
 impl Linear<'_> {
-    /// `out[t] = W · x[t] (+ b) (* scale)` with each `x[t]` already in this weight's
-    /// activation format.
-    fn apply(&self, acts: &[Activations], out: &mut [f32], isa: Isa) {
-        kernels::matmul(&self.m, acts, out, isa);
+    /// `out[t] (+ b) (* scale)` row by row, after the matrix product.
+    fn finish(&self, out: &mut [f32]) {
         for row in out.chunks_exact_mut(self.m.rows) {
             if let Some(b) = &self.bias {
                 row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
@@ -48,33 +46,68 @@ impl Linear<'_> {
     }
 }
 
-/// Multiply every row of `x` (`n` rows of `in` values) by several matrices, quantizing
-/// each row once per activation format as ggml does per `mul_mat` (Q, K and V usually
-/// share one; so do gate and up).
-fn project<const N: usize>(isa: Isa, x: &[f32], n: usize, jobs: [(&Linear<'_>, &mut [f32]); N]) {
+/// What [`project`] works in, kept in the session so that a token allocates nothing:
+/// each activation format's quantized rows, and the batched products before they are
+/// transposed.
+#[derive(Default)]
+struct ProjectScratch {
+    formats: Vec<(kernels::VecDotType, Vec<Activations>)>,
+    by_row: Vec<f32>,
+}
+
+/// Multiply every row of `x` (`n` rows of `in` values) by several matrices in one
+/// parallel loop, quantizing each row once per activation format as ggml does per
+/// `mul_mat` (Q, K and V usually share one; so do gate and up).
+fn project<const N: usize>(
+    isa: Isa,
+    x: &[f32],
+    n: usize,
+    mut jobs: [(&Linear<'_>, &mut [f32]); N],
+    scratch: &mut ProjectScratch,
+) {
     let width = x.len() / n.max(1);
-    let mut formats: Vec<(kernels::VecDotType, Vec<Activations>)> = Vec::with_capacity(1);
-    for (linear, out) in jobs {
-        // The loader only accepts types that have a kernel.
-        let Some(kind) = kernels::vec_dot_type(linear.m.ty) else {
-            out.fill(0.0);
+    let kinds = jobs
+        .each_ref()
+        .map(|(linear, _)| kernels::vec_dot_type(linear.m.ty));
+    for (j, kind) in kinds.iter().enumerate() {
+        let Some(kind) = *kind else { continue };
+        if kinds[..j].contains(&Some(kind)) {
             continue;
-        };
-        let i = match formats.iter().position(|(k, _)| *k == kind) {
+        }
+        let set = match scratch.formats.iter().position(|(k, _)| *k == kind) {
             Some(i) => i,
             None => {
-                let acts = x
-                    .chunks_exact(width.max(1))
-                    .take(n)
-                    .map(|row| kernels::quantize_activations(kind, row))
-                    .collect();
-                formats.push((kind, acts));
-                formats.len() - 1
+                scratch.formats.push((kind, Vec::new()));
+                scratch.formats.len() - 1
             }
         };
-        if let Some((_, acts)) = formats.get(i) {
-            linear.apply(acts, out, isa);
+        let Some((_, acts)) = scratch.formats.get_mut(set) else {
+            continue;
+        };
+        while acts.len() < n {
+            acts.push(Activations::F32(Vec::new()));
         }
+        for (a, row) in acts.iter_mut().zip(x.chunks_exact(width.max(1)).take(n)) {
+            kernels::quantize_activations_into(kind, row, a);
+        }
+    }
+    let formats = &scratch.formats;
+    let acts_of = |kind: Option<kernels::VecDotType>| -> &[Activations] {
+        kind.and_then(|k| formats.iter().find(|(f, _)| *f == k))
+            .and_then(|(_, acts)| acts.get(..n))
+            .unwrap_or(&[])
+    };
+    let products = jobs.each_mut().map(|(linear, out)| {
+        let acts = acts_of(kernels::vec_dot_type(linear.m.ty));
+        if acts.is_empty() {
+            // The loader only accepts types that have a kernel.
+            out.fill(0.0);
+        }
+        (&linear.m, acts, &mut **out)
+    });
+    kernels::matmul_many(products, isa, &mut scratch.by_row);
+    for (linear, out) in jobs {
+        linear.finish(out);
     }
 }
 
@@ -177,10 +210,12 @@ pub struct Session {
     gate_up: Vec<f32>, // fused gate/up output [batch][2 ffn_dim] (Phi-3)
     /// Logits of the last pass: `[rows][vocab]`, one row per token that asked for them.
     logits: Vec<f32>,
-    /// The steps of the pass being run, and which of them want logits (kept to avoid an
-    /// allocation per token).
+    /// The steps of the pass being run, which of them want logits, the projections'
+    /// scratch and RoPE's cos/sin (kept so that a token allocates nothing).
     steps: Vec<Step>,
     wanted: Vec<usize>,
+    project: ProjectScratch,
+    rope: Vec<(f32, f32)>,
 }
 
 impl Session {
@@ -555,6 +590,8 @@ impl<'a> Model<'a> {
             logits: Vec::new(),
             steps: Vec::with_capacity(batch),
             wanted: Vec::with_capacity(batch),
+            project: ProjectScratch::default(),
+            rope: Vec::new(),
         }
     }
 
@@ -715,6 +752,7 @@ impl<'a> Model<'a> {
             normed,
             wanted.len(),
             [(&self.output, &mut s.logits[first..])],
+            &mut s.project,
         );
         if let Some(cap) = c.logit_softcap {
             // ggml_scale(1/c), ggml_tanh, ggml_scale(c).
@@ -748,6 +786,7 @@ impl<'a> Model<'a> {
                     (k, &mut s.k[..n * kv_dim]),
                     (v, &mut s.v[..n * kv_dim]),
                 ],
+                &mut s.project,
             ),
             Qkv::Fused(w) => {
                 let width = q_dim + 2 * kv_dim;
@@ -756,6 +795,7 @@ impl<'a> Model<'a> {
                     &s.xb[..n * dim],
                     n,
                     [(w, &mut s.qkv[..n * width])],
+                    &mut s.project,
                 );
                 for (t, row) in s.qkv[..n * width].chunks_exact(width).enumerate() {
                     s.q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&row[..q_dim]);
@@ -774,7 +814,7 @@ impl<'a> Model<'a> {
             mscale: c.rope_attn_factor,
             mode: c.rope_mode,
         };
-        let mut cache = Vec::with_capacity(hd / 2);
+        let mut cache = std::mem::take(&mut s.rope);
         for (t, step) in steps.iter().enumerate() {
             kernels::rope_cache(step.pos, hd, &rope, &mut cache);
             let q = &mut s.q[t * q_dim..(t + 1) * q_dim];
@@ -790,6 +830,7 @@ impl<'a> Model<'a> {
                 kernels::rope_head(head, &cache, c.rope_dims, c.rope_mode);
             }
         }
+        s.rope = cache;
         // Store K and V at their lanes' positions, rounded to f16.
         let lane_span = s.capacity * kv_dim;
         let layer_span = s.filled.len() * lane_span;
@@ -833,6 +874,7 @@ impl<'a> Model<'a> {
             &s.att_out[..n * q_dim],
             n,
             [(&layer.wo, &mut s.proj[..n * dim])],
+            &mut s.project,
         );
         residual_add(
             &mut s.x[..n * dim],
@@ -853,6 +895,7 @@ impl<'a> Model<'a> {
                 &s.xb[..n * dim],
                 n,
                 [(gate, &mut s.gate[..n * ff]), (up, &mut s.up[..n * ff])],
+                &mut s.project,
             ),
             GateUp::Fused(w) => {
                 project(
@@ -860,6 +903,7 @@ impl<'a> Model<'a> {
                     &s.xb[..n * dim],
                     n,
                     [(w, &mut s.gate_up[..n * 2 * ff])],
+                    &mut s.project,
                 );
                 for (t, row) in s.gate_up[..n * 2 * ff].chunks_exact(2 * ff).enumerate() {
                     s.gate[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
@@ -892,6 +936,7 @@ impl<'a> Model<'a> {
             &s.gate[..n * ff],
             n,
             [(&layer.w_down, &mut s.proj[..n * dim])],
+            &mut s.project,
         );
     }
 
@@ -935,7 +980,7 @@ impl<'a> Model<'a> {
         out.par_chunks_mut(hd)
             .zip(q.par_chunks(hd))
             .enumerate()
-            .for_each_init(attention::Scratch::default, |scratch, (i, (out, qh))| {
+            .for_each(|(i, (out, qh))| {
                 let (t, h) = (i / n_head, i % n_head);
                 let Some(step) = steps.get(t) else { return };
                 let pos = step.pos;
@@ -950,9 +995,19 @@ impl<'a> Model<'a> {
                     q_scale: c.q_scale,
                     kq_scale: c.kq_scale,
                 };
-                attention::attend(self.isa, &kv, qh, first, pos, scratch, out);
+                // Each thread's scratch lives as long as the thread: nothing is
+                // allocated per token.
+                ATTENTION_SCRATCH.with_borrow_mut(|scratch| {
+                    scratch.reserve(hd, cache.lane_span / kv_dim.max(1));
+                    attention::attend(self.isa, &kv, qh, first, pos, scratch, out);
+                });
             });
     }
+}
+
+thread_local! {
+    static ATTENTION_SCRATCH: std::cell::RefCell<attention::Scratch> =
+        std::cell::RefCell::new(attention::Scratch::default());
 }
 
 /// One layer's K and V cache: every lane's `lane_span` values, lane after lane.

@@ -43,14 +43,29 @@ impl KvHead<'_> {
     }
 }
 
-/// Working memory for [`attend`], reused across the heads and tokens one thread runs
-/// (rayon's `for_each_init`), so the hot loop allocates nothing once it has grown.
+/// Working memory for [`attend`], reused across the heads and tokens one thread runs,
+/// so the hot loop allocates nothing once it has grown.
 #[derive(Debug, Default)]
 pub struct Scratch {
     q16: Vec<f32>,
     k32: Vec<f32>,
     scores: Vec<f32>,
     acc: Vec<f32>,
+}
+
+impl Scratch {
+    /// Room for a head of `head_dim` values over `positions` positions at once, so that
+    /// a growing context does not reallocate token after token.
+    pub fn reserve(&mut self, head_dim: usize, positions: usize) {
+        for (v, len) in [
+            (&mut self.q16, head_dim),
+            (&mut self.k32, head_dim),
+            (&mut self.scores, positions),
+            (&mut self.acc, F16_SLOTS * head_dim),
+        ] {
+            v.reserve(len.saturating_sub(v.len()));
+        }
+    }
 }
 
 /// `out = softmax(K·q16 * kq_scale) · V` over the positions `first..=pos` (columns of

@@ -156,6 +156,31 @@ pub fn quantize_activations(kind: VecDotType, x: &[f32]) -> Activations {
     }
 }
 
+/// [`quantize_activations`] into `out`, reusing its memory when it already holds the
+/// format `kind` (so that a token allocates nothing).
+pub fn quantize_activations_into(kind: VecDotType, x: &[f32], out: &mut Activations) {
+    match (kind, out) {
+        (VecDotType::F32, Activations::F32(v)) => refill(v, x.iter().copied()),
+        (VecDotType::F16, Activations::F16(v)) => refill(v, x.iter().map(|&v| round_f16(v))),
+        (VecDotType::Bf16, Activations::Bf16(v)) => {
+            refill(v, x.iter().map(|&v| bf16::from_f32(v).to_f32()));
+        }
+        (VecDotType::Q8_0, Activations::Q8_0(v)) => refill(v, x.chunks_exact(QK).map(q8_0_block)),
+        (VecDotType::Q8_1, Activations::Q8_1(v)) => refill(v, x.chunks_exact(QK).map(q8_1_block)),
+        (VecDotType::Q8K, Activations::Q8K(v)) => refill(v, x.chunks_exact(QK_K).map(q8_k_block)),
+        (VecDotType::I8, Activations::I8 { q, scale, sum }) => {
+            q.clear();
+            (*scale, *sum) = i8_codes(x, q);
+        }
+        (kind, out) => *out = quantize_activations(kind, x),
+    }
+}
+
+fn refill<T>(v: &mut Vec<T>, items: impl Iterator<Item = T>) {
+    v.clear();
+    v.extend(items);
+}
+
 /// Round to the nearest f16 and widen back (`GGML_FP32_TO_FP16`, round to nearest even).
 #[inline]
 pub fn round_f16(v: f32) -> f32 {
@@ -179,40 +204,40 @@ fn q8_scales(amax: f32) -> (f32, f32) {
 /// f16), `q = round_half_even(x * (127 / amax))`. (The portable `_ref` version multiplies by
 /// `1 / d` and rounds half away from zero; the two differ in rare last-bit cases.)
 pub fn quantize_q8_0(x: &[f32]) -> Vec<BlockQ8_0> {
-    x.chunks_exact(QK)
-        .map(|b| {
-            let (d, id) = q8_scales(absmax(b));
-            let mut qs = [0i8; QK];
-            for (q, &v) in qs.iter_mut().zip(b) {
-                *q = (v * id).round_ties_even() as i8;
-            }
-            BlockQ8_0 {
-                d: round_f16(d),
-                qs,
-            }
-        })
-        .collect()
+    x.chunks_exact(QK).map(q8_0_block).collect()
+}
+
+fn q8_0_block(b: &[f32]) -> BlockQ8_0 {
+    let (d, id) = q8_scales(absmax(b));
+    let mut qs = [0i8; QK];
+    for (q, &v) in qs.iter_mut().zip(b) {
+        *q = (v * id).round_ties_even() as i8;
+    }
+    BlockQ8_0 {
+        d: round_f16(d),
+        qs,
+    }
 }
 
 /// ggml-cpu's x86 `quantize_row_q8_1`: as Q8_0, plus `s = f16(d * sum(q))` with the
 /// unrounded `d`.
 pub fn quantize_q8_1(x: &[f32]) -> Vec<BlockQ8_1> {
-    x.chunks_exact(QK)
-        .map(|b| {
-            let (d, id) = q8_scales(absmax(b));
-            let mut qs = [0i8; QK];
-            let mut sum = 0i32;
-            for (q, &v) in qs.iter_mut().zip(b) {
-                *q = (v * id).round_ties_even() as i8;
-                sum += i32::from(*q);
-            }
-            BlockQ8_1 {
-                d: round_f16(d),
-                s: round_f16(d * sum as f32),
-                qs,
-            }
-        })
-        .collect()
+    x.chunks_exact(QK).map(q8_1_block).collect()
+}
+
+fn q8_1_block(b: &[f32]) -> BlockQ8_1 {
+    let (d, id) = q8_scales(absmax(b));
+    let mut qs = [0i8; QK];
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(b) {
+        *q = (v * id).round_ties_even() as i8;
+        sum += i32::from(*q);
+    }
+    BlockQ8_1 {
+        d: round_f16(d),
+        s: round_f16(d * sum as f32),
+        qs,
+    }
 }
 
 /// `quantize_row_q8_K_ref`: the signed value of largest magnitude `max` gives
@@ -220,37 +245,37 @@ pub fn quantize_q8_1(x: &[f32]) -> Vec<BlockQ8_1> {
 /// as ggml's `nearest_int` magic-number trick does); `d = 1 / iscale`; `bsums` are the
 /// sums of each 16 quants.
 pub fn quantize_q8_k(x: &[f32]) -> Vec<BlockQ8K> {
-    x.chunks_exact(QK_K)
-        .map(|b| {
-            let mut max = 0.0f32;
-            let mut amax = 0.0f32;
-            for &v in b {
-                let ax = v.abs();
-                if ax > amax {
-                    amax = ax;
-                    max = v;
-                }
-            }
-            let mut block = BlockQ8K {
-                d: 0.0,
-                qs: [0; QK_K],
-                bsums: [0; QK_K / 16],
-            };
-            if amax == 0.0 {
-                return block;
-            }
-            let iscale = -127.0 / max;
-            for (q, &v) in block.qs.iter_mut().zip(b) {
-                let r = (iscale * v).round_ties_even();
-                *q = r.min(127.0) as i8;
-            }
-            for (s, group) in block.bsums.iter_mut().zip(block.qs.chunks_exact(16)) {
-                *s = group.iter().map(|&q| i16::from(q)).sum();
-            }
-            block.d = 1.0 / iscale;
-            block
-        })
-        .collect()
+    x.chunks_exact(QK_K).map(q8_k_block).collect()
+}
+
+fn q8_k_block(b: &[f32]) -> BlockQ8K {
+    let mut max = 0.0f32;
+    let mut amax = 0.0f32;
+    for &v in b {
+        let ax = v.abs();
+        if ax > amax {
+            amax = ax;
+            max = v;
+        }
+    }
+    let mut block = BlockQ8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        bsums: [0; QK_K / 16],
+    };
+    if amax == 0.0 {
+        return block;
+    }
+    let iscale = -127.0 / max;
+    for (q, &v) in block.qs.iter_mut().zip(b) {
+        let r = (iscale * v).round_ties_even();
+        *q = r.min(127.0) as i8;
+    }
+    for (s, group) in block.bsums.iter_mut().zip(block.qs.chunks_exact(16)) {
+        *s = group.iter().map(|&q| i16::from(q)).sum();
+    }
+    block.d = 1.0 / iscale;
+    block
 }
 
 /// bitnet.cpp's `quantize_row_i8_s`: one scale for the whole vector,
@@ -258,6 +283,13 @@ pub fn quantize_q8_k(x: &[f32]) -> Vec<BlockQ8K> {
 /// `q = clamp(round(x * scale), -128, 127)` (round half away from zero), and the sum of
 /// the quants (the kernel's codes are offset by one; the epilogue subtracts it).
 pub fn quantize_i8(x: &[f32]) -> Activations {
+    let mut q = Vec::with_capacity(x.len());
+    let (scale, sum) = i8_codes(x, &mut q);
+    Activations::I8 { q, scale, sum }
+}
+
+/// [`quantize_i8`]'s codes, appended to `q`; returns the scale and their sum.
+fn i8_codes(x: &[f32], q: &mut Vec<i8>) -> (f32, i32) {
     let max = x.iter().fold(0.00001f64, |m, &v| {
         let a = f64::from(v.abs());
         if m > a {
@@ -268,15 +300,12 @@ pub fn quantize_i8(x: &[f32]) -> Activations {
     });
     let scale = (127.0 / max) as f32;
     let mut sum = 0i32;
-    let q = x
-        .iter()
-        .map(|&v| {
-            let r = (v * scale).round().clamp(-128.0, 127.0) as i8;
-            sum += i32::from(r);
-            r
-        })
-        .collect();
-    Activations::I8 { q, scale, sum }
+    q.extend(x.iter().map(|&v| {
+        let r = (v * scale).round().clamp(-128.0, 127.0) as i8;
+        sum += i32::from(r);
+        r
+    }));
+    (scale, sum)
 }
 
 /// A weight matrix seen in place: `rows` rows of `cols` elements of type `ty`, each row
@@ -319,26 +348,58 @@ fn rows_per_task(rows: usize) -> usize {
 /// `isa`. Every element is the same dot product whatever the batch, the thread count or
 /// the instruction set, so results are bit-identical across all three.
 pub fn matmul(w: &MatRef<'_>, acts: &[Activations], out: &mut [f32], isa: Isa) {
-    let n = acts.len();
-    if n == 0 {
-        return;
-    }
-    let task = rows_per_task(w.rows);
-    if n == 1 {
-        out.par_chunks_mut(task)
-            .enumerate()
-            .for_each(|(c, o)| isa::rows(isa, w, acts, c * task, o));
-        return;
-    }
-    // [rows][n], filled in parallel blocks of rows, then transposed into [n][rows].
-    let mut by_row = vec![0.0f32; w.rows * n];
-    by_row
-        .par_chunks_mut(task * n)
-        .enumerate()
-        .for_each(|(c, o)| isa::rows(isa, w, acts, c * task, o));
-    for (t, dst) in out.chunks_exact_mut(w.rows).enumerate().take(n) {
-        for (r, d) in dst.iter_mut().enumerate() {
-            *d = by_row.get(r * n + t).copied().unwrap_or(0.0);
+    matmul_many([(w, acts, out)], isa, &mut Vec::new());
+}
+
+/// Several [`matmul`]s (Q, K and V; gate and up) in one parallel loop: the pool is
+/// handed one loop instead of one per matrix, which matters when a decoded token's
+/// matrices each take tens of microseconds. `by_row` is scratch (kept by the caller so
+/// that a token allocates nothing); the results do not depend on it.
+pub fn matmul_many<const N: usize>(
+    jobs: [(&MatRef<'_>, &[Activations], &mut [f32]); N],
+    isa: Isa,
+    by_row: &mut Vec<f32>,
+) {
+    // A batch is computed [rows][n] (each row against every vector), then transposed.
+    let batched = |w: &MatRef<'_>, acts: &[Activations]| {
+        if acts.len() > 1 {
+            w.rows * acts.len()
+        } else {
+            0
+        }
+    };
+    let scratch: usize = jobs.iter().map(|(w, acts, _)| batched(w, acts)).sum();
+    by_row.clear();
+    by_row.resize(scratch, 0.0);
+    let mut rest: &mut [f32] = by_row;
+    let mut parts = jobs.map(|(w, acts, out)| {
+        let (target, later) = if acts.len() > 1 {
+            let (mine, others) = std::mem::take(&mut rest).split_at_mut(batched(w, acts));
+            rest = others;
+            (mine, Some(out))
+        } else {
+            (out, None)
+        };
+        (w, acts, target, later)
+    });
+    parts
+        .par_iter_mut()
+        .flat_map(|(w, acts, target, _)| {
+            let (w, acts) = (*w, *acts);
+            let task = rows_per_task(w.rows);
+            target
+                .par_chunks_mut(task * acts.len().max(1))
+                .enumerate()
+                .map(move |(c, o)| (w, acts, c * task, o))
+        })
+        .for_each(|(w, acts, first, o)| isa::rows(isa, w, acts, first, o));
+    for (w, acts, by_row, out) in parts {
+        let Some(out) = out else { continue };
+        let n = acts.len();
+        for (t, dst) in out.chunks_exact_mut(w.rows).enumerate().take(n) {
+            for (r, d) in dst.iter_mut().enumerate() {
+                *d = by_row.get(r * n + t).copied().unwrap_or(0.0);
+            }
         }
     }
 }
