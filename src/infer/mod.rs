@@ -217,7 +217,6 @@ pub fn generate_many(
             passes: 0,
             decode_secs: 0.0,
             stopped_by_deadline: false,
-            done: false,
         })
         .collect();
     // The lanes that asked for logits in the last pass, in the order of its rows.
@@ -237,20 +236,16 @@ pub fn generate_many(
                 .unwrap_or(&[]);
             let next = argmax(logits);
             lane.tokens.push(next);
-            if is_stop(next) || lane.tokens.len() >= r.max_tokens {
-                lane.done = true;
-            } else if out_of_time {
-                lane.done = true;
-                lane.stopped_by_deadline = true;
+            let finished = is_stop(next) || lane.tokens.len() >= r.max_tokens;
+            if finished || out_of_time {
+                lane.stopped_by_deadline = !finished;
+                lane.decode_secs = decode_start.elapsed().as_secs_f64();
             } else {
                 steps.push(Step {
                     lane: lane_index,
                     pos: session.lane_len(lane_index),
                     token: next,
                 });
-            }
-            if lane.done {
-                lane.decode_secs = decode_start.elapsed().as_secs_f64();
             }
         }
         if steps.is_empty() {
@@ -289,7 +284,6 @@ struct Lane {
     /// Seconds from the end of the prompt pass to the lane's last token.
     decode_secs: f64,
     stopped_by_deadline: bool,
-    done: bool,
 }
 
 #[cfg(test)]

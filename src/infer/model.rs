@@ -97,8 +97,9 @@ fn project<const N: usize>(
             .and_then(|(_, acts)| acts.get(..n))
             .unwrap_or(&[])
     };
+    let mut kind_of_job = kinds.into_iter();
     let products = jobs.each_mut().map(|(linear, out)| {
-        let acts = acts_of(kernels::vec_dot_type(linear.m.ty));
+        let acts = acts_of(kind_of_job.next().flatten());
         if acts.is_empty() {
             // The loader only accepts types that have a kernel.
             out.fill(0.0);
