@@ -58,6 +58,15 @@ fn with_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
         .install(f)
 }
 
+/// The SmolLM2 file, opened, and llama.cpp's record for it (None only where
+/// `GGUF_GATE_ALLOW_SKIP=1` lets a missing model skip).
+fn smollm2_and_reference() -> Option<(GgufFile, Reference)> {
+    let (Some(path), Some(reference)) = (common::smollm2(), reference()) else {
+        return None;
+    };
+    Some((GgufFile::open(&path).expect("open SmolLM2"), reference))
+}
+
 /// How far our first-step logits may be from llama.cpp's: the reference rounds them to
 /// 4 decimals, and the engine computes in the arithmetic of llama.cpp's x86 AVX2 + FMA
 /// build, so its logits are llama.cpp's bit for bit (tests/quality.rs checks 1163
@@ -68,10 +77,9 @@ const LOGIT_TOLERANCE: f32 = 6e-5;
 
 #[test]
 fn smollm2_greedy_tokens_and_logits_match_llama_cpp() {
-    let (Some(path), Some(reference)) = (common::smollm2(), reference()) else {
+    let Some((file, reference)) = smollm2_and_reference() else {
         return;
     };
-    let file = GgufFile::open(&path).expect("open SmolLM2");
     let model = Model::load(&file).expect("load SmolLM2");
     let c = model.config();
     assert_eq!(
@@ -151,10 +159,9 @@ fn smollm2_greedy_tokens_and_logits_match_llama_cpp() {
 #[test]
 fn smollm2_prompts_decoded_together_match_each_alone() {
     use gguf_gate::infer::{generate_many, Request};
-    let (Some(path), Some(reference)) = (common::smollm2(), reference()) else {
+    let Some((file, reference)) = smollm2_and_reference() else {
         return;
     };
-    let file = GgufFile::open(&path).expect("open SmolLM2");
     let model = Model::load(&file).expect("load SmolLM2");
     let p = &reference.prompt_tokens;
     let prompts: [&[u32]; 3] = [p, &p[..p.len() - 1], &p[1..]];
@@ -172,10 +179,9 @@ fn smollm2_prompts_decoded_together_match_each_alone() {
 
 #[test]
 fn smollm2_output_is_independent_of_thread_count() {
-    let (Some(path), Some(reference)) = (common::smollm2(), reference()) else {
+    let Some((file, reference)) = smollm2_and_reference() else {
         return;
     };
-    let file = GgufFile::open(&path).expect("open SmolLM2");
     let model = Model::load(&file).expect("load SmolLM2");
     let run = |threads| {
         with_threads(threads, || {
