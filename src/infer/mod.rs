@@ -17,6 +17,7 @@
 pub mod config;
 pub mod kernels;
 mod model;
+pub mod team;
 
 use std::time::Instant;
 

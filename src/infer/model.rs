@@ -12,11 +12,11 @@
 //! is computed exactly as for one token at a time, so batching never changes a logit.
 
 use half::f16;
-use rayon::prelude::*;
 
 use super::config::{read_config, Arch, Config, FfnAct, MAX_HPARAM};
 use super::kernels::attention::{self, KvHead};
 use super::kernels::{self, float_ops, Activations, Isa, MatRef, Rope};
+use super::team;
 use super::InferError;
 use crate::gguf::{GgmlType, GgufFile, Header, TensorInfo};
 use crate::quant;
@@ -978,31 +978,34 @@ impl<'a> Model<'a> {
         let c = &self.config;
         let (hd, kv_dim, n_head) = (c.head_dim, c.kv_dim(), c.n_head);
         let group = c.n_head / c.n_head_kv;
-        out.par_chunks_mut(hd)
-            .zip(q.par_chunks(hd))
-            .enumerate()
-            .for_each(|(i, (out, qh))| {
-                let (t, h) = (i / n_head, i % n_head);
-                let Some(step) = steps.get(t) else { return };
-                let pos = step.pos;
-                let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let lane = step.lane * cache.lane_span..(step.lane + 1) * cache.lane_span;
-                let kv = KvHead {
-                    keys: cache.keys.get(lane.clone()).unwrap_or(&[]),
-                    values: cache.values.get(lane).unwrap_or(&[]),
-                    stride: kv_dim,
-                    offset: (h / group) * hd,
-                    head_dim: hd,
-                    q_scale: c.q_scale,
-                    kq_scale: c.kq_scale,
-                };
-                // Each thread's scratch lives as long as the thread: nothing is
-                // allocated per token.
-                ATTENTION_SCRATCH.with_borrow_mut(|scratch| {
-                    scratch.reserve(hd, cache.lane_span / kv_dim.max(1));
-                    attention::attend(self.isa, &kv, qh, first, pos, scratch, out);
-                });
+        let heads = q.len() / hd.max(1);
+        let outs = team::Chunks::new(out);
+        team::for_each(heads, &|i| {
+            let (t, h) = (i / n_head, i % n_head);
+            let (Some(step), Some(qh)) = (steps.get(t), q.get(i * hd..(i + 1) * hd)) else {
+                return;
+            };
+            // SAFETY: task `i` alone writes head `i`'s output.
+            let out = unsafe { outs.get(i * hd..(i + 1) * hd) };
+            let pos = step.pos;
+            let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let lane = step.lane * cache.lane_span..(step.lane + 1) * cache.lane_span;
+            let kv = KvHead {
+                keys: cache.keys.get(lane.clone()).unwrap_or(&[]),
+                values: cache.values.get(lane).unwrap_or(&[]),
+                stride: kv_dim,
+                offset: (h / group) * hd,
+                head_dim: hd,
+                q_scale: c.q_scale,
+                kq_scale: c.kq_scale,
+            };
+            // Each thread's scratch lives as long as the thread: nothing is
+            // allocated per token.
+            ATTENTION_SCRATCH.with_borrow_mut(|scratch| {
+                scratch.reserve(hd, cache.lane_span / kv_dim.max(1));
+                attention::attend(self.isa, &kv, qh, first, pos, scratch, out);
             });
+        });
     }
 }
 

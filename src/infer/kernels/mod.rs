@@ -22,14 +22,14 @@
 //! the kernel sums `code * q` over the row with codes 0..2, and the mul_mat epilogue
 //! computes `(sum - act_sum) / act_scale * weight_scale`.
 //!
-//! Rows are distributed over rayon's pool, but each output element is computed by one
+//! Rows are distributed over the threads (`team.rs`), but each output element is computed by one
 //! thread in a fixed order, so results are bit-identical whatever the thread count; a
 //! batch of tokens reads each weight row once (`matmul`).
 //! Every function here is total: block views are taken with `chunks_exact` over sizes
 //! the model loader proved, and a malformed slice only yields zeros, never a panic.
 
+use super::team;
 use half::{bf16, f16};
-use rayon::prelude::*;
 
 use crate::gguf::GgmlType;
 
@@ -351,8 +351,8 @@ pub fn matmul(w: &MatRef<'_>, acts: &[Activations], out: &mut [f32], isa: Isa) {
     matmul_many([(w, acts, out)], isa, &mut Vec::new());
 }
 
-/// Several [`matmul`]s (Q, K and V; gate and up) in one parallel loop: the pool is
-/// handed one loop instead of one per matrix, which matters when a decoded token's
+/// Several [`matmul`]s (Q, K and V; gate and up) in one parallel loop: the team
+/// (`team.rs`) is handed one loop instead of one per matrix, which matters when a decoded token's
 /// matrices each take tens of microseconds. `by_row` is scratch (kept by the caller so
 /// that a token allocates nothing); the results do not depend on it.
 pub fn matmul_many<const N: usize>(
@@ -382,17 +382,31 @@ pub fn matmul_many<const N: usize>(
         };
         (w, acts, target, later)
     });
-    parts
-        .par_iter_mut()
-        .flat_map(|(w, acts, target, _)| {
-            let (w, acts) = (*w, *acts);
-            let task = rows_per_task(w.rows);
-            target
-                .par_chunks_mut(task * acts.len().max(1))
-                .enumerate()
-                .map(move |(c, o)| (w, acts, c * task, o))
-        })
-        .for_each(|(w, acts, first, o)| isa::rows(isa, w, acts, first, o));
+    {
+        // Task `t` is chunk `t - first_task[j]` of job `j`: `task_rows[j]` rows of it.
+        let task_rows = parts.each_ref().map(|(w, ..)| rows_per_task(w.rows));
+        let mut first_task = [0usize; N];
+        let mut tasks = 0;
+        for (j, (w, ..)) in parts.iter().enumerate() {
+            first_task[j] = tasks;
+            tasks += w.rows.div_ceil(task_rows[j]);
+        }
+        let targets = parts
+            .each_mut()
+            .map(|(w, acts, target, _)| (*w, *acts, team::Chunks::new(target)));
+        team::for_each(tasks, &|t| {
+            let Some(j) = (0..N).rev().find(|&j| first_task[j] <= t) else {
+                return;
+            };
+            let (w, acts, target) = &targets[j];
+            let n = acts.len().max(1);
+            let first = (t - first_task[j]) * task_rows[j];
+            let end = (first + task_rows[j]).min(w.rows);
+            // SAFETY: task `t` alone covers rows `first..end` of job `j`.
+            let o = unsafe { target.get(first * n..end * n) };
+            isa::rows(isa, w, acts, first, o);
+        });
+    }
     for (w, acts, by_row, out) in parts {
         let Some(out) = out else { continue };
         let n = acts.len();
