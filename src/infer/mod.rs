@@ -123,8 +123,8 @@ pub fn argmax(logits: &[f32]) -> u32 {
 }
 
 /// Greedy decoding: run the prompt, then repeatedly take the argmax until `max_tokens`
-/// ids were produced or `is_stop` accepts one. Parallel over rows with rayon's current
-/// pool; the output does not depend on its thread count.
+/// ids were produced or `is_stop` accepts one. Parallel over rows with as many threads as
+/// rayon's current pool has (`team.rs`); the output does not depend on their number.
 pub fn generate(
     model: &Model<'_>,
     prompt_tokens: &[u32],
