@@ -195,7 +195,15 @@ impl Team {
                         let job = unsafe { *self.job.get() };
                         // SAFETY: as above.
                         let work = unsafe { &*job.work };
-                        self.take_tasks(job.tasks, work);
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            self.take_tasks(job.tasks, work)
+                        }));
+                        if ran.is_err() {
+                            // The submitter would wait for this helper forever, or return
+                            // with rows never computed: neither is acceptable.
+                            eprintln!("gguf-gate: a forward-pass task panicked; aborting");
+                            std::process::abort();
+                        }
                         self.state.fetch_sub(1, Ordering::Release);
                     }
                     seen = epoch_of(state);
