@@ -341,20 +341,34 @@ mod tests {
 
     #[test]
     fn helpers_that_slept_wake_for_the_next_loop() {
+        // Each round waits until the helpers have gone to sleep, then runs tasks long
+        // enough that a woken helper takes some. The first round may only spawn them,
+        // and a round may fall back to rayon while another test holds the team, so
+        // of ten rounds at least two must have had a team helper working.
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
-        pool.install(|| {
-            for _ in 0..3 {
-                let ran = AtomicUsize::new(0);
-                for_each(16, &|_| {
-                    ran.fetch_add(1, Ordering::Relaxed);
-                });
-                assert_eq!(ran.load(Ordering::Relaxed), 16);
-                std::thread::sleep(SPIN * 3);
-            }
+        let rounds_with_a_helper = pool.install(|| {
+            (0..10)
+                .filter(|_| {
+                    std::thread::sleep(SPIN * 3);
+                    let ran = AtomicUsize::new(0);
+                    let by_helper = AtomicUsize::new(0);
+                    for_each(16, &|_| {
+                        std::thread::sleep(Duration::from_millis(1));
+                        ran.fetch_add(1, Ordering::Relaxed);
+                        let name = std::thread::current().name().map(str::to_owned);
+                        if name.is_some_and(|n| n.starts_with("gguf-gate-team-")) {
+                            by_helper.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                    assert_eq!(ran.load(Ordering::Relaxed), 16);
+                    by_helper.load(Ordering::Relaxed) > 0
+                })
+                .count()
         });
+        assert!(rounds_with_a_helper >= 2, "{rounds_with_a_helper} rounds");
     }
 
     #[test]
