@@ -22,8 +22,8 @@
 //! the kernel sums `code * q` over the row with codes 0..2, and the mul_mat epilogue
 //! computes `(sum - act_sum) / act_scale * weight_scale`.
 //!
-//! Rows are distributed over the threads (`team.rs`), but each output element is computed by one
-//! thread in a fixed order, so results are bit-identical whatever the thread count; a
+//! Rows are distributed over the threads (`team.rs`), but each output element is
+//! computed by one thread in a fixed order, so results are bit-identical whatever the thread count; a
 //! batch of tokens reads each weight row once (`matmul`).
 //! Every function here is total: block views are taken with `chunks_exact` over sizes
 //! the model loader proved, and a malformed slice only yields zeros, never a panic.
@@ -352,8 +352,8 @@ pub fn matmul(w: &MatRef<'_>, acts: &[Activations], out: &mut [f32], isa: Isa) {
 }
 
 /// Several [`matmul`]s (Q, K and V; gate and up) in one parallel loop: the team
-/// (`team.rs`) is handed one loop instead of one per matrix, which matters when a decoded token's
-/// matrices each take tens of microseconds. `by_row` is scratch (kept by the caller so
+/// (`team.rs`) is handed one loop instead of one per matrix, which matters when a
+/// decoded token's matrices each take tens of microseconds. `by_row` is scratch (kept by the caller so
 /// that a token allocates nothing); the results do not depend on it.
 pub fn matmul_many<const N: usize>(
     jobs: [(&MatRef<'_>, &[Activations], &mut [f32]); N],
