@@ -325,7 +325,7 @@ impl Geometry {
             elements: t.elements as usize,
             block: block_elems as usize,
         };
-        if block_elems == 0 || t.elements % block_elems != 0 {
+        if block_elems == 0 || !t.elements.is_multiple_of(block_elems) {
             return Err(not_multiple());
         }
         // The reader validated `size` against the element count; I2_S's tail is checked here.

@@ -172,12 +172,12 @@ impl GgmlType {
     pub fn tensor_bytes(self, elements: u64) -> Option<u64> {
         if self == GgmlType::I2S {
             // Four 2-bit codes per byte, then the scale tail.
-            if elements % 4 != 0 {
+            if !elements.is_multiple_of(4) {
                 return None;
             }
             return (elements / 4).checked_add(I2S_TAIL_BYTES);
         }
-        if elements % self.block_size() != 0 {
+        if !elements.is_multiple_of(self.block_size()) {
             return None;
         }
         (elements / self.block_size()).checked_mul(self.block_bytes())

@@ -212,7 +212,7 @@ struct Heads {
 fn read_heads(keys: &Keys<'_>, dim: usize) -> Result<Heads, InferError> {
     let n_head = keys.uint("attention.head_count", None)?;
     let n_head_kv = keys.uint("attention.head_count_kv", Some(n_head as u64))?;
-    let default_head = (dim % n_head == 0).then_some((dim / n_head) as u64);
+    let default_head = dim.is_multiple_of(n_head).then_some((dim / n_head) as u64);
     let head_dim = match keys.header.get(&keys.key("attention.key_length")) {
         Some(_) => keys.uint("attention.key_length", None)?,
         None => default_head.ok_or_else(|| {

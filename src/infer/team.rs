@@ -133,7 +133,7 @@ impl Drop for CloseOnDrop<'_> {
         while state.load(Ordering::Acquire) & INSIDE != 0 {
             // A helper descheduled mid-task (more threads than cores) gets the core.
             polls += 1;
-            if polls % 4096 == 0 {
+            if polls.is_multiple_of(4096) {
                 std::thread::yield_now();
             }
             std::hint::spin_loop();
@@ -210,7 +210,7 @@ impl Team {
                     break;
                 }
                 polls += 1;
-                if polls % 1024 == 0 {
+                if polls.is_multiple_of(1024) {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > SPIN {
                         self.sleep_until_changed(seen);

@@ -162,7 +162,7 @@ fn block_geometry(ty: GgmlType) -> Option<(usize, usize)> {
 /// whole number of blocks and that `got_bytes` is exactly that size.
 fn check_size(ty: GgmlType, got_bytes: usize, elements: usize) -> Result<usize, QuantError> {
     let (block, bytes) = block_geometry(ty).ok_or(QuantError::Unsupported { ty })?;
-    if elements % block != 0 {
+    if !elements.is_multiple_of(block) {
         return Err(QuantError::NotBlockMultiple {
             ty,
             elements,

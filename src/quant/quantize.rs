@@ -72,7 +72,7 @@ pub fn quant_block(ty: GgmlType) -> Option<(usize, usize)> {
 /// Quantize `src` into `ty`, returning the tensor's bytes (for I2_S including the tail).
 pub fn quantize(ty: GgmlType, src: &[f32]) -> Result<Vec<u8>, QuantizeError> {
     let (block, bytes) = quant_block(ty).ok_or(QuantizeError::Unsupported { ty })?;
-    if src.len() % block != 0 {
+    if !src.len().is_multiple_of(block) {
         return Err(QuantizeError::NotBlockMultiple {
             ty,
             elements: src.len(),

@@ -124,7 +124,7 @@ pub fn dequantize_i2_s(data: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
 /// with the tensor's `scale`: lets callers stream a large tensor in pieces.
 pub fn dequantize_i2_s_codes(codes: &[u8], scale: f32, out: &mut [f32]) -> Result<(), QuantError> {
     let n = out.len();
-    if n % I2S_BLOCK != 0 {
+    if !n.is_multiple_of(I2S_BLOCK) {
         return Err(QuantError::NotBlockMultiple {
             ty: GgmlType::I2S,
             elements: n,

@@ -40,7 +40,7 @@ pub fn safetensors_bytes(tensors: &[T]) -> Vec<u8> {
         offset += t.data.len();
     }
     let mut h = serde_json::to_vec(&Json::Object(header)).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();

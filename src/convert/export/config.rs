@@ -281,7 +281,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<ModelConfig, ExportError> {
             let p = f.positive("partial_rotary_factor", v)?;
             // convert_hf_to_gguf.py: int(partial_rotary_factor * hidden) // heads.
             let dims = ((p as f64 * f64::from(hidden)) as u64 / u64::from(heads)) as u32;
-            if p > 1.0 || dims == 0 || dims % 2 != 0 {
+            if p > 1.0 || dims == 0 || !dims.is_multiple_of(2) {
                 return Err(f.invalid(
                     "partial_rotary_factor",
                     "a fraction of the head that RoPE can rotate in pairs",

@@ -71,7 +71,7 @@ pub fn run(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), ExportError> {
     if let Some(n) = job.permute {
-        if n == 0 || job.rows % (2 * n) != 0 {
+        if n == 0 || !job.rows.is_multiple_of(2 * n) {
             return Err(ExportError::ShapeMismatch {
                 tensor: job.name.to_string(),
                 expected: vec![],
@@ -81,7 +81,7 @@ pub fn run(
         }
     }
     let packed_rows = job.rows / 4;
-    if matches!(job.decode, Decode::Ternary { .. }) && job.rows % 4 != 0 {
+    if matches!(job.decode, Decode::Ternary { .. }) && !job.rows.is_multiple_of(4) {
         return Err(ExportError::ShapeMismatch {
             tensor: job.name.to_string(),
             expected: vec![],

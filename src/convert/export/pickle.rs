@@ -777,7 +777,7 @@ impl Machine<'_> {
         if d.sealed.get() {
             return Err("sets items on a dict that is already inside another value".into());
         }
-        if kv.len() % 2 != 0 {
+        if !kv.len().is_multiple_of(2) {
             return Err("an odd number of keys and values".into());
         }
         let mut items = d.items.borrow_mut();
