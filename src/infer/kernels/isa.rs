@@ -148,7 +148,7 @@ fn rows_scalar(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f3
 #[target_feature(enable = "avx2,fma,f16c,bmi1,bmi2,lzcnt,popcnt")]
 unsafe fn rows_avx2(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
     // SAFETY: this function only runs where AVX2, FMA and F16C are present.
-    if !unsafe { super::tiles::rows(w, acts, first, out) } {
+    if !unsafe { super::tiles::rows::<false>(w, acts, first, out) } {
         rows_body::<true>(w, acts, first, out);
     }
 }
@@ -159,7 +159,7 @@ unsafe fn rows_avx2(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mu
 )]
 unsafe fn rows_avx512(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
     // SAFETY: as above; AVX-512 CPUs have AVX2, FMA and F16C.
-    if !unsafe { super::tiles::rows(w, acts, first, out) } {
+    if !unsafe { super::tiles::rows::<true>(w, acts, first, out) } {
         rows_body::<true>(w, acts, first, out);
     }
 }

@@ -40,6 +40,7 @@ mod dot;
 pub mod float_ops;
 pub mod isa;
 mod tiles;
+mod wide;
 
 pub use isa::{Isa, IsaError, ISA_VAR};
 
@@ -130,11 +131,11 @@ pub fn supports_matmul(ty: GgmlType) -> bool {
 /// of blocks.
 pub fn row_bytes(ty: GgmlType, cols: usize) -> Option<usize> {
     if ty == GgmlType::I2S {
-        return (cols % QK_I2S == 0).then_some(cols / 4);
+        return cols.is_multiple_of(QK_I2S).then_some(cols / 4);
     }
     let block = usize::try_from(ty.block_size()).ok()?;
     let bytes = usize::try_from(ty.block_bytes()).ok()?;
-    if block == 0 || cols % block != 0 {
+    if block == 0 || !cols.is_multiple_of(block) {
         return None;
     }
     (cols / block).checked_mul(bytes)
@@ -549,9 +550,12 @@ mod tests {
             GgmlType::Tq2_0 => &[64],
             _ => &[],
         };
-        for block in data.chunks_exact_mut(bytes) {
-            for &o in offsets {
-                block[o..o + 2].copy_from_slice(&f16::from_f32(0.01).to_le_bytes());
+        // Small finite scales that differ between blocks, rows and fields, so that a
+        // kernel taking another row's or block's scale gives other bits.
+        for (i, block) in data.chunks_exact_mut(bytes).enumerate() {
+            for (k, &o) in offsets.iter().enumerate() {
+                let scale = 0.005 + 0.001 * ((3 * i + 5 * k) % 11) as f32;
+                block[o..o + 2].copy_from_slice(&f16::from_f32(scale).to_le_bytes());
             }
         }
         if ty == GgmlType::Tq1_0 {

@@ -36,7 +36,7 @@ pub const COLS: usize = 4;
 /// half plus low half, then the upper pair onto the lower, then the two left.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
+pub(super) fn hsum(v: __m256) -> f32 {
     let r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
     _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
@@ -45,7 +45,7 @@ fn hsum(v: __m256) -> f32 {
 /// An f16 stored little-endian at `x[at..at + 2]` (0 out of range).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16_at(x: &[u8], at: usize) -> f32 {
+pub(super) fn f16_at(x: &[u8], at: usize) -> f32 {
     match x.get(at..at + 2) {
         Some(&[lo, hi]) => {
             let h = _mm_cvtsi32_si128(i32::from(u16::from_le_bytes([lo, hi])));
@@ -58,7 +58,7 @@ fn f16_at(x: &[u8], at: usize) -> f32 {
 /// 16 bytes of `x` from `at` (zeros out of range).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load16(x: &[u8], at: usize) -> __m128i {
+pub(super) fn load16(x: &[u8], at: usize) -> __m128i {
     match x.get(at..at + 16) {
         // SAFETY: the slice holds the 16 bytes read.
         Some(s) => unsafe { _mm_loadu_si128(s.as_ptr().cast()) },
@@ -69,7 +69,7 @@ fn load16(x: &[u8], at: usize) -> __m128i {
 /// 32 bytes of `x` from `at` (zeros out of range).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load32<T: Copy>(x: &[T], at: usize) -> __m256i {
+pub(super) fn load32<T: Copy>(x: &[T], at: usize) -> __m256i {
     debug_assert!(std::mem::size_of::<T>() == 1);
     match x.get(at..at + 32) {
         // SAFETY: the slice holds the 32 one-byte elements read.
@@ -80,13 +80,17 @@ fn load32<T: Copy>(x: &[T], at: usize) -> __m256i {
 
 /// How far ahead of the block being multiplied a row is fetched into the cache
 /// (decoding SmolLM2: 512 bytes gave +15 %, 1024 +30 % over none; 2048 no more).
-const PREFETCH_BYTES: usize = 1024;
+pub(super) const PREFETCH_BYTES: usize = 1024;
+
+/// Bytes of one Q4_K and one Q6_K block (256 weights).
+pub(super) const Q4K_BYTES: usize = 144;
+pub(super) const Q6K_BYTES: usize = 210;
 
 /// Ask for the cache line `ahead` bytes past the start of `x` (a hint: an address past
 /// the row's end is never dereferenced, and the pointer is only computed, wrapping).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn prefetch(x: &[u8], ahead: usize) {
+pub(super) fn prefetch(x: &[u8], ahead: usize) {
     let p = x.as_ptr().wrapping_add(ahead);
     // Safe to call: a prefetch does not access memory in the program's sense, and
     // cannot fault.
@@ -259,7 +263,7 @@ impl Q8Block for BlockQ8_1 {
 
 /// The whole blocks of `block` bytes every row holds and every column covers.
 #[inline(always)]
-fn common_blocks<T, const R: usize, const C: usize>(
+pub(super) fn common_blocks<T, const R: usize, const C: usize>(
     rows: &[&[u8]; R],
     block: usize,
     cols: &[&[T]; C],
@@ -324,15 +328,15 @@ fn tile_q4_k<const R: usize, const C: usize>(
     let mut acc = [[_mm256_setzero_ps(); C]; R];
     let mut acc_m = [[_mm_setzero_ps(); C]; R];
     let mask = _mm256_set1_epi8(0x0F);
-    for b in 0..common_blocks(&rows, 144, &cols) {
+    for b in 0..common_blocks(&rows, Q4K_BYTES, &cols) {
         let Some(ys) = blocks_at(&cols, b) else {
             continue;
         };
         for r in 0..R {
-            let Some(x) = rows[r].get(144 * b..144 * (b + 1)) else {
+            let Some(x) = rows[r].get(Q4K_BYTES * b..Q4K_BYTES * (b + 1)) else {
                 continue;
             };
-            for line in (0..144).step_by(64) {
+            for line in (0..Q4K_BYTES).step_by(64) {
                 prefetch(x, PREFETCH_BYTES + line);
             }
             let (dx, dminx) = (f16_at(x, 0), f16_at(x, 2));
@@ -417,15 +421,15 @@ fn tile_q6_k<const R: usize, const C: usize>(
     let m4 = _mm256_set1_epi8(0x0F);
     let m2 = _mm256_set1_epi8(3);
     let m32 = _mm256_set1_epi8(32);
-    for b in 0..common_blocks(&rows, 210, &cols) {
+    for b in 0..common_blocks(&rows, Q6K_BYTES, &cols) {
         let Some(ys) = blocks_at(&cols, b) else {
             continue;
         };
         for r in 0..R {
-            let Some(x) = rows[r].get(210 * b..210 * (b + 1)) else {
+            let Some(x) = rows[r].get(Q6K_BYTES * b..Q6K_BYTES * (b + 1)) else {
                 continue;
             };
-            for line in (0..210).step_by(64) {
+            for line in (0..Q6K_BYTES).step_by(64) {
                 prefetch(x, PREFETCH_BYTES + line);
             }
             // The sixteen i8 scales of the block.
@@ -481,7 +485,7 @@ fn tile_q6_k<const R: usize, const C: usize>(
 
 /// Block `b` of every column, or `None` if a column is too short.
 #[inline(always)]
-fn blocks_at<'a, const C: usize>(
+pub(super) fn blocks_at<'a, const C: usize>(
     cols: &[&'a [BlockQ8K]; C],
     b: usize,
 ) -> Option<[&'a BlockQ8K; C]> {
@@ -513,14 +517,18 @@ trait Column: Sized {
     /// slower).
     const GROUP_ROWS: bool;
 
+    /// Whether the AVX-512 path multiplies two rows at once (`wide.rs`).
+    const WIDE_PAIRS: bool;
+
     /// The blocks of `a` when it is in this format.
     fn of(a: &Activations) -> Option<&[Self]>;
 
-    /// `R` rows of type `ty` times `C` columns (zeros for a type without a kernel here).
+    /// `R` rows of type `ty` times `C` columns (zeros for a type without a kernel here);
+    /// `WIDE` takes the AVX-512 kernels (`wide.rs`) where there are some.
     ///
     /// # Safety
-    /// The CPU must have AVX2, FMA and F16C.
-    unsafe fn tile<const R: usize, const C: usize>(
+    /// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ when `WIDE`.
+    unsafe fn tile<const WIDE: bool, const R: usize, const C: usize>(
         ty: GgmlType,
         rows: [&[u8]; R],
         cols: [&[Self]; C],
@@ -530,13 +538,14 @@ trait Column: Sized {
 /// The 32-element formats, against Q8_0 or Q8_1 activations.
 impl<A: Q8Block> Column for A {
     const GROUP_ROWS: bool = true;
+    const WIDE_PAIRS: bool = false;
 
     fn of(a: &Activations) -> Option<&[Self]> {
         A::blocks_of(a)
     }
 
     #[inline(always)]
-    unsafe fn tile<const R: usize, const C: usize>(
+    unsafe fn tile<const WIDE: bool, const R: usize, const C: usize>(
         ty: GgmlType,
         rows: [&[u8]; R],
         cols: [&[Self]; C],
@@ -557,6 +566,7 @@ impl<A: Q8Block> Column for A {
 
 impl Column for BlockQ8K {
     const GROUP_ROWS: bool = false;
+    const WIDE_PAIRS: bool = true;
 
     fn of(a: &Activations) -> Option<&[Self]> {
         match a {
@@ -566,11 +576,22 @@ impl Column for BlockQ8K {
     }
 
     #[inline(always)]
-    unsafe fn tile<const R: usize, const C: usize>(
+    unsafe fn tile<const WIDE: bool, const R: usize, const C: usize>(
         ty: GgmlType,
         rows: [&[u8]; R],
         cols: [&[Self]; C],
     ) -> [[f32; C]; R] {
+        if let (true, 2, Some(&r0), Some(&r1)) = (WIDE, R, rows.first(), rows.get(1)) {
+            // SAFETY: the caller guarantees the AVX-512 features when WIDE.
+            let pair = unsafe {
+                match ty {
+                    GgmlType::Q4K => super::wide::tile_q4_k([r0, r1], cols),
+                    GgmlType::Q6K => super::wide::tile_q6_k([r0, r1], cols),
+                    _ => [[0.0; C]; 2],
+                }
+            };
+            return std::array::from_fn(|r| pair[r % 2]);
+        }
         // SAFETY: the caller guarantees the features.
         unsafe {
             match ty {
@@ -596,18 +617,25 @@ pub fn handles(ty: GgmlType) -> bool {
 /// columns one at a time, against [`ROWS`] rows at once where
 /// [`Column::GROUP_ROWS`] says so.
 ///
+/// `WIDE` (the AVX-512 path) multiplies K-quant rows two at a time (`wide.rs`).
+///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C.
-pub unsafe fn rows(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) -> bool {
+/// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ when `WIDE`.
+pub unsafe fn rows<const WIDE: bool>(
+    w: &MatRef<'_>,
+    acts: &[Activations],
+    first: usize,
+    out: &mut [f32],
+) -> bool {
     if !handles(w.ty) {
         return false;
     }
     // SAFETY: the caller guarantees the features.
     unsafe {
         match acts.first() {
-            Some(Activations::Q8_0(_)) => rows_of::<BlockQ8_0>(w, acts, first, out),
-            Some(Activations::Q8_1(_)) => rows_of::<BlockQ8_1>(w, acts, first, out),
-            Some(Activations::Q8K(_)) => rows_of::<BlockQ8K>(w, acts, first, out),
+            Some(Activations::Q8_0(_)) => rows_of::<BlockQ8_0, WIDE>(w, acts, first, out),
+            Some(Activations::Q8_1(_)) => rows_of::<BlockQ8_1, WIDE>(w, acts, first, out),
+            Some(Activations::Q8K(_)) => rows_of::<BlockQ8K, WIDE>(w, acts, first, out),
             _ => false,
         }
     }
@@ -623,7 +651,7 @@ fn blocks<A: Column>(a: &Activations) -> &[A] {
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[inline(always)]
-unsafe fn column_rows<A: Column, const R: usize>(
+unsafe fn column_rows<A: Column, const WIDE: bool, const R: usize>(
     w: &MatRef<'_>,
     col: [&[A]; 1],
     first: usize,
@@ -632,7 +660,7 @@ unsafe fn column_rows<A: Column, const R: usize>(
 ) {
     let rows: [&[u8]; R] = std::array::from_fn(|r| w.row(first + r));
     // SAFETY: the caller guarantees the features.
-    let got = unsafe { A::tile(w.ty, rows, col) };
+    let got = unsafe { A::tile::<WIDE, R, 1>(w.ty, rows, col) };
     for (o, [v]) in out.iter_mut().step_by(n).zip(got) {
         *o = v;
     }
@@ -642,7 +670,7 @@ unsafe fn column_rows<A: Column, const R: usize>(
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
-unsafe fn rows_of<A: Column>(
+unsafe fn rows_of<A: Column, const WIDE: bool>(
     w: &MatRef<'_>,
     acts: &[Activations],
     first: usize,
@@ -661,7 +689,7 @@ unsafe fn rows_of<A: Column>(
     } else {
         acts.len()
     };
-    let pair_rows = A::GROUP_ROWS && grouped < 4;
+    let pair_rows = (A::GROUP_ROWS && grouped < 4) || (WIDE && A::WIDE_PAIRS);
     let mut i = 0;
     while grouped > 0 && i < count {
         let r = if pair_rows && i + 2 <= count { 2 } else { 1 };
@@ -672,15 +700,12 @@ unsafe fn rows_of<A: Column>(
             // SAFETY: the caller guarantees the features.
             unsafe {
                 match (r, take) {
-                    (2, 2) => row_times::<A, 2, 2>(w, first + i, acts, out, n),
-                    (2, _) => row_times::<A, 2, 3>(w, first + i, acts, out, n),
-                    (_, 2) => row_times::<A, 1, 2>(w, first + i, acts, out, n),
-                    (_, 3) => row_times::<A, 1, 3>(w, first + i, acts, out, n),
-                    (_, 4) => row_times::<A, 1, 4>(w, first + i, acts, out, n),
-                    (_, 5) => row_times::<A, 1, 5>(w, first + i, acts, out, n),
-                    (_, 6) => row_times::<A, 1, 6>(w, first + i, acts, out, n),
-                    (_, 7) => row_times::<A, 1, 7>(w, first + i, acts, out, n),
-                    _ => row_times::<A, 1, COLS>(w, first + i, acts, out, n),
+                    (2, 2) => row_times::<A, WIDE, 2, 2>(w, first + i, acts, out, n),
+                    (2, 3) => row_times::<A, WIDE, 2, 3>(w, first + i, acts, out, n),
+                    (2, _) => row_times::<A, WIDE, 2, COLS>(w, first + i, acts, out, n),
+                    (_, 2) => row_times::<A, WIDE, 1, 2>(w, first + i, acts, out, n),
+                    (_, 3) => row_times::<A, WIDE, 1, 3>(w, first + i, acts, out, n),
+                    _ => row_times::<A, WIDE, 1, COLS>(w, first + i, acts, out, n),
                 }
             }
             t += take;
@@ -694,11 +719,13 @@ unsafe fn rows_of<A: Column>(
         while i < count {
             if A::GROUP_ROWS && i + ROWS <= count {
                 // SAFETY: the caller guarantees the features.
-                unsafe { column_rows::<A, ROWS>(w, col, first + i, &mut out[i * n + t..], n) };
+                unsafe {
+                    column_rows::<A, WIDE, ROWS>(w, col, first + i, &mut out[i * n + t..], n)
+                };
                 i += ROWS;
             } else {
                 // SAFETY: the caller guarantees the features.
-                let [[v]] = unsafe { A::tile(w.ty, [w.row(first + i)], col) };
+                let [[v]] = unsafe { A::tile::<WIDE, 1, 1>(w.ty, [w.row(first + i)], col) };
                 out[i * n + t] = v;
                 i += 1;
             }
@@ -712,7 +739,7 @@ unsafe fn rows_of<A: Column>(
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[inline(always)]
-unsafe fn row_times<A: Column, const R: usize, const C: usize>(
+unsafe fn row_times<A: Column, const WIDE: bool, const R: usize, const C: usize>(
     w: &MatRef<'_>,
     row: usize,
     acts: &[Activations],
@@ -722,7 +749,7 @@ unsafe fn row_times<A: Column, const R: usize, const C: usize>(
     let rows: [&[u8]; R] = std::array::from_fn(|r| w.row(row + r));
     let cols: [&[A]; C] = std::array::from_fn(|c| acts.get(c).map_or(&[][..], blocks::<A>));
     // SAFETY: the caller guarantees the features.
-    let got = unsafe { A::tile(w.ty, rows, cols) };
+    let got = unsafe { A::tile::<WIDE, R, C>(w.ty, rows, cols) };
     for (r, values) in got.iter().enumerate() {
         if let Some(out) = out.get_mut(r * n..r * n + C) {
             out.copy_from_slice(values);

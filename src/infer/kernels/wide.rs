@@ -1,0 +1,237 @@
+//! The AVX-512 path's K-quant kernels (Q4_K, Q6_K): two weight rows at once in the two
+//! 256-bit halves of each 512-bit register, against up to [`super::tiles::COLS`]
+//! activation vectors. Each half does, instruction for instruction, what `tiles.rs`'s
+//! AVX2 kernel does for one row — the same `maddubs`/`madd` integer lanes (exact), one
+//! FMA per block with the same scale, the same horizontal sum — so every output has the
+//! reference's bits (`dot.rs`), and the unit tests and `tests/isa.rs` compare them.
+//!
+//! Why: a prompt on a K-quant model is bound by the work of unpacking and multiplying
+//! blocks, not by memory. One 512-bit instruction does the work of two 256-bit ones;
+//! the activation blocks are broadcast to both halves straight from memory, and
+//! AVX-512's 32 vector registers hold two rows times four columns of accumulators
+//! without spilling (with AVX2's 16, two K-quant rows spilled: `tiles.rs`).
+//!
+//! Every function carries the AVX-512 features `isa.rs` checks before choosing this
+//! path (F, BW, VL, DQ) besides AVX2, FMA and F16C. Loads are those of `tiles.rs`
+//! (inside slices of checked length, zeros out of range).
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+use super::dot::k4_scale_words;
+use super::tiles::{blocks_at, common_blocks, f16_at, hsum, load16, load32, prefetch};
+use super::tiles::{PREFETCH_BYTES, Q4K_BYTES, Q6K_BYTES};
+use super::BlockQ8K;
+
+/// Bytes `at..at + 32` of two rows: the first in the low half, the second in the high.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+fn pair32(x: [&[u8]; 2], at: usize) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load32(x[0], at)), load32(x[1], at))
+}
+
+/// 32 activation bytes from `at` in both halves (a broadcast load).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+fn both_halves(y: &[i8], at: usize) -> __m512i {
+    _mm512_broadcast_i64x4(load32(y, at))
+}
+
+/// One float per half: `lo` in lanes 0..8, `hi` in lanes 8..16.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+fn halves_ps(lo: f32, hi: f32) -> __m512 {
+    _mm512_insertf32x8::<1>(_mm512_set1_ps(lo), _mm256_set1_ps(hi))
+}
+
+/// The two 8-lane sums of `acc`, as `tiles.rs`'s `hsum` adds one register's lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+fn hsum_halves(acc: __m512) -> [f32; 2] {
+    [
+        hsum(_mm512_castps512_ps256(acc)),
+        hsum(_mm512_extractf32x8_ps::<1>(acc)),
+    ]
+}
+
+/// Block `b` of both rows (`bytes` each), or `None` when either is short.
+#[inline(always)]
+fn block_pair<'a>(rows: &[&'a [u8]; 2], bytes: usize, b: usize) -> Option<[&'a [u8]; 2]> {
+    let at = b * bytes..(b + 1) * bytes;
+    Some([rows[0].get(at.clone())?, rows[1].get(at)?])
+}
+
+/// Fetch the cache lines of both rows' block `x` [`PREFETCH_BYTES`] ahead.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+fn prefetch_pair(x: [&[u8]; 2], bytes: usize) {
+    for row in x {
+        for line in (0..bytes).step_by(64) {
+            prefetch(row, PREFETCH_BYTES + line);
+        }
+    }
+}
+
+/// Two Q4_K rows times `C` activation vectors: `tiles.rs`'s `tile_q4_k` for each row,
+/// the rows side by side. The minimum lanes (four per row and column) go side by side
+/// in one 256-bit register.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+pub(super) fn tile_q4_k<const C: usize>(rows: [&[u8]; 2], cols: [&[BlockQ8K]; C]) -> [[f32; C]; 2] {
+    let mut acc = [_mm512_setzero_ps(); C];
+    let mut acc_m = [_mm256_setzero_ps(); C];
+    let mask = _mm512_set1_epi8(0x0F);
+    for b in 0..common_blocks(&rows, Q4K_BYTES, &cols) {
+        let (Some(ys), Some(x)) = (blocks_at(&cols, b), block_pair(&rows, Q4K_BYTES, b)) else {
+            continue;
+        };
+        prefetch_pair(x, Q4K_BYTES);
+        let scales_mins = x.map(|x| {
+            let packed: [u8; 12] = x
+                .get(4..16)
+                .and_then(|s| s.try_into().ok())
+                .unwrap_or([0; 12]);
+            let [s_lo, s_hi, m_lo, m_hi] = k4_scale_words(&packed).map(|w| w as i32);
+            // Lanes 0..7 the scales, 8..15 the mins, as i16.
+            _mm256_cvtepu8_epi16(_mm_setr_epi32(s_lo, s_hi, m_lo, m_hi))
+        });
+        // Each 128-bit lane holds its row's eight scales; the mins side by side.
+        let scales = _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm256_castsi256_si128(
+                scales_mins[0],
+            ))),
+            _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins[1])),
+        );
+        let mins16 = _mm256_permute2x128_si256::<0x31>(scales_mins[0], scales_mins[1]);
+        let mut isum = [_mm512_setzero_si512(); C];
+        for chunk in 0..4 {
+            let q = pair32(x, 16 + 32 * chunk);
+            let lo = _mm512_and_si512(q, mask);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
+            let s0 = _mm512_shuffle_epi8(scales, scale_pick(2 * chunk));
+            let s1 = _mm512_shuffle_epi8(scales, scale_pick(2 * chunk + 1));
+            for c in 0..C {
+                let y0 = both_halves(&ys[c].qs, 64 * chunk);
+                let y1 = both_halves(&ys[c].qs, 64 * chunk + 32);
+                let p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(lo, y0), s0);
+                let p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(hi, y1), s1);
+                isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(p0, p1));
+            }
+        }
+        let (dx, dminx) = (x.map(|x| f16_at(x, 0)), x.map(|x| f16_at(x, 2)));
+        for c in 0..C {
+            let y = ys[c];
+            let d = halves_ps(y.d * dx[0], y.d * dx[1]);
+            acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[c]), acc[c]);
+            let mins = _mm256_cvtepi32_ps(min_lanes_pair(y, mins16));
+            let dmin = _mm256_set_m128(_mm_set1_ps(-y.d * dminx[1]), _mm_set1_ps(-y.d * dminx[0]));
+            acc_m[c] = _mm256_fmadd_ps(dmin, mins, acc_m[c]);
+        }
+    }
+    let mut out = [[0.0f32; C]; 2];
+    for c in 0..C {
+        let sums = hsum_halves(acc[c]);
+        let mut m = [0.0f32; 8];
+        // SAFETY: `m` holds the eight floats stored.
+        unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc_m[c]) };
+        for r in 0..2 {
+            let m = &m[4 * r..4 * r + 4];
+            out[r][c] = sums[r] + ((m[0] + m[2]) + (m[1] + m[3]));
+        }
+    }
+    out
+}
+
+/// The shuffle that fills every i16 lane with lane `i` of its 128-bit lane.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+fn scale_pick(i: usize) -> __m512i {
+    let lo = (2 * i) as i16;
+    _mm512_set1_epi16(((lo + 1) << 8) | lo)
+}
+
+/// `tiles.rs`'s `min_lanes` for two rows: the activations' 16 sub-sums added in pairs,
+/// times each row's eight mins (row 0's in the low 128 bits of `mins16`), adjacent
+/// products summed: four i32 lanes per row.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+fn min_lanes_pair(y: &BlockQ8K, mins16: __m256i) -> __m256i {
+    // SAFETY: `bsums` is 16 i16 = 32 bytes.
+    let sums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+    let pairs = _mm_hadd_epi16(
+        _mm256_castsi256_si128(sums),
+        _mm256_extracti128_si256::<1>(sums),
+    );
+    _mm256_madd_epi16(mins16, _mm256_broadcastsi128_si256(pairs))
+}
+
+/// Two Q6_K rows times `C` activation vectors: `tiles.rs`'s `tile_q6_k` for each row,
+/// the rows side by side.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+pub(super) fn tile_q6_k<const C: usize>(rows: [&[u8]; 2], cols: [&[BlockQ8K]; C]) -> [[f32; C]; 2] {
+    let mut acc = [_mm512_setzero_ps(); C];
+    let m4 = _mm512_set1_epi8(0x0F);
+    let m2 = _mm512_set1_epi8(3);
+    let m32 = _mm512_set1_epi8(32);
+    for b in 0..common_blocks(&rows, Q6K_BYTES, &cols) {
+        let (Some(ys), Some(x)) = (blocks_at(&cols, b), block_pair(&rows, Q6K_BYTES, b)) else {
+            continue;
+        };
+        prefetch_pair(x, Q6K_BYTES);
+        // The sixteen i8 scales of each row's block.
+        let group_scales = x.map(|x| load16(x, 192));
+        let mut isum = [_mm512_setzero_si512(); C];
+        for half in 0..2 {
+            let l0 = pair32(x, 64 * half);
+            let l1 = pair32(x, 64 * half + 32);
+            let h = pair32(x, 128 + 32 * half);
+            let high = |shift: __m128i| {
+                _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srl_epi16(h, shift), m2))
+            };
+            let quarters = [
+                _mm512_or_si512(_mm512_and_si512(l0, m4), high(_mm_cvtsi32_si128(0))),
+                _mm512_or_si512(_mm512_and_si512(l1, m4), high(_mm_cvtsi32_si128(2))),
+                _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(l0), m4),
+                    high(_mm_cvtsi32_si128(4)),
+                ),
+                _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(l1), m4),
+                    high(_mm_cvtsi32_si128(6)),
+                ),
+            ];
+            for (k, q) in quarters.into_iter().enumerate() {
+                let at = 128 * half + 32 * k;
+                // Per row: lanes 0..7 hold group g's pair sums, lanes 8..15 group g + 1's.
+                let g = at / 16;
+                let pick = _mm_set_epi64x(
+                    0x0101_0101_0101_0101 * (g as i64 + 1),
+                    0x0101_0101_0101_0101 * g as i64,
+                );
+                let [s0, s1] =
+                    group_scales.map(|s| _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, pick)));
+                let scales = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(s0), s1);
+                for c in 0..C {
+                    let y = both_halves(&ys[c].qs, at);
+                    let p =
+                        _mm512_sub_epi16(_mm512_maddubs_epi16(q, y), _mm512_maddubs_epi16(m32, y));
+                    isum[c] = _mm512_add_epi32(isum[c], _mm512_madd_epi16(p, scales));
+                }
+            }
+        }
+        let dx = x.map(|x| f16_at(x, 208));
+        for c in 0..C {
+            let d = halves_ps(ys[c].d * dx[0], ys[c].d * dx[1]);
+            acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[c]), acc[c]);
+        }
+    }
+    let mut out = [[0.0f32; C]; 2];
+    for c in 0..C {
+        let [a, b] = hsum_halves(acc[c]);
+        out[0][c] = a;
+        out[1][c] = b;
+    }
+    out
+}
