@@ -23,7 +23,6 @@
 
 use std::arch::x86_64::*;
 
-use super::dot::k4_scale_words;
 use super::tiles::{blocks_at, common_blocks, f16_at, hsum, load16, load32, prefetch};
 use super::tiles::{PREFETCH_BYTES, Q4K_BYTES, Q6K_BYTES};
 use super::BlockQ8K;
@@ -91,23 +90,15 @@ pub(super) fn tile_q4_k<const C: usize>(rows: [&[u8]; 2], cols: [&[BlockQ8K]; C]
             continue;
         };
         prefetch_pair(x, Q4K_BYTES);
-        let scales_mins = x.map(|x| {
-            let packed: [u8; 12] = x
-                .get(4..16)
-                .and_then(|s| s.try_into().ok())
-                .unwrap_or([0; 12]);
-            let [s_lo, s_hi, m_lo, m_hi] = k4_scale_words(&packed).map(|w| w as i32);
-            // Lanes 0..7 the scales, 8..15 the mins, as i16.
-            _mm256_cvtepu8_epi16(_mm_setr_epi32(s_lo, s_hi, m_lo, m_hi))
-        });
+        let [scales_mins0, scales_mins1] = k4_scales_mins_pair(x);
         // Each 128-bit lane holds its row's eight scales; the mins side by side.
         let scales = _mm512_inserti64x4::<1>(
             _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm256_castsi256_si128(
-                scales_mins[0],
+                scales_mins0,
             ))),
-            _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins[1])),
+            _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins1)),
         );
-        let mins16 = _mm256_permute2x128_si256::<0x31>(scales_mins[0], scales_mins[1]);
+        let mins16 = _mm256_permute2x128_si256::<0x31>(scales_mins0, scales_mins1);
         let mut isum = [_mm512_setzero_si512(); C];
         for chunk in 0..4 {
             let q = pair32(x, 16 + 32 * chunk);
@@ -123,13 +114,23 @@ pub(super) fn tile_q4_k<const C: usize>(rows: [&[u8]; 2], cols: [&[BlockQ8K]; C]
                 isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(p0, p1));
             }
         }
-        let (dx, dminx) = (x.map(|x| f16_at(x, 0)), x.map(|x| f16_at(x, 2)));
+        // [d, dmin] of row 0, then of row 1.
+        let d_dmin = _mm_cvtph_ps(_mm_setr_epi32(word_at(x[0], 0), word_at(x[1], 0), 0, 0));
         for c in 0..C {
             let y = ys[c];
-            let d = halves_ps(y.d * dx[0], y.d * dx[1]);
+            // `y.d * d` and `-y.d * dmin` of each row (the products `tiles.rs` forms).
+            let scaled = _mm512_castps128_ps512(_mm_mul_ps(_mm_set1_ps(y.d), d_dmin));
+            let d = _mm512_permutexvar_ps(
+                _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),
+                scaled,
+            );
             acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[c]), acc[c]);
             let mins = _mm256_cvtepi32_ps(min_lanes_pair(y, mins16));
-            let dmin = _mm256_set_m128(_mm_set1_ps(-y.d * dminx[1]), _mm_set1_ps(-y.d * dminx[0]));
+            let dmin = _mm256_permutexvar_ps(
+                _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3),
+                _mm512_castps512_ps256(scaled),
+            );
+            let dmin = _mm256_xor_ps(dmin, _mm256_set1_ps(-0.0));
             acc_m[c] = _mm256_fmadd_ps(dmin, mins, acc_m[c]);
         }
     }
@@ -145,6 +146,45 @@ pub(super) fn tile_q4_k<const C: usize>(rows: [&[u8]; 2], cols: [&[BlockQ8K]; C]
         }
     }
     out
+}
+
+/// The little-endian u32 at `x[at..at + 4]` (0 out of range), as an i32 lane.
+#[inline(always)]
+fn word_at(x: &[u8], at: usize) -> i32 {
+    x.get(at..at + 4)
+        .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Both rows' Q4_K scales and mins (`dot.rs`'s `k4_scale_words`, in SIMD for two rows at
+/// once): per row, 16 i16 lanes, the eight 6-bit scales then the eight mins.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+fn k4_scales_mins_pair(x: [&[u8]; 2]) -> [__m256i; 2] {
+    const KMASK1: i32 = 0x3f3f_3f3f;
+    const KMASK2: i32 = 0x0f0f_0f0f;
+    const KMASK3: i32 = 0x0303_0303;
+    // Per 128-bit lane, one row's packed words u0, u1, u2 (and four bytes after them).
+    let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(load16(x[0], 4)), load16(x[1], 4));
+    // [u0 & m1, u2 & m2, u1 & m1, (u2 >> 4) & m2]
+    let low = _mm256_and_si256(
+        _mm256_srlv_epi32(
+            _mm256_shuffle_epi32::<0x98>(v),
+            _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4),
+        ),
+        _mm256_setr_epi32(
+            KMASK1, KMASK2, KMASK1, KMASK2, KMASK1, KMASK2, KMASK1, KMASK2,
+        ),
+    );
+    // [0, ((u0 >> 6) & m3) << 4, 0, ((u1 >> 6) & m3) << 4]
+    let high = _mm256_slli_epi32::<4>(_mm256_and_si256(
+        _mm256_srli_epi32::<6>(_mm256_shuffle_epi32::<0x50>(v)),
+        _mm256_setr_epi32(0, KMASK3, 0, KMASK3, 0, KMASK3, 0, KMASK3),
+    ));
+    let words = _mm256_or_si256(low, high);
+    [
+        _mm256_cvtepu8_epi16(_mm256_castsi256_si128(words)),
+        _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(words)),
+    ]
 }
 
 /// The shuffle that fills every i16 lane with lane `i` of its 128-bit lane.
