@@ -76,73 +76,103 @@ fn prefetch_pair(x: [&[u8]; 2], bytes: usize) {
     }
 }
 
-/// Two Q4_K rows times `C` activation vectors: `tiles.rs`'s `tile_q4_k` for each row,
-/// the rows side by side. The minimum lanes (four per row and column) go side by side
-/// in one 256-bit register.
+/// `P` pairs of Q4_K rows times `C` activation vectors: `tiles.rs`'s `tile_q4_k` for each
+/// row, the two rows of a pair side by side. The minimum lanes (four per row and column)
+/// go side by side in one 256-bit register. Decoding takes two pairs: each activation
+/// block is then loaded once for four rows, and four streams of weights are in flight.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-pub(super) fn tile_q4_k<const C: usize>(rows: [&[u8]; 2], cols: [&[BlockQ8K]; C]) -> [[f32; C]; 2] {
-    let mut acc = [_mm512_setzero_ps(); C];
-    let mut acc_m = [_mm256_setzero_ps(); C];
+pub(super) fn tile_q4_k<const P: usize, const C: usize>(
+    pairs: [[&[u8]; 2]; P],
+    cols: [&[BlockQ8K]; C],
+) -> [[[f32; C]; 2]; P] {
+    let mut acc = [[_mm512_setzero_ps(); C]; P];
+    let mut acc_m = [[_mm256_setzero_ps(); C]; P];
     let mask = _mm512_set1_epi8(0x0F);
-    for b in 0..common_blocks(&rows, Q4K_BYTES, &cols) {
-        let (Some(ys), Some(x)) = (blocks_at(&cols, b), block_pair(&rows, Q4K_BYTES, b)) else {
+    let blocks = pairs
+        .iter()
+        .map(|rows| common_blocks(rows, Q4K_BYTES, &cols))
+        .min()
+        .unwrap_or(0);
+    for b in 0..blocks {
+        let Some(ys) = blocks_at(&cols, b) else {
             continue;
         };
-        prefetch_pair(x, Q4K_BYTES);
-        let [scales_mins0, scales_mins1] = k4_scales_mins_pair(x);
-        // Each 128-bit lane holds its row's eight scales; the mins side by side.
-        let scales = _mm512_inserti64x4::<1>(
-            _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm256_castsi256_si128(
-                scales_mins0,
-            ))),
-            _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins1)),
-        );
-        let mins16 = _mm256_permute2x128_si256::<0x31>(scales_mins0, scales_mins1);
-        let mut isum = [_mm512_setzero_si512(); C];
+        let mut xs = [[&[][..]; 2]; P];
+        for (x, rows) in xs.iter_mut().zip(&pairs) {
+            *x = block_pair(rows, Q4K_BYTES, b).unwrap_or_default();
+            prefetch_pair(*x, Q4K_BYTES);
+        }
+        let mut scales = [_mm512_setzero_si512(); P];
+        let mut mins16 = [_mm256_setzero_si256(); P];
+        for p in 0..P {
+            let [scales_mins0, scales_mins1] = k4_scales_mins_pair(xs[p]);
+            // Each 128-bit lane holds its row's eight scales; the mins side by side.
+            scales[p] = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm256_castsi256_si128(
+                    scales_mins0,
+                ))),
+                _mm256_broadcastsi128_si256(_mm256_castsi256_si128(scales_mins1)),
+            );
+            mins16[p] = _mm256_permute2x128_si256::<0x31>(scales_mins0, scales_mins1);
+        }
+        let mut isum = [[_mm512_setzero_si512(); C]; P];
         for chunk in 0..4 {
-            let q = pair32(x, 16 + 32 * chunk);
-            let lo = _mm512_and_si512(q, mask);
-            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask);
-            let s0 = _mm512_shuffle_epi8(scales, scale_pick(2 * chunk));
-            let s1 = _mm512_shuffle_epi8(scales, scale_pick(2 * chunk + 1));
+            let mut codes = [[_mm512_setzero_si512(); 4]; P];
+            for p in 0..P {
+                let q = pair32(xs[p], 16 + 32 * chunk);
+                codes[p] = [
+                    _mm512_and_si512(q, mask),
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(q), mask),
+                    _mm512_shuffle_epi8(scales[p], scale_pick(2 * chunk)),
+                    _mm512_shuffle_epi8(scales[p], scale_pick(2 * chunk + 1)),
+                ];
+            }
             for c in 0..C {
                 let y0 = both_halves(&ys[c].qs, 64 * chunk);
                 let y1 = both_halves(&ys[c].qs, 64 * chunk + 32);
-                let p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(lo, y0), s0);
-                let p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(hi, y1), s1);
-                isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(p0, p1));
+                for p in 0..P {
+                    let [lo, hi, s0, s1] = codes[p];
+                    let p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(lo, y0), s0);
+                    let p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(hi, y1), s1);
+                    isum[p][c] = _mm512_add_epi32(isum[p][c], _mm512_add_epi32(p0, p1));
+                }
             }
         }
-        // [d, dmin] of row 0, then of row 1.
-        let d_dmin = _mm_cvtph_ps(_mm_setr_epi32(word_at(x[0], 0), word_at(x[1], 0), 0, 0));
-        for c in 0..C {
-            let y = ys[c];
-            // `y.d * d` and `-y.d * dmin` of each row (the products `tiles.rs` forms).
-            let scaled = _mm512_castps128_ps512(_mm_mul_ps(_mm_set1_ps(y.d), d_dmin));
-            let d = _mm512_permutexvar_ps(
-                _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),
-                scaled,
-            );
-            acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[c]), acc[c]);
-            let mins = _mm256_cvtepi32_ps(min_lanes_pair(y, mins16));
-            let dmin = _mm256_permutexvar_ps(
-                _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3),
-                _mm512_castps512_ps256(scaled),
-            );
-            let dmin = _mm256_xor_ps(dmin, _mm256_set1_ps(-0.0));
-            acc_m[c] = _mm256_fmadd_ps(dmin, mins, acc_m[c]);
+        for p in 0..P {
+            let x = xs[p];
+            // [d, dmin] of row 0, then of row 1.
+            let d_dmin = _mm_cvtph_ps(_mm_setr_epi32(word_at(x[0], 0), word_at(x[1], 0), 0, 0));
+            for c in 0..C {
+                let y = ys[c];
+                // `y.d * d` and `-y.d * dmin` of each row (the products `tiles.rs` forms).
+                let scaled = _mm512_castps128_ps512(_mm_mul_ps(_mm_set1_ps(y.d), d_dmin));
+                let d = _mm512_permutexvar_ps(
+                    _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),
+                    scaled,
+                );
+                acc[p][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[p][c]), acc[p][c]);
+                let mins = _mm256_cvtepi32_ps(min_lanes_pair(y, mins16[p]));
+                let dmin = _mm256_permutexvar_ps(
+                    _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3),
+                    _mm512_castps512_ps256(scaled),
+                );
+                let dmin = _mm256_xor_ps(dmin, _mm256_set1_ps(-0.0));
+                acc_m[p][c] = _mm256_fmadd_ps(dmin, mins, acc_m[p][c]);
+            }
         }
     }
-    let mut out = [[0.0f32; C]; 2];
-    for c in 0..C {
-        let sums = hsum_halves(acc[c]);
-        let mut m = [0.0f32; 8];
-        // SAFETY: `m` holds the eight floats stored.
-        unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc_m[c]) };
-        for r in 0..2 {
-            let m = &m[4 * r..4 * r + 4];
-            out[r][c] = sums[r] + ((m[0] + m[2]) + (m[1] + m[3]));
+    let mut out = [[[0.0f32; C]; 2]; P];
+    for p in 0..P {
+        for c in 0..C {
+            let sums = hsum_halves(acc[p][c]);
+            let mut m = [0.0f32; 8];
+            // SAFETY: `m` holds the eight floats stored.
+            unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc_m[p][c]) };
+            for r in 0..2 {
+                let m = &m[4 * r..4 * r + 4];
+                out[p][r][c] = sums[r] + ((m[0] + m[2]) + (m[1] + m[3]));
+            }
         }
     }
     out
@@ -210,43 +240,59 @@ fn min_lanes_pair(y: &BlockQ8K, mins16: __m256i) -> __m256i {
     _mm256_madd_epi16(mins16, _mm256_broadcastsi128_si256(pairs))
 }
 
-/// Two Q6_K rows times `C` activation vectors: `tiles.rs`'s `tile_q6_k` for each row,
-/// the rows side by side.
+/// `P` pairs of Q6_K rows times `C` activation vectors: `tiles.rs`'s `tile_q6_k` for each
+/// row, the two rows of a pair side by side (decoding takes two pairs, as for Q4_K).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-pub(super) fn tile_q6_k<const C: usize>(rows: [&[u8]; 2], cols: [&[BlockQ8K]; C]) -> [[f32; C]; 2] {
-    let mut acc = [_mm512_setzero_ps(); C];
+pub(super) fn tile_q6_k<const P: usize, const C: usize>(
+    pairs: [[&[u8]; 2]; P],
+    cols: [&[BlockQ8K]; C],
+) -> [[[f32; C]; 2]; P] {
+    let mut acc = [[_mm512_setzero_ps(); C]; P];
     let m4 = _mm512_set1_epi8(0x0F);
     let m2 = _mm512_set1_epi8(3);
     let m32 = _mm512_set1_epi8(32);
-    for b in 0..common_blocks(&rows, Q6K_BYTES, &cols) {
-        let (Some(ys), Some(x)) = (blocks_at(&cols, b), block_pair(&rows, Q6K_BYTES, b)) else {
+    let blocks = pairs
+        .iter()
+        .map(|rows| common_blocks(rows, Q6K_BYTES, &cols))
+        .min()
+        .unwrap_or(0);
+    for b in 0..blocks {
+        let Some(ys) = blocks_at(&cols, b) else {
             continue;
         };
-        prefetch_pair(x, Q6K_BYTES);
+        let mut xs = [[&[][..]; 2]; P];
+        for (x, rows) in xs.iter_mut().zip(&pairs) {
+            *x = block_pair(rows, Q6K_BYTES, b).unwrap_or_default();
+            prefetch_pair(*x, Q6K_BYTES);
+        }
         // The sixteen i8 scales of each row's block.
-        let group_scales = x.map(|x| load16(x, 192));
-        let mut isum = [_mm512_setzero_si512(); C];
+        let group_scales = xs.map(|x| x.map(|x| load16(x, 192)));
+        let mut isum = [[_mm512_setzero_si512(); C]; P];
         for half in 0..2 {
-            let l0 = pair32(x, 64 * half);
-            let l1 = pair32(x, 64 * half + 32);
-            let h = pair32(x, 128 + 32 * half);
-            let high = |shift: __m128i| {
-                _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srl_epi16(h, shift), m2))
-            };
-            let quarters = [
-                _mm512_or_si512(_mm512_and_si512(l0, m4), high(_mm_cvtsi32_si128(0))),
-                _mm512_or_si512(_mm512_and_si512(l1, m4), high(_mm_cvtsi32_si128(2))),
-                _mm512_or_si512(
-                    _mm512_and_si512(_mm512_srli_epi16::<4>(l0), m4),
-                    high(_mm_cvtsi32_si128(4)),
-                ),
-                _mm512_or_si512(
-                    _mm512_and_si512(_mm512_srli_epi16::<4>(l1), m4),
-                    high(_mm_cvtsi32_si128(6)),
-                ),
-            ];
-            for (k, q) in quarters.into_iter().enumerate() {
+            let quarters = xs.map(|x| {
+                let l0 = pair32(x, 64 * half);
+                let l1 = pair32(x, 64 * half + 32);
+                let h = pair32(x, 128 + 32 * half);
+                let high = |shift: __m128i| {
+                    _mm512_slli_epi16::<4>(_mm512_and_si512(_mm512_srl_epi16(h, shift), m2))
+                };
+                [
+                    _mm512_or_si512(_mm512_and_si512(l0, m4), high(_mm_cvtsi32_si128(0))),
+                    _mm512_or_si512(_mm512_and_si512(l1, m4), high(_mm_cvtsi32_si128(2))),
+                    _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(l0), m4),
+                        high(_mm_cvtsi32_si128(4)),
+                    ),
+                    _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(l1), m4),
+                        high(_mm_cvtsi32_si128(6)),
+                    ),
+                ]
+            });
+            let quarters: [[__m512i; P]; 4] =
+                std::array::from_fn(|k| std::array::from_fn(|p| quarters[p][k]));
+            for (k, quarter) in quarters.iter().enumerate() {
                 let at = 128 * half + 32 * k;
                 // Per row: lanes 0..7 hold group g's pair sums, lanes 8..15 group g + 1's.
                 let g = at / 16;
@@ -254,28 +300,33 @@ pub(super) fn tile_q6_k<const C: usize>(rows: [&[u8]; 2], cols: [&[BlockQ8K]; C]
                     0x0101_0101_0101_0101 * (g as i64 + 1),
                     0x0101_0101_0101_0101 * g as i64,
                 );
-                let [s0, s1] =
-                    group_scales.map(|s| _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, pick)));
-                let scales = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(s0), s1);
+                let scales = group_scales.map(|pair| {
+                    let [s0, s1] = pair.map(|s| _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, pick)));
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(s0), s1)
+                });
                 for c in 0..C {
                     let y = both_halves(&ys[c].qs, at);
-                    let p =
-                        _mm512_sub_epi16(_mm512_maddubs_epi16(q, y), _mm512_maddubs_epi16(m32, y));
-                    isum[c] = _mm512_add_epi32(isum[c], _mm512_madd_epi16(p, scales));
+                    let offset = _mm512_maddubs_epi16(m32, y);
+                    for p in 0..P {
+                        let q = _mm512_sub_epi16(_mm512_maddubs_epi16(quarter[p], y), offset);
+                        isum[p][c] = _mm512_add_epi32(isum[p][c], _mm512_madd_epi16(q, scales[p]));
+                    }
                 }
             }
         }
-        let dx = x.map(|x| f16_at(x, 208));
-        for c in 0..C {
-            let d = halves_ps(ys[c].d * dx[0], ys[c].d * dx[1]);
-            acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[c]), acc[c]);
+        for p in 0..P {
+            let dx = xs[p].map(|x| f16_at(x, 208));
+            for c in 0..C {
+                let d = halves_ps(ys[c].d * dx[0], ys[c].d * dx[1]);
+                acc[p][c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[p][c]), acc[p][c]);
+            }
         }
     }
-    let mut out = [[0.0f32; C]; 2];
-    for c in 0..C {
-        let [a, b] = hsum_halves(acc[c]);
-        out[0][c] = a;
-        out[1][c] = b;
+    let mut out = [[[0.0f32; C]; 2]; P];
+    for p in 0..P {
+        for c in 0..C {
+            [out[p][0][c], out[p][1][c]] = hsum_halves(acc[p][c]);
+        }
     }
     out
 }
