@@ -57,6 +57,7 @@ impl Isa {
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
@@ -155,7 +156,7 @@ unsafe fn rows_avx2(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mu
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(
-    enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,bmi1,bmi2,lzcnt,popcnt"
+    enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi1,bmi2,lzcnt,popcnt"
 )]
 unsafe fn rows_avx512(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
     // SAFETY: as above; AVX-512 CPUs have AVX2, FMA and F16C.

@@ -149,14 +149,14 @@ fn nibbles(x: &[u8], at: usize) -> __m256i {
 
 /// The formats of 32-element blocks, as the kernels' const parameter (so each format's
 /// loop is compiled on its own, without a branch per block).
-const Q4_0: u8 = 0;
-const Q4_1: u8 = 1;
-const Q5_0: u8 = 2;
-const Q5_1: u8 = 3;
-const Q8_0: u8 = 4;
+pub(super) const Q4_0: u8 = 0;
+pub(super) const Q4_1: u8 = 1;
+pub(super) const Q5_0: u8 = 2;
+pub(super) const Q5_1: u8 = 3;
+pub(super) const Q8_0: u8 = 4;
 
 /// Bytes of one block of format `f`.
-const fn block_bytes(f: u8) -> usize {
+pub(super) const fn block_bytes(f: u8) -> usize {
     match f {
         Q4_0 => 18,
         Q4_1 => 20,
@@ -168,16 +168,16 @@ const fn block_bytes(f: u8) -> usize {
 
 /// One unpacked block: its scale, its min (Q4_1/Q5_1, else 0) and its 32 codes
 /// (unsigned for Q4_0/Q4_1/Q5_1, signed for Q5_0/Q8_0).
-struct Unpacked {
-    d: f32,
-    m: f32,
-    codes: __m256i,
+pub(super) struct Unpacked {
+    pub(super) d: f32,
+    pub(super) m: f32,
+    pub(super) codes: __m256i,
 }
 
 /// Unpack block `x` of format `F`, as `dot.rs` reads it.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn unpack<const F: u8>(x: &[u8]) -> Unpacked {
+pub(super) fn unpack<const F: u8>(x: &[u8]) -> Unpacked {
     let d = f16_at(x, 0);
     let fifth_bit = |at: usize| {
         let qh = x
@@ -220,7 +220,7 @@ fn lanes<const F: u8>(codes: __m256i, y: __m256i) -> __m256i {
 }
 
 /// A Q8_0 or Q8_1 activation block.
-trait Q8Block: Sized {
+pub(super) trait Q8Block: Sized {
     /// The blocks of `a` when it is in this format.
     fn blocks_of(a: &Activations) -> Option<&[Self]>;
     fn d(&self) -> f32;
@@ -542,7 +542,7 @@ trait Column: Sized {
 /// The 32-element formats, against Q8_0 or Q8_1 activations.
 impl<A: Q8Block> Column for A {
     const GROUP_ROWS: bool = true;
-    const WIDE_PAIRS: bool = false;
+    const WIDE_PAIRS: bool = true;
 
     fn of(a: &Activations) -> Option<&[Self]> {
         A::blocks_of(a)
@@ -554,6 +554,17 @@ impl<A: Q8Block> Column for A {
         rows: [&[u8]; R],
         cols: [&[Self]; C],
     ) -> [[f32; C]; R] {
+        if WIDE && (R == 2 || R == 4) {
+            let pairs = pairs_of(rows);
+            // SAFETY: the caller guarantees the AVX-512 features when WIDE.
+            return unsafe {
+                if R == 2 {
+                    rows_from_pairs(wide_32::<A, 1, C>(ty, [pairs[0]], cols))
+                } else {
+                    rows_from_pairs(wide_32::<A, 2, C>(ty, pairs, cols))
+                }
+            };
+        }
         // SAFETY: the caller guarantees the features.
         unsafe {
             match format32(ty) {
@@ -585,29 +596,16 @@ impl Column for BlockQ8K {
         rows: [&[u8]; R],
         cols: [&[Self]; C],
     ) -> [[f32; C]; R] {
-        if let (true, 2, Some(&r0), Some(&r1)) = (WIDE, R, rows.first(), rows.get(1)) {
+        if WIDE && (R == 2 || R == 4) {
+            let pairs = pairs_of(rows);
             // SAFETY: the caller guarantees the AVX-512 features when WIDE.
-            let pair = unsafe {
-                match ty {
-                    GgmlType::Q4K => super::wide::tile_q4_k([[r0, r1]], cols)[0],
-                    GgmlType::Q6K => super::wide::tile_q6_k([[r0, r1]], cols)[0],
-                    _ => [[0.0; C]; 2],
+            return unsafe {
+                if R == 2 {
+                    rows_from_pairs(wide_k::<1, C>(ty, [pairs[0]], cols))
+                } else {
+                    rows_from_pairs(wide_k::<2, C>(ty, pairs, cols))
                 }
             };
-            return std::array::from_fn(|r| pair[r % 2]);
-        }
-        if let (true, 4) = (WIDE, R) {
-            let row = |r: usize| rows.get(r).copied().unwrap_or_default();
-            let pairs = [[row(0), row(1)], [row(2), row(3)]];
-            // SAFETY: the caller guarantees the AVX-512 features when WIDE.
-            let [a, b] = unsafe {
-                match ty {
-                    GgmlType::Q4K => super::wide::tile_q4_k(pairs, cols),
-                    GgmlType::Q6K => super::wide::tile_q6_k(pairs, cols),
-                    _ => [[[0.0; C]; 2]; 2],
-                }
-            };
-            return std::array::from_fn(|r| [a[0], a[1], b[0], b[1]][r % 4]);
         }
         // SAFETY: the caller guarantees the features.
         unsafe {
@@ -616,6 +614,63 @@ impl Column for BlockQ8K {
                 GgmlType::Q6K => tile_q6_k(rows, cols),
                 _ => [[0.0; C]; R],
             }
+        }
+    }
+}
+
+/// `R` (2 or 4) rows as the pairs `wide.rs` takes: rows 0 and 1, then rows 2 and 3.
+fn pairs_of<const R: usize>(rows: [&[u8]; R]) -> [[&[u8]; 2]; 2] {
+    let row = |r: usize| rows.get(r).copied().unwrap_or_default();
+    [[row(0), row(1)], [row(2), row(3)]]
+}
+
+/// `wide.rs`'s outputs, pair by pair, as `R` rows.
+fn rows_from_pairs<const R: usize, const C: usize, const P: usize>(
+    out: [[[f32; C]; 2]; P],
+) -> [[f32; C]; R] {
+    std::array::from_fn(|r| out.get(r / 2).map_or([0.0; C], |pair| pair[r % 2]))
+}
+
+/// `wide.rs`'s kernel for `P` pairs of rows of a 32-element format `ty`.
+///
+/// # Safety
+/// The CPU must have AVX-512F/BW/VL/DQ and VNNI besides AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn wide_32<A: Q8Block, const P: usize, const C: usize>(
+    ty: GgmlType,
+    pairs: [[&[u8]; 2]; P],
+    cols: [&[A]; C],
+) -> [[[f32; C]; 2]; P] {
+    use super::wide::tile_32;
+    // SAFETY: the caller guarantees the features.
+    unsafe {
+        match format32(ty) {
+            Some(Q4_0) => tile_32::<A, Q4_0, P, C>(pairs, cols),
+            Some(Q4_1) => tile_32::<A, Q4_1, P, C>(pairs, cols),
+            Some(Q5_0) => tile_32::<A, Q5_0, P, C>(pairs, cols),
+            Some(Q5_1) => tile_32::<A, Q5_1, P, C>(pairs, cols),
+            Some(Q8_0) => tile_32::<A, Q8_0, P, C>(pairs, cols),
+            _ => [[[0.0; C]; 2]; P],
+        }
+    }
+}
+
+/// `wide.rs`'s kernel for `P` pairs of K-quant rows of type `ty`.
+///
+/// # Safety
+/// As [`wide_32`].
+#[inline(always)]
+unsafe fn wide_k<const P: usize, const C: usize>(
+    ty: GgmlType,
+    pairs: [[&[u8]; 2]; P],
+    cols: [&[BlockQ8K]; C],
+) -> [[[f32; C]; 2]; P] {
+    // SAFETY: the caller guarantees the features.
+    unsafe {
+        match ty {
+            GgmlType::Q4K => super::wide::tile_q4_k(pairs, cols),
+            GgmlType::Q6K => super::wide::tile_q6_k(pairs, cols),
+            _ => [[[0.0; C]; 2]; P],
         }
     }
 }

@@ -1,56 +1,60 @@
-//! The AVX-512 path's K-quant kernels (Q4_K, Q6_K): two weight rows at once in the two
-//! 256-bit halves of each 512-bit register, against up to [`super::tiles::COLS`]
-//! activation vectors. Each half does, instruction for instruction, what `tiles.rs`'s
-//! AVX2 kernel does for one row — the same `maddubs`/`madd` integer lanes (exact), one
-//! FMA per block with the same scale, the same horizontal sum — so every output has the
-//! reference's bits (`dot.rs`), and the unit tests and `tests/isa.rs` compare them.
+//! The AVX-512 path's kernels: two weight rows at once in the two 256-bit halves of
+//! each 512-bit register (and two such pairs for a decoded token), against up to
+//! [`super::tiles::COLS`] activation vectors. Each half does what `tiles.rs`'s AVX2
+//! kernel does for one row — exact integer lanes, one FMA per block with the same
+//! scale, the same horizontal sum — so every output has the reference's bits (`dot.rs`),
+//! and the unit tests and `tests/isa.rs` compare them. The K-quants (Q4_K, Q6_K) use the
+//! AVX2 kernel's `maddubs`/`madd` instructions; the 32-element formats (Q4_0, Q4_1,
+//! Q5_0, Q5_1, Q8_0) take their lanes from VNNI's `vpdpbusd`, which gives the same
+//! integers in one instruction.
 //!
-//! Why: a prompt on a K-quant model is bound by the work of unpacking and multiplying
-//! blocks, not by memory. One 512-bit instruction does the work of two 256-bit ones;
-//! the activation blocks are broadcast to both halves straight from memory, and
-//! AVX-512's 32 vector registers hold two rows times four columns of accumulators
-//! without spilling (with AVX2's 16, two K-quant rows spilled: `tiles.rs`).
+//! Why: a prompt is bound by the work of unpacking and multiplying blocks, not by
+//! memory. One 512-bit instruction does the work of two 256-bit ones; the activation
+//! blocks are broadcast to both halves straight from memory and, with two pairs, loaded
+//! once for four rows; AVX-512's 32 vector registers hold the accumulators without
+//! spilling (with AVX2's 16, two K-quant rows spilled: `tiles.rs`).
 //!
-//! Which rows go together is `tiles.rs`'s choice (row `i` with row `i + count / 2`:
-//! adjacent rows side by side left every other row's start unprefetched and decoded
-//! 35 % slower than one row at a time).
+//! Which rows go together is `tiles.rs`'s choice (row `i` with row `i + count / 2`, or
+//! `i + k * count / 4`: adjacent rows side by side left every other row's start
+//! unprefetched and decoded 35 % slower than one row at a time).
 //!
-//! Every function carries the AVX-512 features `isa.rs` checks before choosing this
-//! path (F, BW, VL, DQ) besides AVX2, FMA and F16C. Loads are those of `tiles.rs`
-//! (inside slices of checked length, zeros out of range).
+//! Every function carries the features `isa.rs` checks before choosing this path
+//! (AVX-512 F, BW, VL, DQ and VNNI) besides AVX2, FMA and F16C. Loads are those of
+//! `tiles.rs` (inside slices of checked length, zeros out of range).
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
+use super::tiles::{block_bytes, unpack, Q8Block, PREFETCH_BYTES, Q4K_BYTES, Q6K_BYTES};
 use super::tiles::{blocks_at, common_blocks, f16_at, hsum, load16, load32, prefetch};
-use super::tiles::{PREFETCH_BYTES, Q4K_BYTES, Q6K_BYTES};
+use super::tiles::{Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
 use super::BlockQ8K;
 
 /// Bytes `at..at + 32` of two rows: the first in the low half, the second in the high.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn pair32(x: [&[u8]; 2], at: usize) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load32(x[0], at)), load32(x[1], at))
 }
 
 /// 32 activation bytes from `at` in both halves (a broadcast load).
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn both_halves(y: &[i8], at: usize) -> __m512i {
     _mm512_broadcast_i64x4(load32(y, at))
 }
 
 /// One float per half: `lo` in lanes 0..8, `hi` in lanes 8..16.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn halves_ps(lo: f32, hi: f32) -> __m512 {
     _mm512_insertf32x8::<1>(_mm512_set1_ps(lo), _mm256_set1_ps(hi))
 }
 
 /// The two 8-lane sums of `acc`, as `tiles.rs`'s `hsum` adds one register's lanes.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn hsum_halves(acc: __m512) -> [f32; 2] {
     [
         hsum(_mm512_castps512_ps256(acc)),
@@ -67,7 +71,7 @@ fn block_pair<'a>(rows: &[&'a [u8]; 2], bytes: usize, b: usize) -> Option<[&'a [
 
 /// Fetch the cache lines of both rows' block `x` [`PREFETCH_BYTES`] ahead.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn prefetch_pair(x: [&[u8]; 2], bytes: usize) {
     for row in x {
         for line in (0..bytes).step_by(64) {
@@ -81,7 +85,7 @@ fn prefetch_pair(x: [&[u8]; 2], bytes: usize) {
 /// go side by side in one 256-bit register. Decoding takes two pairs: each activation
 /// block is then loaded once for four rows, and four streams of weights are in flight.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 pub(super) fn tile_q4_k<const P: usize, const C: usize>(
     pairs: [[&[u8]; 2]; P],
     cols: [&[BlockQ8K]; C],
@@ -188,7 +192,7 @@ fn word_at(x: &[u8], at: usize) -> i32 {
 /// Both rows' Q4_K scales and mins (`dot.rs`'s `k4_scale_words`, in SIMD for two rows at
 /// once): per row, 16 i16 lanes, the eight 6-bit scales then the eight mins.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn k4_scales_mins_pair(x: [&[u8]; 2]) -> [__m256i; 2] {
     const KMASK1: i32 = 0x3f3f_3f3f;
     const KMASK2: i32 = 0x0f0f_0f0f;
@@ -219,7 +223,7 @@ fn k4_scales_mins_pair(x: [&[u8]; 2]) -> [__m256i; 2] {
 
 /// The shuffle that fills every i16 lane with lane `i` of its 128-bit lane.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn scale_pick(i: usize) -> __m512i {
     let lo = (2 * i) as i16;
     _mm512_set1_epi16(((lo + 1) << 8) | lo)
@@ -229,7 +233,7 @@ fn scale_pick(i: usize) -> __m512i {
 /// times each row's eight mins (row 0's in the low 128 bits of `mins16`), adjacent
 /// products summed: four i32 lanes per row.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn min_lanes_pair(y: &BlockQ8K, mins16: __m256i) -> __m256i {
     // SAFETY: `bsums` is 16 i16 = 32 bytes.
     let sums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
@@ -243,7 +247,7 @@ fn min_lanes_pair(y: &BlockQ8K, mins16: __m256i) -> __m256i {
 /// `P` pairs of Q6_K rows times `C` activation vectors: `tiles.rs`'s `tile_q6_k` for each
 /// row, the two rows of a pair side by side (decoding takes two pairs, as for Q4_K).
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 pub(super) fn tile_q6_k<const P: usize, const C: usize>(
     pairs: [[&[u8]; 2]; P],
     cols: [&[BlockQ8K]; C],
@@ -326,6 +330,84 @@ pub(super) fn tile_q6_k<const P: usize, const C: usize>(
     for p in 0..P {
         for c in 0..C {
             [out[p][0][c], out[p][1][c]] = hsum_halves(acc[p][c]);
+        }
+    }
+    out
+}
+
+/// `P` pairs of rows of a 32-element format `F` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) times `C`
+/// activation vectors: `tiles.rs`'s `tile_32` for each row, the two rows of a pair side
+/// by side, with the integer lanes of each block from AVX-512 VNNI's `vpdpbusd` (the sums
+/// of four byte products in one instruction, exact in i32) instead of `maddubs` + `madd`
+/// (whose pair sums never saturate for these codes, so the lanes are the same integers).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(super) fn tile_32<A: Q8Block, const F: u8, const P: usize, const C: usize>(
+    pairs: [[&[u8]; 2]; P],
+    cols: [&[A]; C],
+) -> [[[f32; C]; 2]; P] {
+    let bytes = block_bytes(F);
+    let mut acc = [[_mm512_setzero_ps(); C]; P];
+    let mut summs = [[[0.0f32; C]; 2]; P];
+    let blocks = pairs
+        .iter()
+        .map(|rows| common_blocks(rows, bytes, &cols))
+        .min()
+        .unwrap_or(0);
+    for b in 0..blocks {
+        for p in 0..P {
+            let Some(x) = block_pair(&pairs[p], bytes, b) else {
+                continue;
+            };
+            prefetch_pair(x, bytes);
+            let w = x.map(|x| unpack::<F>(x));
+            let codes = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(w[0].codes), w[1].codes);
+            let codes = if matches!(F, Q5_0 | Q8_0) {
+                _mm512_abs_epi8(codes)
+            } else {
+                codes
+            };
+            for c in 0..C {
+                let Some(y) = cols[c].get(b) else { continue };
+                let q = both_halves(y.qs(), 0);
+                let lanes = match F {
+                    // Signed codes: |x| times y with x's sign.
+                    Q5_0 | Q8_0 => {
+                        let negative = _mm512_movepi8_mask(_mm512_inserti64x4::<1>(
+                            _mm512_castsi256_si512(w[0].codes),
+                            w[1].codes,
+                        ));
+                        let q = _mm512_mask_sub_epi8(q, negative, _mm512_setzero_si512(), q);
+                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, q)
+                    }
+                    // Q4_0's unsigned nibbles: n y - 8 y.
+                    Q4_0 => _mm512_sub_epi32(
+                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, q),
+                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), q),
+                    ),
+                    _ => _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes, q),
+                };
+                let scale = halves_ps(w[0].d * y.d(), w[1].d * y.d());
+                acc[p][c] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes), acc[p][c]);
+                if matches!(F, Q4_1 | Q5_1) {
+                    for r in 0..2 {
+                        summs[p][r][c] = w[r].m.mul_add(y.s(), summs[p][r][c]);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [[[0.0f32; C]; 2]; P];
+    for p in 0..P {
+        for c in 0..C {
+            let sums = hsum_halves(acc[p][c]);
+            for r in 0..2 {
+                out[p][r][c] = if matches!(F, Q4_1 | Q5_1) {
+                    sums[r] + summs[p][r][c]
+                } else {
+                    sums[r]
+                };
+            }
         }
     }
     out
