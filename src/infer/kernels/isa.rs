@@ -1,6 +1,8 @@
 //! Which instruction set the matrix kernels run on. The dot products (`dot.rs`) are one
-//! source compiled three times — plain (the reference), with AVX2 + FMA, and with AVX-512 —
-//! and the best one this CPU runs is chosen at run time (`is_x86_feature_detected!`).
+//! source compiled three times — plain (the reference), with AVX2 + FMA, and with AVX-512
+//! (F, BW, VL, DQ and VNNI: Ice Lake, Zen 4 and later; the AVX-512 path adds the kernels
+//! of `wide.rs`) — and the best one this CPU runs is chosen at run time
+//! (`is_x86_feature_detected!`).
 //! Because the kernels' integer parts are exact and their float parts are added in one
 //! fixed order, every path gives the same bits; `GGUF_GATE_ISA=scalar|avx2|avx512` forces
 //! one (tests compare them; a value this CPU cannot run, or an unknown one, is an error
