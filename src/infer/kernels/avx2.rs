@@ -173,3 +173,66 @@ pub unsafe fn f16_lanes(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
     _mm256_storeu_pd(lanes.as_mut_ptr().add(4), hi);
     (lanes, n)
 }
+
+/// The i32 sum of the eight lanes of `v` (exact).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn sum_lanes(v: __m256i) -> i32 {
+    lanes(v).iter().fold(0i32, |s, &x| s.wrapping_add(x))
+}
+
+/// `Σ ((bytes[k] >> shift) & 3) · y[k]` over 32 bytes and 32 activations, as i32 lanes
+/// (`maddubs` pairs of codes at most 3 times int8 stay far inside i16).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn codes_times(bytes: __m256i, shift: i32, y: &[i8]) -> __m256i {
+    let codes = _mm256_and_si256(
+        _mm256_srl_epi16(bytes, _mm_cvtsi32_si128(shift)),
+        _mm256_set1_epi8(3),
+    );
+    let y = match y.get(..32) {
+        Some(y) => _mm256_loadu_si256(y.as_ptr().cast()),
+        None => _mm256_setzero_si256(),
+    };
+    _mm256_madd_epi16(_mm256_maddubs_epi16(codes, y), _mm256_set1_epi16(1))
+}
+
+/// 32 bytes of `x` from `at` (zeros when out of range).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn bytes32(x: &[u8], at: usize) -> __m256i {
+    match x.get(at..at + 32) {
+        Some(b) => _mm256_loadu_si256(b.as_ptr().cast()),
+        None => _mm256_setzero_si256(),
+    }
+}
+
+/// TQ2_0's `Σ code · y` over one block (its 64 code bytes `qs`; element `128 c + 32 l + k`
+/// at bits `2 l` of byte `32 c + k`), before the codes' offset of 1 is taken off.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn tq2_0_codes_dot(qs: &[u8], y: &[i8; 256]) -> i32 {
+    let mut acc = _mm256_setzero_si256();
+    for c in 0..2 {
+        let bytes = bytes32(qs, 32 * c);
+        for l in 0..4 {
+            let at = 128 * c + 32 * l;
+            acc = _mm256_add_epi32(acc, codes_times(bytes, 2 * l as i32, &y[at..]));
+        }
+    }
+    sum_lanes(acc)
+}
+
+/// I2_S's `Σ code · y` over one 128-element block (32 bytes; element `32 g + j` at bits
+/// `6 - 2 g` of byte `j`).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn i2s_block_dot(block: &[u8], y: &[i8]) -> i32 {
+    let bytes = bytes32(block, 0);
+    let mut acc = _mm256_setzero_si256();
+    for g in 0..4 {
+        let ys = y.get(32 * g..).unwrap_or(&[]);
+        acc = _mm256_add_epi32(acc, codes_times(bytes, 6 - 2 * g as i32, ys));
+    }
+    sum_lanes(acc)
+}

@@ -40,9 +40,9 @@ pub(super) fn dot_row<const SIMD: bool>(w: &MatRef<'_>, row: &[u8], act: &Activa
         (T::Q5K, Activations::Q8K(a)) => dot_q5_k(row, a),
         (T::Q6K, Activations::Q8K(a)) => dot_q6_k::<SIMD>(row, a),
         (T::Tq1_0, Activations::Q8K(a)) => dot_tq1_0(row, a),
-        (T::Tq2_0, Activations::Q8K(a)) => dot_tq2_0(row, a),
+        (T::Tq2_0, Activations::Q8K(a)) => dot_tq2_0::<SIMD>(row, a),
         (T::I2S, Activations::I8 { q, scale, sum }) => {
-            (dot_i2s(row, q) as f32 - *sum as f32) / *scale * w.scale
+            i2s_value(dot_i2s::<SIMD>(row, q), *sum, *scale, w.scale)
         }
         _ => 0.0,
     }
@@ -470,10 +470,18 @@ fn dot_tq1_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
 
 /// TQ2_0 (64 bytes of 2-bit codes, f16 d): `sum(sumi * (dy * dx))`.
 #[inline(always)]
-fn dot_tq2_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
+fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(66).zip(a) {
         let d = y.d * f16_le(x[64], x[65]);
+        #[cfg(target_arch = "x86_64")]
+        if SIMD {
+            let y_sum: i32 = y.bsums.iter().map(|&s| i32::from(s)).sum();
+            // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
+            let codes_dot = unsafe { super::avx2::tq2_0_codes_dot(&x[..64], &y.qs) };
+            sumf += (codes_dot - y_sum) as f32 * d;
+            continue;
+        }
         let mut sumi = 0i32;
         for c in 0..2 {
             for l in 0..4 {
@@ -488,14 +496,28 @@ fn dot_tq2_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
     sumf
 }
 
+/// An I2_S row's product from the integer sum of its raw codes (0..2) times the int8
+/// activations: the codes stand for -1, 0, 1, hence minus the activations' sum, then the
+/// activations' and the tensor's scales.
+#[inline(always)]
+pub(super) fn i2s_value(codes_dot: i64, act_sum: i32, act_scale: f32, tensor_scale: f32) -> f32 {
+    (codes_dot as f32 - act_sum as f32) / act_scale * tensor_scale
+}
+
 /// bitnet.cpp's `ggml_vec_dot_i2_i8_s`: the integer sum of raw codes (0..3) times the
 /// int8 activations over the row (x86 layout: 128-element blocks of 32 bytes, element
 /// `j` in byte `j % 32` at shift `6 - 2 * (j / 32)`).
 #[inline(always)]
-fn dot_i2s(row: &[u8], q: &[i8]) -> i64 {
+fn dot_i2s<const SIMD: bool>(row: &[u8], q: &[i8]) -> i64 {
     // Per block in i32 (at most 128 x 3 x 128), the row in i64.
     let mut sum = 0i64;
     for (block, y) in row.chunks_exact(QK_I2S / 4).zip(q.chunks_exact(QK_I2S)) {
+        #[cfg(target_arch = "x86_64")]
+        if SIMD {
+            // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
+            sum += i64::from(unsafe { super::avx2::i2s_block_dot(block, y) });
+            continue;
+        }
         let mut s = 0i32;
         for group in 0..4 {
             let shift = 6 - 2 * group;

@@ -764,6 +764,13 @@ mod tests {
         };
         let mut out = vec![0.0; rows];
         matvec(&m, &act, &mut out, Isa::Scalar);
+        // Every instruction set this CPU runs gives the scalar path's bits.
+        for isa in Isa::available_all() {
+            let mut other = vec![0.0; rows];
+            matvec(&m, &act, &mut other, isa);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&other), bits(&out), "I2_S on {}", isa.name());
+        }
         for r in 0..rows {
             let want: f64 = (0..cols)
                 .map(|j| f64::from(w[r * cols + j]) * f64::from(q[j]) / f64::from(*s))

@@ -21,9 +21,10 @@
 //! ahead, never dereferenced); a column shorter than the row (which the loader rules
 //! out) reads as zeros.
 //!
-//! The AVX-512 path runs the same driver ([`rows`] with `WIDE`), which hands K-quant
-//! rows to `wide.rs` two at a time: row `i` with row `i + count / 2`, so that each half
-//! of the range is one stream through memory.
+//! The AVX-512 path runs the same driver ([`rows`] with `WIDE`), which hands the rows to
+//! `wide.rs` two or four at a time, spread over the range (row `i` with row
+//! `i + count / 2`, or with rows `i + k * count / 4`), so that each part of the range is
+//! one stream through memory.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -521,9 +522,6 @@ trait Column: Sized {
     /// slower).
     const GROUP_ROWS: bool;
 
-    /// Whether the AVX-512 path multiplies two rows at once (`wide.rs`).
-    const WIDE_PAIRS: bool;
-
     /// The blocks of `a` when it is in this format.
     fn of(a: &Activations) -> Option<&[Self]>;
 
@@ -531,7 +529,7 @@ trait Column: Sized {
     /// `WIDE` takes the AVX-512 kernels (`wide.rs`) where there are some.
     ///
     /// # Safety
-    /// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ when `WIDE`.
+    /// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ and VNNI when `WIDE`.
     unsafe fn tile<const WIDE: bool, const R: usize, const C: usize>(
         ty: GgmlType,
         rows: [&[u8]; R],
@@ -542,7 +540,6 @@ trait Column: Sized {
 /// The 32-element formats, against Q8_0 or Q8_1 activations.
 impl<A: Q8Block> Column for A {
     const GROUP_ROWS: bool = true;
-    const WIDE_PAIRS: bool = true;
 
     fn of(a: &Activations) -> Option<&[Self]> {
         A::blocks_of(a)
@@ -581,7 +578,6 @@ impl<A: Q8Block> Column for A {
 
 impl Column for BlockQ8K {
     const GROUP_ROWS: bool = false;
-    const WIDE_PAIRS: bool = true;
 
     fn of(a: &Activations) -> Option<&[Self]> {
         match a {
@@ -692,7 +688,7 @@ pub fn handles(ty: GgmlType) -> bool {
 /// `WIDE` (the AVX-512 path) multiplies K-quant rows two at a time (`wide.rs`).
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ when `WIDE`.
+/// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ and VNNI when `WIDE`.
 pub unsafe fn rows<const WIDE: bool>(
     w: &MatRef<'_>,
     acts: &[Activations],
@@ -755,7 +751,7 @@ fn row_groups(
 /// [`rows`] for activations of block type `A`.
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ when `WIDE`.
+/// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ and VNNI when `WIDE`.
 unsafe fn rows_of<A: Column, const WIDE: bool>(
     w: &MatRef<'_>,
     acts: &[Activations],
@@ -767,18 +763,17 @@ unsafe fn rows_of<A: Column, const WIDE: bool>(
     }
     let n = acts.len().max(1);
     let count = out.len() / n;
-    let wide_pairs = WIDE && A::WIDE_PAIRS;
     // Columns up to COLS at a time; a lone last column goes below. Fewer than four
     // columns go against two rows at once where that pays, to keep enough independent
-    // chains of FMAs; on the AVX-512 path K-quant rows always go in pairs.
+    // chains of FMAs; on the AVX-512 path rows always go in pairs.
     let grouped = if acts.len() % COLS == 1 {
         acts.len() - 1
     } else {
         acts.len()
     };
-    let pair_rows = (A::GROUP_ROWS && grouped < 4) || wide_pairs;
+    let pair_rows = (A::GROUP_ROWS && grouped < 4) || WIDE;
     if grouped > 0 {
-        for (i, r, stride) in row_groups(count, if pair_rows { 2 } else { 1 }, wide_pairs) {
+        for (i, r, stride) in row_groups(count, if pair_rows { 2 } else { 1 }, WIDE) {
             let mut t = 0;
             while t < grouped {
                 let take = (grouped - t).min(COLS);
@@ -799,19 +794,14 @@ unsafe fn rows_of<A: Column, const WIDE: bool>(
             }
         }
     }
-    // The lone column: ROWS rows at a time where that pays; on the AVX-512 path, K-quant
-    // rows four at a time, spread (two pairs: one activation block loaded for four rows,
-    // four streams of weights in flight; 2 pairs decoded Qwen2.5 about 8 % faster than 1).
-    let lone_rows = if A::GROUP_ROWS {
-        ROWS
-    } else if wide_pairs {
-        4
-    } else {
-        1
-    };
+    // The lone column: ROWS rows at a time where that pays; on the AVX-512 path every
+    // format's rows four at a time, spread (two pairs: one activation block loaded for
+    // four rows, four streams of weights in flight; K-quants: 2 pairs decoded Qwen2.5
+    // about 8 % faster than 1).
+    let lone_rows = if A::GROUP_ROWS || WIDE { ROWS } else { 1 };
     for t in grouped..acts.len() {
         let acts = &acts[t..=t];
-        for (i, r, stride) in row_groups(count, lone_rows, wide_pairs) {
+        for (i, r, stride) in row_groups(count, lone_rows, WIDE) {
             let (row, out) = ((first + i, stride), &mut out[i * n + t..]);
             // SAFETY: the caller guarantees the features.
             unsafe {
@@ -830,7 +820,7 @@ unsafe fn rows_of<A: Column, const WIDE: bool>(
 /// vectors `acts` into `out[(r * stride) * n + c]`.
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ when `WIDE`.
+/// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ and VNNI when `WIDE`.
 #[inline(always)]
 unsafe fn row_times<A: Column, const WIDE: bool, const R: usize, const C: usize>(
     w: &MatRef<'_>,
