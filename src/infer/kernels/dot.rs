@@ -42,7 +42,7 @@ pub(super) fn dot_row<const SIMD: bool>(w: &MatRef<'_>, row: &[u8], act: &Activa
         (T::Tq1_0, Activations::Q8K(a)) => dot_tq1_0(row, a),
         (T::Tq2_0, Activations::Q8K(a)) => dot_tq2_0::<SIMD>(row, a),
         (T::I2S, Activations::I8 { q, scale, sum }) => {
-            i2s_value(dot_i2s::<SIMD>(row, q), *sum, *scale, w.scale)
+            (dot_i2s::<SIMD>(row, q) as f32 - *sum as f32) / *scale * w.scale
         }
         _ => 0.0,
     }
@@ -494,14 +494,6 @@ fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
         sumf += sumi as f32 * d;
     }
     sumf
-}
-
-/// An I2_S row's product from the integer sum of its raw codes (0..2) times the int8
-/// activations: the codes stand for -1, 0, 1, hence minus the activations' sum, then the
-/// activations' and the tensor's scales.
-#[inline(always)]
-pub(super) fn i2s_value(codes_dot: i64, act_sum: i32, act_scale: f32, tensor_scale: f32) -> f32 {
-    (codes_dot as f32 - act_sum as f32) / act_scale * tensor_scale
 }
 
 /// bitnet.cpp's `ggml_vec_dot_i2_i8_s`: the integer sum of raw codes (0..3) times the

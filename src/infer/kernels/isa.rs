@@ -161,10 +161,6 @@ unsafe fn rows_avx2(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mu
     enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi1,bmi2,lzcnt,popcnt"
 )]
 unsafe fn rows_avx512(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
-    // A safe call: this function has the features `wide.rs`'s functions carry.
-    if super::wide::ternary_rows(w, acts, first, out) {
-        return;
-    }
     // SAFETY: as above; AVX-512 CPUs have AVX2, FMA and F16C.
     if !unsafe { super::tiles::rows::<true>(w, acts, first, out) } {
         rows_body::<true>(w, acts, first, out);

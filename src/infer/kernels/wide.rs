@@ -6,8 +6,7 @@
 //! and the unit tests and `tests/isa.rs` compare them. The K-quants (Q4_K, Q6_K) use the
 //! AVX2 kernel's `maddubs`/`madd` instructions; the 32-element formats (Q4_0, Q4_1,
 //! Q5_0, Q5_1, Q8_0) take their lanes from VNNI's `vpdpbusd`, which gives the same
-//! integers in one instruction. The ternary formats of BitNet b1.58 models (TQ2_0, I2_S)
-//! use `vpdpbusd` for their exact per-block integer sums, one row and column at a time.
+//! integers in one instruction.
 //!
 //! Why: a prompt is bound by the work of unpacking and multiplying blocks, not by
 //! memory. One 512-bit instruction does the work of two 256-bit ones; the activation
@@ -27,12 +26,10 @@
 
 use std::arch::x86_64::*;
 
-use super::dot::i2s_value;
 use super::tiles::{block_bytes, unpack, Q8Block, PREFETCH_BYTES, Q4K_BYTES, Q6K_BYTES};
 use super::tiles::{blocks_at, common_blocks, f16_at, hsum, load16, load32, prefetch};
 use super::tiles::{Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
-use super::{Activations, BlockQ8K, MatRef, QK_I2S};
-use crate::gguf::GgmlType;
+use super::BlockQ8K;
 
 /// Bytes `at..at + 32` of two rows: the first in the low half, the second in the high.
 #[inline]
@@ -44,7 +41,7 @@ fn pair32(x: [&[u8]; 2], at: usize) -> __m512i {
 /// 32 activation bytes from `at` in both halves (a broadcast load).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn both_halves<T: Copy>(y: &[T], at: usize) -> __m512i {
+fn both_halves(y: &[i8], at: usize) -> __m512i {
     _mm512_broadcast_i64x4(load32(y, at))
 }
 
@@ -414,107 +411,4 @@ pub(super) fn tile_32<A: Q8Block, const F: u8, const P: usize, const C: usize>(
         }
     }
     out
-}
-
-/// 64 bytes of `x` from `at` (zeros out of range).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn load64<T: Copy>(x: &[T], at: usize) -> __m512i {
-    debug_assert!(std::mem::size_of::<T>() == 1);
-    match x.get(at..at + 64) {
-        // SAFETY: the slice holds the 64 one-byte elements read.
-        Some(s) => unsafe { _mm512_loadu_si512(s.as_ptr().cast()) },
-        None => _mm512_setzero_si512(),
-    }
-}
-
-/// Shift counts for the 16-bit lanes: `lo` in the low half, `hi` in the high half.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn shifts(lo: i16, hi: i16) -> __m512i {
-    _mm512_inserti64x4::<1>(_mm512_set1_epi16(lo), _mm256_set1_epi16(hi))
-}
-
-/// The two-bit codes `(bytes >> shift) & 3` of 32 bytes, both halves holding the same
-/// bytes shifted by their own count (`shifts`), times 64 activation bytes, added by
-/// VNNI's `vpdpbusd` into `acc` (four products per i32 lane, exact).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn add_codes_times(acc: __m512i, bytes: __m512i, shift: __m512i, y: __m512i) -> __m512i {
-    let codes = _mm512_and_si512(_mm512_srlv_epi16(bytes, shift), _mm512_set1_epi8(3));
-    _mm512_dpbusd_epi32(acc, codes, y)
-}
-
-/// TQ2_0 (`dot.rs`'s `dot_tq2_0`): each block's exact integer sum `Σ (code - 1) y` as
-/// `Σ code y` from VNNI minus `Σ y` (the activations' sub-sums), then the same float
-/// steps in the same block order, so the same bits.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn dot_tq2_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    // Byte k of the 32 at 32 c holds elements 128 c + 32 l + k at bits 2 l: two values
-    // of l per register (l = 0, 1 and l = 2, 3), against 64 consecutive activations.
-    let by_pairs = [shifts(0, 2), shifts(4, 6)];
-    let mut sumf = 0.0f32;
-    for (x, y) in row.chunks_exact(66).zip(a) {
-        let mut acc = _mm512_setzero_si512();
-        for c in 0..2 {
-            let bytes = both_halves(x, 32 * c);
-            for (k, shift) in by_pairs.iter().enumerate() {
-                acc = add_codes_times(acc, bytes, *shift, load64(&y.qs, 128 * c + 64 * k));
-            }
-        }
-        let y_sum: i32 = y.bsums.iter().map(|&s| i32::from(s)).sum();
-        let sumi = _mm512_reduce_add_epi32(acc) - y_sum;
-        let d = y.d * f16_at(x, 64);
-        sumf += sumi as f32 * d;
-    }
-    sumf
-}
-
-/// I2_S (`dot.rs`'s `dot_i2s`): the integer sum of raw codes times activations, per
-/// 128-element block from VNNI (element `32 g + j` in byte `j` at bits `6 - 2 g`).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn dot_i2s(row: &[u8], q: &[i8]) -> i64 {
-    let by_pairs = [shifts(6, 4), shifts(2, 0)];
-    let mut sum = 0i64;
-    for (block, y) in row.chunks_exact(QK_I2S / 4).zip(q.chunks_exact(QK_I2S)) {
-        let bytes = both_halves(block, 0);
-        let mut acc = _mm512_setzero_si512();
-        for (k, shift) in by_pairs.iter().enumerate() {
-            acc = add_codes_times(acc, bytes, *shift, load64(y, 64 * k));
-        }
-        sum += i64::from(_mm512_reduce_add_epi32(acc));
-    }
-    sum
-}
-
-/// `isa.rs`'s layout (`out[i * n + t] = row (first + i) · acts[t]`) for TQ2_0 and I2_S
-/// rows, the ternary formats of BitNet b1.58 models; false, touching nothing, for other
-/// types.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-pub(super) fn ternary_rows(
-    w: &MatRef<'_>,
-    acts: &[Activations],
-    first: usize,
-    out: &mut [f32],
-) -> bool {
-    if !matches!(w.ty, GgmlType::Tq2_0 | GgmlType::I2S) {
-        return false;
-    }
-    let n = acts.len().max(1);
-    for (i, o) in out.chunks_exact_mut(n).enumerate() {
-        let row = w.row(first + i);
-        for (dst, a) in o.iter_mut().zip(acts) {
-            *dst = match (w.ty, a) {
-                (GgmlType::Tq2_0, Activations::Q8K(y)) => dot_tq2_0(row, y),
-                (GgmlType::I2S, Activations::I8 { q, scale, sum }) => {
-                    i2s_value(dot_i2s(row, q), *sum, *scale, w.scale)
-                }
-                // A format mismatch (a programming error) gives 0, as in `dot.rs`.
-                _ => 0.0,
-            };
-        }
-    }
-    true
 }
