@@ -62,22 +62,40 @@ fn hsum_halves(acc: __m512) -> [f32; 2] {
     ]
 }
 
-/// Block `b` of both rows (`bytes` each), or `None` when either is short.
+/// The whole blocks of `bytes` every row of every pair holds and every column covers.
 #[inline(always)]
-fn block_pair<'a>(rows: &[&'a [u8]; 2], bytes: usize, b: usize) -> Option<[&'a [u8]; 2]> {
-    let at = b * bytes..(b + 1) * bytes;
-    Some([rows[0].get(at.clone())?, rows[1].get(at)?])
+fn pairs_blocks<T, const P: usize, const C: usize>(
+    pairs: &[[&[u8]; 2]; P],
+    bytes: usize,
+    cols: &[&[T]; C],
+) -> usize {
+    pairs
+        .iter()
+        .map(|rows| common_blocks(rows, bytes, cols))
+        .min()
+        .unwrap_or(0)
 }
 
-/// Fetch the cache lines of both rows' block `x` [`PREFETCH_BYTES`] ahead.
+/// Block `b` (`bytes` each) of every row of every pair (empty where a row is short,
+/// which [`pairs_blocks`] rules out), each row's cache lines fetched [`PREFETCH_BYTES`]
+/// ahead.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn prefetch_pair(x: [&[u8]; 2], bytes: usize) {
-    for row in x {
-        for line in (0..bytes).step_by(64) {
-            prefetch(row, PREFETCH_BYTES + line);
-        }
-    }
+fn pairs_block<'a, const P: usize>(
+    pairs: &[[&'a [u8]; 2]; P],
+    bytes: usize,
+    b: usize,
+) -> [[&'a [u8]; 2]; P] {
+    let at = b * bytes..(b + 1) * bytes;
+    pairs.map(|rows| {
+        rows.map(|row| {
+            let x = row.get(at.clone()).unwrap_or_default();
+            for line in (0..bytes).step_by(64) {
+                prefetch(x, PREFETCH_BYTES + line);
+            }
+            x
+        })
+    })
 }
 
 /// `P` pairs of Q4_K rows times `C` activation vectors: `tiles.rs`'s `tile_q4_k` for each
@@ -93,20 +111,11 @@ pub(super) fn tile_q4_k<const P: usize, const C: usize>(
     let mut acc = [[_mm512_setzero_ps(); C]; P];
     let mut acc_m = [[_mm256_setzero_ps(); C]; P];
     let mask = _mm512_set1_epi8(0x0F);
-    let blocks = pairs
-        .iter()
-        .map(|rows| common_blocks(rows, Q4K_BYTES, &cols))
-        .min()
-        .unwrap_or(0);
-    for b in 0..blocks {
+    for b in 0..pairs_blocks(&pairs, Q4K_BYTES, &cols) {
         let Some(ys) = blocks_at(&cols, b) else {
             continue;
         };
-        let mut xs = [[&[][..]; 2]; P];
-        for (x, rows) in xs.iter_mut().zip(&pairs) {
-            *x = block_pair(rows, Q4K_BYTES, b).unwrap_or_default();
-            prefetch_pair(*x, Q4K_BYTES);
-        }
+        let xs = pairs_block(&pairs, Q4K_BYTES, b);
         let mut scales = [_mm512_setzero_si512(); P];
         let mut mins16 = [_mm256_setzero_si256(); P];
         for p in 0..P {
@@ -256,20 +265,11 @@ pub(super) fn tile_q6_k<const P: usize, const C: usize>(
     let m4 = _mm512_set1_epi8(0x0F);
     let m2 = _mm512_set1_epi8(3);
     let m32 = _mm512_set1_epi8(32);
-    let blocks = pairs
-        .iter()
-        .map(|rows| common_blocks(rows, Q6K_BYTES, &cols))
-        .min()
-        .unwrap_or(0);
-    for b in 0..blocks {
+    for b in 0..pairs_blocks(&pairs, Q6K_BYTES, &cols) {
         let Some(ys) = blocks_at(&cols, b) else {
             continue;
         };
-        let mut xs = [[&[][..]; 2]; P];
-        for (x, rows) in xs.iter_mut().zip(&pairs) {
-            *x = block_pair(rows, Q6K_BYTES, b).unwrap_or_default();
-            prefetch_pair(*x, Q6K_BYTES);
-        }
+        let xs = pairs_block(&pairs, Q6K_BYTES, b);
         // The sixteen i8 scales of each row's block.
         let group_scales = xs.map(|x| x.map(|x| load16(x, 192)));
         let mut isum = [[_mm512_setzero_si512(); C]; P];
@@ -349,18 +349,10 @@ pub(super) fn tile_32<A: Q8Block, const F: u8, const P: usize, const C: usize>(
     let bytes = block_bytes(F);
     let mut acc = [[_mm512_setzero_ps(); C]; P];
     let mut summs = [[[0.0f32; C]; 2]; P];
-    let blocks = pairs
-        .iter()
-        .map(|rows| common_blocks(rows, bytes, &cols))
-        .min()
-        .unwrap_or(0);
-    for b in 0..blocks {
+    for b in 0..pairs_blocks(&pairs, bytes, &cols) {
+        let xs = pairs_block(&pairs, bytes, b);
         for p in 0..P {
-            let Some(x) = block_pair(&pairs[p], bytes, b) else {
-                continue;
-            };
-            prefetch_pair(x, bytes);
-            let w = x.map(|x| unpack::<F>(x));
+            let w = xs[p].map(|x| unpack::<F>(x));
             let codes = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(w[0].codes), w[1].codes);
             let codes = if matches!(F, Q5_0 | Q8_0) {
                 _mm512_abs_epi8(codes)
