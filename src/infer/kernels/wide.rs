@@ -86,16 +86,16 @@ fn pairs_block<'a, const P: usize>(
     bytes: usize,
     b: usize,
 ) -> [[&'a [u8]; 2]; P] {
-    let at = b * bytes..(b + 1) * bytes;
-    pairs.map(|rows| {
-        rows.map(|row| {
-            let x = row.get(at.clone()).unwrap_or_default();
+    let mut xs = [[&[][..]; 2]; P];
+    for (x, rows) in xs.iter_mut().zip(pairs) {
+        for (x, row) in x.iter_mut().zip(rows) {
+            *x = row.get(b * bytes..(b + 1) * bytes).unwrap_or_default();
             for line in (0..bytes).step_by(64) {
                 prefetch(x, PREFETCH_BYTES + line);
             }
-            x
-        })
-    })
+        }
+    }
+    xs
 }
 
 /// `P` pairs of Q4_K rows times `C` activation vectors: `tiles.rs`'s `tile_q4_k` for each
