@@ -525,16 +525,25 @@ trait Column: Sized {
     /// The blocks of `a` when it is in this format.
     fn of(a: &Activations) -> Option<&[Self]>;
 
-    /// `R` rows of type `ty` times `C` columns (zeros for a type without a kernel here);
-    /// `WIDE` takes the AVX-512 kernels (`wide.rs`) where there are some.
+    /// `R` rows of type `ty` times `C` columns (zeros for a type without a kernel here).
     ///
     /// # Safety
-    /// The CPU must have AVX2, FMA and F16C, and AVX-512F/BW/VL/DQ and VNNI when `WIDE`.
-    unsafe fn tile<const WIDE: bool, const R: usize, const C: usize>(
+    /// The CPU must have AVX2, FMA and F16C.
+    unsafe fn tile<const R: usize, const C: usize>(
         ty: GgmlType,
         rows: [&[u8]; R],
         cols: [&[Self]; C],
     ) -> [[f32; C]; R];
+
+    /// `P` pairs of rows of type `ty` times `C` columns on the AVX-512 path (`wide.rs`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F/BW/VL/DQ and VNNI besides AVX2, FMA and F16C.
+    unsafe fn wide<const P: usize, const C: usize>(
+        ty: GgmlType,
+        pairs: [[&[u8]; 2]; P],
+        cols: [&[Self]; C],
+    ) -> [[[f32; C]; 2]; P];
 }
 
 /// The 32-element formats, against Q8_0 or Q8_1 activations.
@@ -546,22 +555,31 @@ impl<A: Q8Block> Column for A {
     }
 
     #[inline(always)]
-    unsafe fn tile<const WIDE: bool, const R: usize, const C: usize>(
+    unsafe fn wide<const P: usize, const C: usize>(
+        ty: GgmlType,
+        pairs: [[&[u8]; 2]; P],
+        cols: [&[Self]; C],
+    ) -> [[[f32; C]; 2]; P] {
+        use super::wide::tile_32;
+        // SAFETY: the caller guarantees the features.
+        unsafe {
+            match format32(ty) {
+                Some(Q4_0) => tile_32::<A, Q4_0, P, C>(pairs, cols),
+                Some(Q4_1) => tile_32::<A, Q4_1, P, C>(pairs, cols),
+                Some(Q5_0) => tile_32::<A, Q5_0, P, C>(pairs, cols),
+                Some(Q5_1) => tile_32::<A, Q5_1, P, C>(pairs, cols),
+                Some(Q8_0) => tile_32::<A, Q8_0, P, C>(pairs, cols),
+                _ => [[[0.0; C]; 2]; P],
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn tile<const R: usize, const C: usize>(
         ty: GgmlType,
         rows: [&[u8]; R],
         cols: [&[Self]; C],
     ) -> [[f32; C]; R] {
-        if WIDE && (R == 2 || R == 4) {
-            let pairs = pairs_of(rows);
-            // SAFETY: the caller guarantees the AVX-512 features when WIDE.
-            return unsafe {
-                if R == 2 {
-                    rows_from_pairs(wide_32::<A, 1, C>(ty, [pairs[0]], cols))
-                } else {
-                    rows_from_pairs(wide_32::<A, 2, C>(ty, pairs, cols))
-                }
-            };
-        }
         // SAFETY: the caller guarantees the features.
         unsafe {
             match format32(ty) {
@@ -587,22 +605,27 @@ impl Column for BlockQ8K {
     }
 
     #[inline(always)]
-    unsafe fn tile<const WIDE: bool, const R: usize, const C: usize>(
+    unsafe fn wide<const P: usize, const C: usize>(
+        ty: GgmlType,
+        pairs: [[&[u8]; 2]; P],
+        cols: [&[Self]; C],
+    ) -> [[[f32; C]; 2]; P] {
+        // SAFETY: the caller guarantees the features.
+        unsafe {
+            match ty {
+                GgmlType::Q4K => super::wide::tile_q4_k(pairs, cols),
+                GgmlType::Q6K => super::wide::tile_q6_k(pairs, cols),
+                _ => [[[0.0; C]; 2]; P],
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn tile<const R: usize, const C: usize>(
         ty: GgmlType,
         rows: [&[u8]; R],
         cols: [&[Self]; C],
     ) -> [[f32; C]; R] {
-        if WIDE && (R == 2 || R == 4) {
-            let pairs = pairs_of(rows);
-            // SAFETY: the caller guarantees the AVX-512 features when WIDE.
-            return unsafe {
-                if R == 2 {
-                    rows_from_pairs(wide_k::<1, C>(ty, [pairs[0]], cols))
-                } else {
-                    rows_from_pairs(wide_k::<2, C>(ty, pairs, cols))
-                }
-            };
-        }
         // SAFETY: the caller guarantees the features.
         unsafe {
             match ty {
@@ -625,50 +648,6 @@ fn rows_from_pairs<const R: usize, const C: usize, const P: usize>(
     out: [[[f32; C]; 2]; P],
 ) -> [[f32; C]; R] {
     std::array::from_fn(|r| out.get(r / 2).map_or([0.0; C], |pair| pair[r % 2]))
-}
-
-/// `wide.rs`'s kernel for `P` pairs of rows of a 32-element format `ty`.
-///
-/// # Safety
-/// The CPU must have AVX-512F/BW/VL/DQ and VNNI besides AVX2, FMA and F16C.
-#[inline(always)]
-unsafe fn wide_32<A: Q8Block, const P: usize, const C: usize>(
-    ty: GgmlType,
-    pairs: [[&[u8]; 2]; P],
-    cols: [&[A]; C],
-) -> [[[f32; C]; 2]; P] {
-    use super::wide::tile_32;
-    // SAFETY: the caller guarantees the features.
-    unsafe {
-        match format32(ty) {
-            Some(Q4_0) => tile_32::<A, Q4_0, P, C>(pairs, cols),
-            Some(Q4_1) => tile_32::<A, Q4_1, P, C>(pairs, cols),
-            Some(Q5_0) => tile_32::<A, Q5_0, P, C>(pairs, cols),
-            Some(Q5_1) => tile_32::<A, Q5_1, P, C>(pairs, cols),
-            Some(Q8_0) => tile_32::<A, Q8_0, P, C>(pairs, cols),
-            _ => [[[0.0; C]; 2]; P],
-        }
-    }
-}
-
-/// `wide.rs`'s kernel for `P` pairs of K-quant rows of type `ty`.
-///
-/// # Safety
-/// As [`wide_32`].
-#[inline(always)]
-unsafe fn wide_k<const P: usize, const C: usize>(
-    ty: GgmlType,
-    pairs: [[&[u8]; 2]; P],
-    cols: [&[BlockQ8K]; C],
-) -> [[[f32; C]; 2]; P] {
-    // SAFETY: the caller guarantees the features.
-    unsafe {
-        match ty {
-            GgmlType::Q4K => super::wide::tile_q4_k(pairs, cols),
-            GgmlType::Q6K => super::wide::tile_q6_k(pairs, cols),
-            _ => [[[0.0; C]; 2]; P],
-        }
-    }
 }
 
 /// Rows taken together when columns go one at a time (see [`Column::GROUP_ROWS`]).
@@ -832,7 +811,18 @@ unsafe fn row_times<A: Column, const WIDE: bool, const R: usize, const C: usize>
     let rows: [&[u8]; R] = std::array::from_fn(|r| w.row(group_row(row, stride, r)));
     let cols: [&[A]; C] = std::array::from_fn(|c| acts.get(c).map_or(&[][..], blocks::<A>));
     // SAFETY: the caller guarantees the features.
-    let got = unsafe { A::tile::<WIDE, R, C>(w.ty, rows, cols) };
+    let got = unsafe {
+        if WIDE && (R == 2 || R == 4) {
+            let pairs = pairs_of(rows);
+            if R == 2 {
+                rows_from_pairs(A::wide::<1, C>(w.ty, [pairs[0]], cols))
+            } else {
+                rows_from_pairs(A::wide::<2, C>(w.ty, pairs, cols))
+            }
+        } else {
+            A::tile::<R, C>(w.ty, rows, cols)
+        }
+    };
     for (r, values) in got.iter().enumerate() {
         let at = group_row(0, stride, r) * n;
         if let Some(out) = out.get_mut(at..at + C) {
