@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmarks that print ratios against reference tools measured in the same run.
 
-    python3 benches/bench.py [--quick] [--diff] [--score] [--decode]   (only that section)
+    python3 benches/bench.py [--quick] [--diff] [--score] [--decode] [--ternary]
+                                                            (only that section)
 
 - fingerprint: gguf-gate vs `sha256sum` and `openssl speed -evp sha256` (GB/s) on a
   1 GiB file made of SmolLM2 copies, read from the page cache;
@@ -18,6 +19,8 @@
 - decode and prompt (`--decode`): `gguf-gate run` against llama.cpp (llama-cpp-python,
   wall-clock around `eval`) on SmolLM2 and Qwen2.5, greedy, 64 tokens after
   "The capital of France is", 1 and 2 threads, runs alternating, medians;
+- ternary (`--ternary`): the same on Qwen2.5 quantized to TQ2_0 and TQ1_0 by
+  `gguf-gate quantize` (the BitNet b1.58 formats' kernels on both sides);
 - score: `gguf-gate score` (teacher-forced logits of every position, batched) over the
   bundled text in chunks of 512, SmolLM2 and Qwen2.5, against llama.cpp
   (llama-cpp-python, the same chunks as batches with logits_all) on the same tokens.
@@ -39,6 +42,7 @@ QUICK = "--quick" in sys.argv
 ONLY_DIFF = "--diff" in sys.argv
 ONLY_SCORE = "--score" in sys.argv
 ONLY_DECODE = "--decode" in sys.argv
+ONLY_TERNARY = "--ternary" in sys.argv
 
 
 def sh(*args, **kw):
@@ -221,7 +225,7 @@ print(prompt_ms, tokens / (time.perf_counter() - t))
 """
 
 
-def decode_benchmarks(n, models):
+def decode_benchmarks(n, paths):
     """gguf-gate `run` vs llama.cpp, greedy decoding of 64 tokens after a 6-token prompt:
     prompt milliseconds and decode tokens/s (gguf-gate's own timings; llama.cpp's
     wall-clock around `eval`, after a warm-up evaluation — its perf counters are not
@@ -229,8 +233,7 @@ def decode_benchmarks(n, models):
     alternating, medians."""
     import json
     import statistics
-    for path in (models / "SmolLM2-135M-Instruct.Q4_1.gguf",
-                 models / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"):
+    for path in paths:
         read_from_disk(path)
         for threads in (2, 1):
             ours, ref = [], []
@@ -246,6 +249,27 @@ def decode_benchmarks(n, models):
             print(f"run {path.name}, {threads} thread(s): decode gguf-gate {o_tps:.1f} tok/s |"
                   f" llama.cpp {r_tps:.1f} tok/s | ratio {o_tps / r_tps:.2f}x;"
                   f" prompt gguf-gate {o_ms:.1f} ms | llama.cpp {r_ms:.1f} ms | ratio {r_ms / o_ms:.2f}x")
+
+
+def decode_models(models):
+    return [models / "SmolLM2-135M-Instruct.Q4_1.gguf",
+            models / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"]
+
+
+def ternary_models(models, work):
+    """Qwen2.5-Coder 1.5B quantized by `gguf-gate quantize` to TQ2_0 and to TQ1_0 (the
+    BitNet b1.58 formats llama.cpp runs; its rows are whole 256-element blocks), made once
+    into the work directory. The weights are not ternary models' weights, so the text is
+    nonsense, but every matrix but the embeddings and the output runs the ternary kernels
+    on both sides: a same-run speed reference for them."""
+    qwen = models / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    out = []
+    for ty in ("tq2_0", "tq1_0"):
+        path = work / f"qwen2.5-coder-1.5b-{ty}.gguf"
+        if not path.exists():
+            sh(str(BIN), "quantize", str(qwen), "--type", ty, "--out", str(path))
+        out.append(path)
+    return out
 
 
 def best_of_status(n, args, status):
@@ -307,7 +331,10 @@ def main():
         score_benchmarks(n, models)
         return
     if ONLY_DECODE:
-        decode_benchmarks(n + 1, models)
+        decode_benchmarks(n + 1, decode_models(models))
+        return
+    if ONLY_TERNARY:
+        decode_benchmarks(n + 1, ternary_models(models, work))
         return
     synth = work / "stats-2gib.gguf"
     if not synth.exists():
@@ -366,7 +393,8 @@ def main():
               f" decode {t['decode_tok_s']:.0f} tok/s")
 
     diff_benchmarks(n, models, smollm, work)
-    decode_benchmarks(n + 1, models)
+    decode_benchmarks(n + 1, decode_models(models))
+    decode_benchmarks(n + 1, ternary_models(models, work))
     score_benchmarks(n, models)
 
 

@@ -638,13 +638,12 @@ pub fn to_text(stats: &[TensorStats], errors: &[StatsError]) -> String {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
     #[test]
     fn the_avx2_sums_are_the_portable_sums_bit_for_bit() {
-        #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             let mut seed = 0x9E37_79B9_7F4A_7C15u64;
             let mut next = || {

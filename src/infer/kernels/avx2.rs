@@ -1,8 +1,11 @@
-//! AVX2 versions of the exact integer sums inside the hot dot products (Q4_K, Q6_K and
-//! the 32-element blocks of Q4_0/Q4_1/Q5_x/Q8_0, as ggml's eight i32 lanes). Each returns
-//! exactly the integers the scalar code in `dot.rs` computes — integer addition is associative, and every
-//! intermediate fits its lanes (`maddubs` pairs of 4-/6-bit values times int8 stay within
-//! i16) — so the float code around them, shared by every path, gives the same bits.
+//! AVX2 versions of the exact integer sums inside the dot products (Q4_K, Q5_K, Q6_K and
+//! the 32-element blocks of Q4_0/Q4_1/Q5_x/Q8_0, as ggml's eight i32 lanes; whole-block
+//! sums for TQ1_0, TQ2_0 and I2_S) and of the float formats' f64 lanes. Each returns
+//! exactly what the scalar code in `dot.rs` computes — integer addition is associative,
+//! and every intermediate fits its lanes (`maddubs` pairs of 5-/6-bit values times int8
+//! stay within i16), and the float lanes add the same products in the same order — so the
+//! float code around them, shared by every path, gives the same bits. `neon.rs` is the
+//! same set for aarch64.
 //!
 //! Every function is `unsafe` and `#[target_feature(enable = "avx2")]`: it may only run
 //! on a CPU with AVX2, which `isa.rs` guarantees by calling these only from its AVX2 and
@@ -12,6 +15,8 @@
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
+
+use super::dot::{F16, F32};
 
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -73,25 +78,42 @@ pub unsafe fn lanes_nibbles_minus_8(qs: &[u8; 16], y: &[i8; 32]) -> [i32; 8] {
     lanes(_mm256_madd_epi16(_mm256_sub_epi16(p, sum_y), ones))
 }
 
-/// Q4_K's scaled lanes for one super-block (`block_q4_K`, 144 bytes: the 128 bytes of
-/// nibbles at offset 16 — byte `32c + l` holds element `64c + l` low and `64c + 32 + l`
-/// high): lane `t` = Σ over 64-element chunks `c` of `sc[2c] * Σ q * y` over the low
-/// elements `64c + 4t..+4` and `sc[2c + 1] *` the same over the high ones.
+/// Q4_K's (`FIFTH` false) or Q5_K's scaled lanes for one super-block: the 128 bytes of
+/// nibbles `qs` (byte `32c + l` holds element `64c + l` low and `64c + 32 + l` high), for
+/// Q5_K plus the fifth bits `qh` (bit `2c` of byte `l` for the low element, `2c + 1` for
+/// the high one): lane `t` = Σ over 64-element chunks `c` of `sc[2c] * Σ q * y` over the
+/// low elements `64c + 4t..+4` and `sc[2c + 1] *` the same over the high ones.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn q4k_lanes(x: &[u8; 144], y: &[i8; 256], sc: &[i32; 8]) -> [i32; 8] {
+pub unsafe fn k_lanes<const FIFTH: bool>(
+    qs: &[u8; 128],
+    qh: &[u8; 32],
+    y: &[i8; 256],
+    sc: &[i32; 8],
+) -> [i32; 8] {
     let mask = _mm256_set1_epi8(0x0F);
     let mut acc = _mm256_setzero_si256();
+    let mut h = _mm256_loadu_si256(qh.as_ptr().cast());
     for c in 0..4 {
-        // In bounds: 16 + 32 * 3 + 32 = 144; 64 * 3 + 64 = 256.
-        let q = _mm256_loadu_si256(x.as_ptr().add(16 + 32 * c).cast());
+        // In bounds: 32 * 3 + 32 = 128; 64 * 3 + 64 = 256.
+        let q = _mm256_loadu_si256(qs.as_ptr().add(32 * c).cast());
         let y0 = _mm256_loadu_si256(y.as_ptr().add(64 * c).cast());
         let y1 = _mm256_loadu_si256(y.as_ptr().add(64 * c + 32).cast());
-        let lo = _mm256_and_si256(q, mask);
-        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+        let mut lo = _mm256_and_si256(q, mask);
+        let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+        if FIFTH {
+            // Bits 0 and 1 of each byte of `h` are chunk c's; shifting the 16-bit lanes
+            // by 2 moves the next byte's bits only into this byte's top, never masked in.
+            let bit0 = _mm256_and_si256(h, _mm256_set1_epi8(1));
+            let bit1 = _mm256_and_si256(h, _mm256_set1_epi8(2));
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16::<4>(bit0));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16::<3>(bit1));
+            h = _mm256_srli_epi16::<2>(h);
+        }
+        // Codes are at most 31: maddubs pairs stay within i16; scales are at most 63:
+        // i16 pair products stay exact in the i32 lanes.
         let p0 = _mm256_maddubs_epi16(lo, y0);
         let p1 = _mm256_maddubs_epi16(hi, y1);
-        // Scales are at most 63: i16 pair products stay exact in the i32 lanes.
         let s0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
         let s1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
         acc = _mm256_add_epi32(acc, _mm256_add_epi32(s0, s1));
@@ -150,19 +172,28 @@ pub unsafe fn q6k_lanes(x: &[u8; 210], y: &[i8; 256]) -> [i32; 8] {
 }
 
 /// The eight f64 lanes of a float dot product (`dot.rs`'s `lanes_f64`): element `i`'s
-/// product (computed in f32) is added to lane `i % 8`, for `n` elements of a row of f16
-/// weights times `a`. The same additions in the same order as the scalar code, eight at a
-/// time: identical bits. Returns the lanes and the number of elements done (a multiple
-/// of 8; the caller finishes the tail).
+/// product (computed in f32) is added to lane `i % 8`, for a row of `W` weights (F32,
+/// F16 or BF16, little-endian) times `a`. The same additions in the same order as the
+/// scalar code, eight at a time: identical bits (the weights widen to f32 exactly).
+/// Returns the lanes and the number of elements done (a multiple of 8; the caller
+/// finishes the tail).
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-pub unsafe fn f16_lanes(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
-    let n = (row.len() / 2).min(a.len()) / 8 * 8;
+pub unsafe fn float_lanes<const W: u8>(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
+    let width = if W == F32 { 4 } else { 2 };
+    let n = (row.len() / width).min(a.len()) / 8 * 8;
     let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
     let mut i = 0;
     while i < n {
-        // In bounds: i + 8 <= n <= row.len() / 2 and <= a.len().
-        let w = _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i).cast()));
+        // In bounds: i + 8 <= n <= row.len() / width and <= a.len().
+        let at = row.as_ptr().add(width * i);
+        let w = match W {
+            F32 => _mm256_loadu_ps(at.cast()),
+            F16 => _mm256_cvtph_ps(_mm_loadu_si128(at.cast())),
+            _ => _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(
+                _mm_loadu_si128(at.cast()),
+            ))),
+        };
         let p = _mm256_mul_ps(w, _mm256_loadu_ps(a.as_ptr().add(i)));
         lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
         hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(p)));
@@ -233,6 +264,50 @@ pub unsafe fn i2s_block_dot(block: &[u8], y: &[i8]) -> i32 {
     for g in 0..4 {
         let ys = y.get(32 * g..).unwrap_or(&[]);
         acc = _mm256_add_epi32(acc, codes_times(bytes, 6 - 2 * g as i32, ys));
+    }
+    sum_lanes(acc)
+}
+
+/// The base-3 digits (0..2) of 16 TQ1_0 bytes at place `pow`, in 16-bit lanes (ggml's
+/// arithmetic: the byte times `pow` modulo 256, times 3, the high byte of the result).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn trits(q16: __m256i, pow: i16) -> __m256i {
+    let shifted = _mm256_and_si256(
+        _mm256_mullo_epi16(q16, _mm256_set1_epi16(pow)),
+        _mm256_set1_epi16(0xFF),
+    );
+    _mm256_srli_epi16::<8>(_mm256_mullo_epi16(shifted, _mm256_set1_epi16(3)))
+}
+
+/// `Σ trit digit · y` over 16 bytes of `qs` from `at` and 16 activations of `y` from
+/// `ya`, added to `acc` (16-bit lanes: digits 0..2 times int8, pairs summed into i32).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn add_trits(acc: __m256i, qs: &[u8], at: usize, pow: i16, y: &[i8], ya: usize) -> __m256i {
+    let q16 = match qs.get(at..at + 16) {
+        Some(b) => _mm256_cvtepu8_epi16(_mm_loadu_si128(b.as_ptr().cast())),
+        None => _mm256_setzero_si256(),
+    };
+    let y16 = match y.get(ya..ya + 16) {
+        Some(b) => _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().cast())),
+        None => _mm256_setzero_si256(),
+    };
+    _mm256_add_epi32(acc, _mm256_madd_epi16(trits(q16, pow), y16))
+}
+
+/// TQ1_0's `Σ digit · y` over the 240 elements of one block's 48 five-digit bytes
+/// (`qs[0..32]`: element `32l + m`; `qs[32..48]`: element `160 + 16l + m`), digits 0..2
+/// before their offset of 1 is taken off; the caller adds the four-digit bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn tq1_0_digits_dot(qs: &[u8], y: &[i8; 256]) -> i32 {
+    const POW3: [i16; 5] = [1, 3, 9, 27, 81];
+    let mut acc = _mm256_setzero_si256();
+    for (l, &pow) in POW3.iter().enumerate() {
+        acc = add_trits(acc, qs, 0, pow, y, 32 * l);
+        acc = add_trits(acc, qs, 16, pow, y, 32 * l + 16);
+        acc = add_trits(acc, qs, 32, pow, y, 160 + 16 * l);
     }
     sum_lanes(acc)
 }

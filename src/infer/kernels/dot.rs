@@ -9,7 +9,7 @@
 //! each 32-element row by one FMA (`f32::mul_add`, one rounding on every CPU), summed at
 //! the end as `hsum_float_8`. Q5_K, TQ1_0/TQ2_0 and I2_S keep a fixed order of our own.
 //! The functions are `#[inline(always)]` so that `isa.rs` compiles the same source once
-//! per instruction set (scalar, AVX2, AVX-512): the compiler vectorizes the integer
+//! per instruction set (scalar, AVX2, AVX-512, NEON): the compiler vectorizes the integer
 //! loops, and the bits of every result stay the same (Rust never fuses a multiply and an
 //! add on its own). Float weights (F32/F16/BF16) accumulate in eight f64 lanes, combined
 //! in a fixed order.
@@ -21,38 +21,38 @@ use super::{float_ops, Activations, BlockQ8K, BlockQ8_0, BlockQ8_1, MatRef, QK_I
 use crate::gguf::GgmlType;
 use crate::quant::f16_le;
 
+/// Float weight formats, as [`dot_float`]'s const parameter (shared with the SIMD
+/// modules' `float_lanes`).
+pub(super) const F32: u8 = 0;
+pub(super) const F16: u8 = 1;
+pub(super) const BF16: u8 = 2;
+
 /// One row times one activation vector; a format mismatch (a programming error) gives 0.
-/// `SIMD` selects the AVX2 integer sums (`avx2.rs`): only `isa.rs`'s AVX2 and AVX-512
-/// paths instantiate it, after checking the CPU; the result is the same either way.
+/// `SIMD` selects the SIMD integer sums and float lanes (`avx2.rs` on x86-64, `neon.rs`
+/// on aarch64): only `isa.rs`'s AVX2, AVX-512 and NEON paths instantiate it, after
+/// checking the CPU; the result is the same either way.
 #[inline(always)]
 pub(super) fn dot_row<const SIMD: bool>(w: &MatRef<'_>, row: &[u8], act: &Activations) -> f32 {
     use GgmlType as T;
     match (w.ty, act) {
-        (T::F32, Activations::F32(a)) => dot_f32(row, a),
-        (T::F16, Activations::F16(a)) => dot_f16::<SIMD>(row, a),
-        (T::Bf16, Activations::Bf16(a)) => dot_bf16(row, a),
+        (T::F32, Activations::F32(a)) => dot_float::<SIMD, F32>(row, a),
+        (T::F16, Activations::F16(a)) => dot_float::<SIMD, F16>(row, a),
+        (T::Bf16, Activations::Bf16(a)) => dot_float::<SIMD, BF16>(row, a),
         (T::Q4_0, Activations::Q8_0(a)) => dot_q4_0::<SIMD>(row, a),
         (T::Q5_0, Activations::Q8_0(a)) => dot_q5_0::<SIMD>(row, a),
         (T::Q8_0, Activations::Q8_0(a)) => dot_q8_0::<SIMD>(row, a),
         (T::Q4_1, Activations::Q8_1(a)) => dot_q4_1::<SIMD>(row, a),
         (T::Q5_1, Activations::Q8_1(a)) => dot_q5_1::<SIMD>(row, a),
         (T::Q4K, Activations::Q8K(a)) => dot_q4_k::<SIMD>(row, a),
-        (T::Q5K, Activations::Q8K(a)) => dot_q5_k(row, a),
+        (T::Q5K, Activations::Q8K(a)) => dot_q5_k::<SIMD>(row, a),
         (T::Q6K, Activations::Q8K(a)) => dot_q6_k::<SIMD>(row, a),
-        (T::Tq1_0, Activations::Q8K(a)) => dot_tq1_0(row, a),
+        (T::Tq1_0, Activations::Q8K(a)) => dot_tq1_0::<SIMD>(row, a),
         (T::Tq2_0, Activations::Q8K(a)) => dot_tq2_0::<SIMD>(row, a),
         (T::I2S, Activations::I8 { q, scale, sum }) => {
             (dot_i2s::<SIMD>(row, q) as f32 - *sum as f32) / *scale * w.scale
         }
         _ => 0.0,
     }
-}
-
-/// Sum of products in eight f64 lanes (element `i` in lane `i % 8`), lanes combined
-/// pairwise in a fixed order.
-#[inline(always)]
-fn lanes_f64(products: impl Iterator<Item = f32>) -> f32 {
-    combine_lanes(add_lanes([0.0f64; 8], 0, products))
 }
 
 /// Add products to the lanes, the first being element `first` (a multiple of 8).
@@ -70,50 +70,49 @@ fn combine_lanes(lanes: [f64; 8]) -> f32 {
     (((a + b) + (c + d)) + ((e + f) + (g + h))) as f32
 }
 
-/// F32 weights: products in f32, summed in f64 lanes.
+/// F32, F16 or BF16 weights (`W`: [`F32`], [`F16`] or [`BF16`]) times activations
+/// rounded to that format: products in f32, summed in f64 lanes.
 #[inline(always)]
-fn dot_f32(row: &[u8], a: &[f32]) -> f32 {
-    lanes_f64(
-        row.chunks_exact(4)
-            .zip(a)
-            .map(|(w, &x)| f32::from_le_bytes([w[0], w[1], w[2], w[3]]) * x),
-    )
-}
-
-/// F16 weights and activations rounded to f16: products in f32, summed in f64 lanes.
-#[inline(always)]
-fn dot_f16<const SIMD: bool>(row: &[u8], a: &[f32]) -> f32 {
-    let (lanes, done) = simd_f16_lanes::<SIMD>(row, a);
+fn dot_float<const SIMD: bool, const W: u8>(row: &[u8], a: &[f32]) -> f32 {
+    let (lanes, done) = simd_float_lanes::<SIMD, W>(row, a);
+    let width = if W == F32 { 4 } else { 2 };
     let products = row
-        .chunks_exact(2)
+        .chunks_exact(width)
         .zip(a)
         .skip(done)
-        .map(|(w, &x)| f16_le(w[0], w[1]) * x);
+        .map(|(w, &x)| float_weight::<W>(w) * x);
     combine_lanes(add_lanes(lanes, done, products))
 }
 
-/// The whole groups of eight of an F16 row, on AVX2 + F16C when `SIMD` and the CPU has
-/// F16C (else none: the caller does them all).
+/// One little-endian weight of format `W` as f32 (exact).
 #[inline(always)]
-fn simd_f16_lanes<const SIMD: bool>(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
+fn float_weight<const W: u8>(w: &[u8]) -> f32 {
+    match (W, w) {
+        (F32, &[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),
+        (F16, &[lo, hi]) => f16_le(lo, hi),
+        (_, &[lo, hi]) => f32::from_bits(u32::from(u16::from_le_bytes([lo, hi])) << 16),
+        _ => 0.0,
+    }
+}
+
+/// The whole groups of eight of a float row in SIMD when `SIMD` (for F16 on x86 only
+/// where the CPU has F16C; NEON leaves F16 to the portable code), else none: the caller
+/// does the rest.
+#[inline(always)]
+fn simd_float_lanes<const SIMD: bool, const W: u8>(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
     #[cfg(target_arch = "x86_64")]
-    if SIMD && std::arch::is_x86_feature_detected!("f16c") {
+    if SIMD && (W != F16 || std::arch::is_x86_feature_detected!("f16c")) {
         // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths (AVX2 checked at run
-        // time), and F16C was just checked.
-        return unsafe { super::avx2::f16_lanes(row, a) };
+        // time), and F16C was just checked where it is used.
+        return unsafe { super::simd::float_lanes::<W>(row, a) };
+    }
+    #[cfg(target_arch = "aarch64")]
+    if SIMD {
+        // SAFETY: SIMD is true only on isa.rs's NEON path (NEON checked at run time).
+        return unsafe { super::simd::float_lanes::<W>(row, a) };
     }
     let _ = (row, a);
     ([0.0; 8], 0)
-}
-
-/// BF16 weights and activations rounded to bf16: products in f32, summed in f64 lanes.
-#[inline(always)]
-fn dot_bf16(row: &[u8], a: &[f32]) -> f32 {
-    lanes_f64(
-        row.chunks_exact(2)
-            .zip(a)
-            .map(|(w, &x)| f32::from_bits(u32::from(u16::from_le_bytes([w[0], w[1]])) << 16) * x),
-    )
 }
 
 /// ggml's AVX2 accumulator for blocks of 32: eight f32 lanes, lane `j` holding the
@@ -140,10 +139,10 @@ impl BlockLanes {
 /// Lane `j` = Σ a[i] * b[i] over elements `4j..4j + 4`, exactly.
 #[inline(always)]
 fn lanes32<const SIMD: bool>(a: &[i8; 32], b: &[i8; 32]) -> [i32; 8] {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if SIMD {
-        // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
-        return unsafe { super::avx2::lanes_i8_i8(a, b) };
+        // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
+        return unsafe { super::simd::lanes_i8_i8(a, b) };
     }
     let mut lanes = [0i32; 8];
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
@@ -156,14 +155,14 @@ fn lanes32<const SIMD: bool>(a: &[i8; 32], b: &[i8; 32]) -> [i32; 8] {
 /// block's nibbles `n` (element `j` low in `qs[j]`, element `j + 16` high), exactly.
 #[inline(always)]
 fn lanes32_nibbles<const SIMD: bool, const OFFSET: i32>(qs: &[u8; 16], y: &[i8; 32]) -> [i32; 8] {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if SIMD {
-        // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
+        // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
         return unsafe {
             if OFFSET == 8 {
-                super::avx2::lanes_nibbles_minus_8(qs, y)
+                super::simd::lanes_nibbles_minus_8(qs, y)
             } else {
-                super::avx2::lanes_nibbles(qs, y)
+                super::simd::lanes_nibbles(qs, y)
             }
         };
     }
@@ -342,6 +341,42 @@ fn k4_values(qs: &[u8; 128], qh: Option<&[u8; 32]>) -> [i8; QK_K] {
     q
 }
 
+/// A K-quant block's 128 bytes of nibbles at `qs_at` and 32 bytes of fifth bits at
+/// `qh_at` (Q5_K; zeros for Q4_K), by reference (zeros if the block is short, which
+/// `chunks_exact` rules out).
+#[inline(always)]
+fn k_parts(x: &[u8], qs_at: usize, qh_at: Option<usize>) -> (&[u8; 128], &[u8; 32]) {
+    const NO_BITS: [u8; 32] = [0; 32];
+    const NO_CODES: [u8; 128] = [0; 128];
+    let qs = x
+        .get(qs_at..qs_at + 128)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or(&NO_CODES);
+    let qh = qh_at
+        .and_then(|at| x.get(at..at + 32))
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or(&NO_BITS);
+    (qs, qh)
+}
+
+/// The scaled lanes of a Q4_K (`FIFTH` false) or Q5_K super-block: on the SIMD paths by
+/// `avx2.rs`/`neon.rs`'s `k_lanes`, else by the portable code (the same integers).
+#[inline(always)]
+fn k_scaled_lanes<const SIMD: bool, const FIFTH: bool>(
+    qs: &[u8; 128],
+    qh: &[u8; 32],
+    y: &[i8; QK_K],
+    sc: &[i32; 8],
+) -> [i32; 8] {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if SIMD {
+        // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
+        return unsafe { super::simd::k_lanes::<FIFTH>(qs, qh, y, sc) };
+    }
+    let q = k4_values(qs, FIFTH.then_some(qh));
+    scaled_lanes(&q, y, |i| sc[i / 32])
+}
+
 /// Q4_K (`block_q4_K`: f16 d, f16 dmin, 12 bytes of scales/mins, 128 bytes of nibbles).
 /// ggml's AVX2 order: the scaled lanes by FMA with `d = dy * d` into eight f32 lanes,
 /// the min lanes by FMA with `-dy * dmin` into four, then `hsum_float_8` plus the four
@@ -361,14 +396,8 @@ fn dot_q4_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
         for (m, &l) in acc_m.iter_mut().zip(&k4_min_lanes(y, &mn)) {
             *m = dmin.mul_add(l as f32, *m);
         }
-        #[cfg(target_arch = "x86_64")]
-        if SIMD {
-            // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
-            acc.add(d, unsafe { super::avx2::q4k_lanes(x, &y.qs, &sc) });
-            continue;
-        }
-        let q = k4_values(&arr(x, 16), None);
-        acc.add(d, scaled_lanes(&q, &y.qs, |i| sc[i / 32]));
+        let (qs, qh) = k_parts(x, 16, None);
+        acc.add(d, k_scaled_lanes::<SIMD, false>(qs, qh, &y.qs, &sc));
     }
     acc.sum() + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]))
 }
@@ -377,7 +406,7 @@ fn dot_q4_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
 /// `2c + 1` for `64c + 32 + l`): as Q4_K, except that ggml's AVX2 code sums the min
 /// term of each block to one integer and adds it to a scalar by FMA.
 #[inline(always)]
-fn dot_q5_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
+fn dot_q5_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut acc = BlockLanes::default();
     let mut summs = 0.0f32;
     for (x, y) in row.chunks_exact(176).zip(a) {
@@ -386,8 +415,8 @@ fn dot_q5_k(row: &[u8], a: &[BlockQ8K]) -> f32 {
         let (sc, mn) = k4_scales_mins(&arr(x, 4));
         let m: i32 = k4_min_lanes(y, &mn).iter().sum();
         summs = dmin.mul_add(m as f32, summs);
-        let q = k4_values(&arr(x, 48), Some(&arr(x, 16)));
-        acc.add(d, scaled_lanes(&q, &y.qs, |i| sc[i / 32]));
+        let (qs, qh) = k_parts(x, 48, Some(16));
+        acc.add(d, k_scaled_lanes::<SIMD, true>(qs, qh, &y.qs, &sc));
     }
     acc.sum() + summs
 }
@@ -403,10 +432,10 @@ fn dot_q6_k<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
             continue;
         };
         let d = y.d * f16_le(x[208], x[209]);
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if SIMD {
-            // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
-            acc.add(d, unsafe { super::avx2::q6k_lanes(x, &y.qs) });
+            // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
+            acc.add(d, unsafe { super::simd::q6k_lanes(x, &y.qs) });
             continue;
         }
         let ql: [u8; 128] = arr(x, 0);
@@ -438,34 +467,48 @@ fn trit(q: u8, pow: u8) -> i32 {
 
 /// TQ1_0 (48 bytes of five trits, 4 bytes of four trits, f16 d): `sum(sum * (d * dy))`.
 #[inline(always)]
-fn dot_tq1_0(row: &[u8], a: &[BlockQ8K]) -> f32 {
+fn dot_tq1_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
     const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(54).zip(a) {
         let (qs, qh, d) = (&x[0..48], &x[48..52], f16_le(x[52], x[53]));
         let mut sum = 0i32;
-        // qs[0..32]: five digits each, element 32 * l + m.
-        for (l, &p) in POW3.iter().enumerate() {
-            for (&q, &yq) in qs[..32].iter().zip(&y.qs[l * 32..l * 32 + 32]) {
-                sum += trit(q, p) * i32::from(yq);
-            }
-        }
-        // qs[32..48]: element 160 + 16 * l + m.
-        for (l, &p) in POW3.iter().enumerate() {
-            let ys = &y.qs[160 + l * 16..160 + l * 16 + 16];
-            for (&q, &yq) in qs[32..48].iter().zip(ys) {
-                sum += trit(q, p) * i32::from(yq);
-            }
-        }
         // qh[0..4]: four digits each, element 240 + 4 * l + j.
         for (l, &p) in POW3[..4].iter().enumerate() {
             for (&q, &yq) in qh.iter().zip(&y.qs[240 + l * 4..240 + l * 4 + 4]) {
                 sum += trit(q, p) * i32::from(yq);
             }
         }
+        sum += tq1_0_five_digit_sum::<SIMD>(qs, y);
         sumf += sum as f32 * (d * y.d);
     }
     sumf
+}
+
+/// TQ1_0's `Σ trit · y` over the 240 elements of a block's 48 five-digit bytes
+/// (`qs[0..32]`: element `32l + m`; `qs[32..48]`: element `160 + 16l + m`).
+#[inline(always)]
+fn tq1_0_five_digit_sum<const SIMD: bool>(qs: &[u8], y: &BlockQ8K) -> i32 {
+    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if SIMD {
+        // The digits come as 0..2: take their offset of 1 off as Σ y over the 240
+        // elements (the first 15 of the 16-element sums).
+        let y_sum: i32 = y.bsums[..15].iter().map(|&s| i32::from(s)).sum();
+        // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
+        return unsafe { super::simd::tq1_0_digits_dot(qs, &y.qs) } - y_sum;
+    }
+    let mut sum = 0i32;
+    for (l, &p) in POW3.iter().enumerate() {
+        for (&q, &yq) in qs[..32].iter().zip(&y.qs[l * 32..l * 32 + 32]) {
+            sum += trit(q, p) * i32::from(yq);
+        }
+        let ys = &y.qs[160 + l * 16..160 + l * 16 + 16];
+        for (&q, &yq) in qs[32..48].iter().zip(ys) {
+            sum += trit(q, p) * i32::from(yq);
+        }
+    }
+    sum
 }
 
 /// TQ2_0 (64 bytes of 2-bit codes, f16 d): `sum(sumi * (dy * dx))`.
@@ -474,11 +517,11 @@ fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(66).zip(a) {
         let d = y.d * f16_le(x[64], x[65]);
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if SIMD {
             let y_sum: i32 = y.bsums.iter().map(|&s| i32::from(s)).sum();
-            // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
-            let codes_dot = unsafe { super::avx2::tq2_0_codes_dot(&x[..64], &y.qs) };
+            // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
+            let codes_dot = unsafe { super::simd::tq2_0_codes_dot(&x[..64], &y.qs) };
             sumf += (codes_dot - y_sum) as f32 * d;
             continue;
         }
@@ -504,10 +547,10 @@ fn dot_i2s<const SIMD: bool>(row: &[u8], q: &[i8]) -> i64 {
     // Per block in i32 (at most 128 x 3 x 128), the row in i64.
     let mut sum = 0i64;
     for (block, y) in row.chunks_exact(QK_I2S / 4).zip(q.chunks_exact(QK_I2S)) {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if SIMD {
-            // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, checked at run time.
-            sum += i64::from(unsafe { super::avx2::i2s_block_dot(block, y) });
+            // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
+            sum += i64::from(unsafe { super::simd::i2s_block_dot(block, y) });
             continue;
         }
         let mut s = 0i32;

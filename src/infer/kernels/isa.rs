@@ -1,13 +1,14 @@
 //! Which instruction set the matrix kernels run on. The dot products (`dot.rs`) are one
-//! source compiled three times — plain (the reference), with AVX2 + FMA, and with AVX-512
-//! (F, BW, VL, DQ and VNNI: Ice Lake, Zen 4 and later; the AVX-512 path adds the kernels
-//! of `wide.rs`) — and the best one this CPU runs is chosen at run time
-//! (`is_x86_feature_detected!`).
+//! source compiled once per path — plain (the reference), with AVX2 + FMA, and with
+//! AVX-512 (F, BW, VL, DQ and VNNI: Ice Lake, Zen 4 and later; the AVX-512 path adds the
+//! kernels of `wide.rs`) on x86-64, with NEON (`neon.rs`) on aarch64 — and the best one
+//! this CPU runs is chosen at run time (`is_x86_feature_detected!`,
+//! `is_aarch64_feature_detected!`).
 //! Because the kernels' integer parts are exact and their float parts are added in one
-//! fixed order, every path gives the same bits; `GGUF_GATE_ISA=scalar|avx2|avx512` forces
-//! one (tests compare them; a value this CPU cannot run, or an unknown one, is an error
-//! the binary reports as a usage error). On other architectures only the scalar path
-//! exists (the compiler vectorizes it for the target's baseline, e.g. NEON on aarch64).
+//! fixed order, every path gives the same bits; `GGUF_GATE_ISA=scalar|avx2|avx512|neon`
+//! forces one (tests compare them; a value this CPU cannot run, or an unknown one, is an
+//! error the binary reports as a usage error). On other architectures only the scalar
+//! path exists.
 
 use std::sync::OnceLock;
 
@@ -23,25 +24,29 @@ pub enum Isa {
     Scalar,
     Avx2,
     Avx512,
+    Neon,
 }
 
 /// `GGUF_GATE_ISA` names something unknown or something this CPU cannot run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IsaError {
-    #[error("{ISA_VAR}={0:?} is not an instruction set gguf-gate knows (scalar, avx2, avx512)")]
+    #[error(
+        "{ISA_VAR}={0:?} is not an instruction set gguf-gate knows (scalar, avx2, avx512, neon)"
+    )]
     Unknown(String),
     #[error("{ISA_VAR}={name}: this CPU cannot run it (available: {available})", name = .0.name(), available = Isa::available_names())]
     Unavailable(Isa),
 }
 
 impl Isa {
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
 
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
@@ -61,7 +66,8 @@ impl Isa {
                     && std::arch::is_x86_feature_detected!("avx512dq")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             _ => false,
         }
     }
@@ -167,6 +173,12 @@ unsafe fn rows_avx512(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+unsafe fn rows_neon(w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
+    rows_body::<true>(w, acts, first, out);
+}
+
 /// Rows `first..` of `W · acts` on the path `isa` (see [`rows_body`] for the layout).
 pub(super) fn rows(isa: Isa, w: &MatRef<'_>, acts: &[Activations], first: usize, out: &mut [f32]) {
     match isa {
@@ -177,6 +189,9 @@ pub(super) fn rows(isa: Isa, w: &MatRef<'_>, acts: &[Activations], first: usize,
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX-512F/BW/VL.
         Isa::Avx512 if isa.available() => unsafe { rows_avx512(w, acts, first, out) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: as above, for NEON.
+        Isa::Neon if isa.available() => unsafe { rows_neon(w, acts, first, out) },
         _ => rows_scalar(w, acts, first, out),
     }
 }
