@@ -209,7 +209,10 @@ pub unsafe fn float_lanes<const W: u8>(row: &[u8], a: &[f32]) -> ([f64; 8], usiz
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn sum_lanes(v: __m256i) -> i32 {
-    lanes(v).iter().fold(0i32, |s, &x| s.wrapping_add(x))
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
 }
 
 /// `Σ ((bytes[k] >> shift) & 3) · y[k]` over 32 bytes and 32 activations, as i32 lanes
@@ -268,46 +271,78 @@ pub unsafe fn i2s_block_dot(block: &[u8], y: &[i8]) -> i32 {
     sum_lanes(acc)
 }
 
-/// The base-3 digits (0..2) of 16 TQ1_0 bytes at place `pow`, in 16-bit lanes (ggml's
-/// arithmetic: the byte times `pow` modulo 256, times 3, the high byte of the result).
+/// The base-3 digits (0..2) of 32 TQ1_0 bytes `q` already multiplied by their place
+/// (modulo 256): ggml's `(q * 3) >> 8` in 16 bits is 0 up to 85, 1 up to 170, else 2,
+/// so two unsigned comparisons (signed ones on bytes with their top bit flipped) give it.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn trits(q16: __m256i, pow: i16) -> __m256i {
-    let shifted = _mm256_and_si256(
-        _mm256_mullo_epi16(q16, _mm256_set1_epi16(pow)),
-        _mm256_set1_epi16(0xFF),
-    );
-    _mm256_srli_epi16::<8>(_mm256_mullo_epi16(shifted, _mm256_set1_epi16(3)))
+unsafe fn trits(q: __m256i) -> __m256i {
+    let flipped = _mm256_xor_si256(q, _mm256_set1_epi8(i8::MIN));
+    let above_85 = _mm256_cmpgt_epi8(flipped, _mm256_set1_epi8((85u8 ^ 0x80) as i8));
+    let above_170 = _mm256_cmpgt_epi8(flipped, _mm256_set1_epi8((170u8 ^ 0x80) as i8));
+    // Each comparison is -1 where true.
+    _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(above_85, above_170))
 }
 
-/// `Σ trit digit · y` over 16 bytes of `qs` from `at` and 16 activations of `y` from
-/// `ya`, added to `acc` (16-bit lanes: digits 0..2 times int8, pairs summed into i32).
+/// `q * 3` modulo 256 in every byte (byte additions wrap).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn add_trits(acc: __m256i, qs: &[u8], at: usize, pow: i16, y: &[i8], ya: usize) -> __m256i {
-    let q16 = match qs.get(at..at + 16) {
-        Some(b) => _mm256_cvtepu8_epi16(_mm_loadu_si128(b.as_ptr().cast())),
-        None => _mm256_setzero_si256(),
-    };
-    let y16 = match y.get(ya..ya + 16) {
-        Some(b) => _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().cast())),
-        None => _mm256_setzero_si256(),
-    };
-    _mm256_add_epi32(acc, _mm256_madd_epi16(trits(q16, pow), y16))
+unsafe fn times_3(q: __m256i) -> __m256i {
+    _mm256_add_epi8(q, _mm256_add_epi8(q, q))
 }
 
-/// TQ1_0's `Σ digit · y` over the 240 elements of one block's 48 five-digit bytes
-/// (`qs[0..32]`: element `32l + m`; `qs[32..48]`: element `160 + 16l + m`), digits 0..2
-/// before their offset of 1 is taken off; the caller adds the four-digit bytes.
+/// TQ1_0's `Σ digit · y` over one block's 256 elements: 48 five-digit bytes `x[0..48]`
+/// (`x[0..32]`: element `32l + m`; `x[32..48]`: element `160 + 16l + m`) and four
+/// four-digit bytes `x[48..52]` (element `240 + 4l + j`), digits 0..2 before their offset
+/// of 1 is taken off. Place `l` is the byte times `3^l` modulo 256, made by multiplying
+/// by 3 step by step; `x[32..48]` goes two places at a time (low half place `2k`, high
+/// half `2k + 1`, whose elements follow each other in `y`), and the last step's high half
+/// holds the four-digit bytes at their four places.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn tq1_0_digits_dot(qs: &[u8], y: &[i8; 256]) -> i32 {
-    const POW3: [i16; 5] = [1, 3, 9, 27, 81];
+pub unsafe fn tq1_0_digits_dot(x: &[u8], y: &[i8; 256]) -> i32 {
+    let ones = _mm256_set1_epi16(1);
+    let low_half = _mm256_setr_epi64x(-1, -1, 0, 0);
     let mut acc = _mm256_setzero_si256();
-    for (l, &pow) in POW3.iter().enumerate() {
-        acc = add_trits(acc, qs, 0, pow, y, 32 * l);
-        acc = add_trits(acc, qs, 16, pow, y, 32 * l + 16);
-        acc = add_trits(acc, qs, 32, pow, y, 160 + 16 * l);
+    let mut head = bytes32(x, 0);
+    for l in 0..5 {
+        // In bounds: 32 * 4 + 32 = 160.
+        let ys = _mm256_loadu_si256(y.as_ptr().add(32 * l).cast());
+        let p = _mm256_maddubs_epi16(trits(head), ys);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+        head = times_3(head);
+    }
+    let tail = match x.get(32..48) {
+        Some(b) => _mm256_broadcastsi128_si256(_mm_loadu_si128(b.as_ptr().cast())),
+        None => _mm256_setzero_si256(),
+    };
+    // The four-digit bytes, at places 0, 1, 2, 3 in 32-bit groups 4, 5, 6, 7.
+    let qh = x
+        .get(48..52)
+        .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let qh1 = _mm256_set1_epi32(qh);
+    let qh3 = times_3(qh1);
+    let qh9 = times_3(qh3);
+    let qh27 = times_3(qh9);
+    let four = _mm256_blend_epi32::<0b1000_0000>(
+        _mm256_blend_epi32::<0b0100_0000>(_mm256_blend_epi32::<0b0010_0000>(qh1, qh3), qh9),
+        qh27,
+    );
+    // [tail | tail * 3]
+    let mut pair = _mm256_add_epi8(
+        tail,
+        _mm256_andnot_si256(low_half, _mm256_add_epi8(tail, tail)),
+    );
+    for k in 0..3 {
+        if k == 2 {
+            // Place 4 of the tail, then elements 240..256: the four-digit bytes.
+            pair = _mm256_blend_epi32::<0b1111_0000>(pair, four);
+        }
+        // In bounds: 160 + 32 * 2 + 32 = 256.
+        let ys = _mm256_loadu_si256(y.as_ptr().add(160 + 32 * k).cast());
+        let p = _mm256_maddubs_epi16(trits(pair), ys);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+        pair = times_3(times_3(pair));
     }
     sum_lanes(acc)
 }

@@ -468,36 +468,27 @@ fn trit(q: u8, pow: u8) -> i32 {
 /// TQ1_0 (48 bytes of five trits, 4 bytes of four trits, f16 d): `sum(sum * (d * dy))`.
 #[inline(always)]
 fn dot_tq1_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
-    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(54).zip(a) {
-        let (qs, qh, d) = (&x[0..48], &x[48..52], f16_le(x[52], x[53]));
-        let mut sum = 0i32;
-        // qh[0..4]: four digits each, element 240 + 4 * l + j.
-        for (l, &p) in POW3[..4].iter().enumerate() {
-            for (&q, &yq) in qh.iter().zip(&y.qs[240 + l * 4..240 + l * 4 + 4]) {
-                sum += trit(q, p) * i32::from(yq);
-            }
-        }
-        sum += tq1_0_five_digit_sum::<SIMD>(qs, y);
-        sumf += sum as f32 * (d * y.d);
+        let d = f16_le(x[52], x[53]);
+        sumf += tq1_0_sum::<SIMD>(&x[..52], y) as f32 * (d * y.d);
     }
     sumf
 }
 
-/// TQ1_0's `Σ trit · y` over the 240 elements of a block's 48 five-digit bytes
-/// (`qs[0..32]`: element `32l + m`; `qs[32..48]`: element `160 + 16l + m`).
+/// TQ1_0's `Σ trit · y` over a block's 256 elements: 48 bytes of five trits (`q[0..32]`:
+/// element `32l + m`; `q[32..48]`: element `160 + 16l + m`) and 4 bytes of four
+/// (`q[48..52]`: element `240 + 4l + j`).
 #[inline(always)]
-fn tq1_0_five_digit_sum<const SIMD: bool>(qs: &[u8], y: &BlockQ8K) -> i32 {
+fn tq1_0_sum<const SIMD: bool>(q: &[u8], y: &BlockQ8K) -> i32 {
     const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if SIMD {
-        // The digits come as 0..2: take their offset of 1 off as Σ y over the 240
-        // elements (the first 15 of the 16-element sums).
-        let y_sum: i32 = y.bsums[..15].iter().map(|&s| i32::from(s)).sum();
+        // The digits come as 0..2: take their offset of 1 off as Σ y.
         // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
-        return unsafe { super::simd::tq1_0_digits_dot(qs, &y.qs) } - y_sum;
+        return unsafe { super::simd::tq1_0_digits_dot(q, &y.qs) } - y.sum;
     }
+    let (qs, qh) = (&q[0..48], &q[48..52]);
     let mut sum = 0i32;
     for (l, &p) in POW3.iter().enumerate() {
         for (&q, &yq) in qs[..32].iter().zip(&y.qs[l * 32..l * 32 + 32]) {
@@ -505,6 +496,11 @@ fn tq1_0_five_digit_sum<const SIMD: bool>(qs: &[u8], y: &BlockQ8K) -> i32 {
         }
         let ys = &y.qs[160 + l * 16..160 + l * 16 + 16];
         for (&q, &yq) in qs[32..48].iter().zip(ys) {
+            sum += trit(q, p) * i32::from(yq);
+        }
+    }
+    for (l, &p) in POW3[..4].iter().enumerate() {
+        for (&q, &yq) in qh.iter().zip(&y.qs[240 + l * 4..240 + l * 4 + 4]) {
             sum += trit(q, p) * i32::from(yq);
         }
     }
@@ -519,10 +515,9 @@ fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
         let d = y.d * f16_le(x[64], x[65]);
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if SIMD {
-            let y_sum: i32 = y.bsums.iter().map(|&s| i32::from(s)).sum();
             // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
             let codes_dot = unsafe { super::simd::tq2_0_codes_dot(&x[..64], &y.qs) };
-            sumf += (codes_dot - y_sum) as f32 * d;
+            sumf += (codes_dot - y.sum) as f32 * d;
             continue;
         }
         let mut sumi = 0i32;

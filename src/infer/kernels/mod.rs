@@ -80,6 +80,8 @@ pub struct BlockQ8K {
     pub d: f32,
     pub qs: [i8; QK_K],
     pub bsums: [i16; QK_K / 16],
+    /// Σ qs: the ternary kernels' offset term, made once per block instead of per row.
+    pub sum: i32,
 }
 
 /// An activation vector converted to the `vec_dot_type` of some weight type.
@@ -271,6 +273,7 @@ fn q8_k_block(b: &[f32]) -> BlockQ8K {
         d: 0.0,
         qs: [0; QK_K],
         bsums: [0; QK_K / 16],
+        sum: 0,
     };
     if amax == 0.0 {
         return block;
@@ -283,6 +286,7 @@ fn q8_k_block(b: &[f32]) -> BlockQ8K {
     for (s, group) in block.bsums.iter_mut().zip(block.qs.chunks_exact(16)) {
         *s = group.iter().map(|&q| i16::from(q)).sum();
     }
+    block.sum = block.bsums.iter().map(|&s| i32::from(s)).sum();
     block.d = 1.0 / iscale;
     block
 }

@@ -247,22 +247,34 @@ unsafe fn trits(q: uint8x16_t, pow: u8) -> uint8x16_t {
     vcombine_u8(lo, hi)
 }
 
-/// TQ1_0's `Σ digit · y` over the 240 elements of one block's 48 five-digit bytes
-/// (`qs[0..32]`: element `32l + m`; `qs[32..48]`: element `160 + 16l + m`), digits 0..2
-/// before their offset of 1 is taken off; the caller adds the four-digit bytes.
+/// TQ1_0's `Σ digit · y` over one block's 256 elements: 48 five-digit bytes `x[0..48]`
+/// (`x[0..32]`: element `32l + m`; `x[32..48]`: element `160 + 16l + m`) and four
+/// four-digit bytes `x[48..52]` (element `240 + 4l + j`), digits 0..2 before their offset
+/// of 1 is taken off.
 #[inline]
 #[target_feature(enable = "neon")]
-pub unsafe fn tq1_0_digits_dot(qs: &[u8], y: &[i8; 256]) -> i32 {
+pub unsafe fn tq1_0_digits_dot(x: &[u8], y: &[i8; 256]) -> i32 {
     const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     let mut acc = vdupq_n_s32(0);
     for (l, &pow) in POW3.iter().enumerate() {
         for part in 0..2 {
-            let digits = trits(load_u8(qs, 16 * part), pow);
+            let digits = trits(load_u8(x, 16 * part), pow);
             acc = vaddq_s32(acc, sum4_codes(digits, load_s8(y, 32 * l + 16 * part)));
         }
-        let digits = trits(load_u8(qs, 32), pow);
+        let digits = trits(load_u8(x, 32), pow);
         acc = vaddq_s32(acc, sum4_codes(digits, load_s8(y, 160 + 16 * l)));
     }
+    // The four-digit bytes, repeated four times, byte `4l + j` at place `l`.
+    let qh = x
+        .get(48..52)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let places: [u8; 16] = [1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27];
+    let shifted = vmulq_u8(
+        vreinterpretq_u8_u32(vdupq_n_u32(qh)),
+        vld1q_u8(places.as_ptr()),
+    );
+    let digits = trits(shifted, 1);
+    acc = vaddq_s32(acc, sum4_codes(digits, load_s8(y, 240)));
     vaddvq_s32(acc)
 }
 

@@ -321,7 +321,7 @@ fn tile_32<A: Q8Block, const F: u8, const R: usize, const C: usize>(
 }
 
 /// `R` rows of Q4_K times `C` activation vectors: per block the scaled integer lanes
-/// of each output (`dot.rs`'s `q4k_lanes`, the nibbles unpacked once per row), added by
+/// of each output (`avx2.rs`'s `k_lanes`, the nibbles unpacked once per row), added by
 /// FMA with `dy * d`; the min lanes by FMA with `-dy * dmin` into four more; then the
 /// horizontal sum plus `(m0 + m2) + (m1 + m3)`.
 #[inline]
