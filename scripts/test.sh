@@ -12,4 +12,4 @@ GGUF_GATE_MODELS="$(bash scripts/fetch-models.sh | tail -n 1)"
 export GGUF_GATE_MODELS
 unset GGUF_GATE_ALLOW_SKIP
 cargo test --all-targets "$@"
-bash scripts/test-aarch64.sh
+bash scripts/test-aarch64.sh "$@"

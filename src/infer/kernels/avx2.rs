@@ -7,16 +7,17 @@
 //! float code around them, shared by every path, gives the same bits. `neon.rs` is the
 //! same set for aarch64.
 //!
-//! Every function is `unsafe` and `#[target_feature(enable = "avx2")]`: it may only run
-//! on a CPU with AVX2, which `isa.rs` guarantees by calling these only from its AVX2 and
-//! AVX-512 paths after `is_x86_feature_detected!`. Loads are unaligned loads from arrays
-//! of the exact size, so no pointer leaves its array.
+//! Every function is `unsafe` and `#[target_feature(enable = "avx2")]` (`float_lanes`
+//! adds F16C): it may only run on a CPU with those, which `isa.rs` guarantees by calling
+//! these only from its AVX2 and AVX-512 paths after `is_x86_feature_detected!`. Loads are
+//! unaligned loads from arrays of the exact size, or from slices checked first (zeros
+//! out of range), so no pointer leaves its array.
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
-use super::dot::{F16, F32};
+use super::dot::{float_width, F16, F32};
 
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -171,7 +172,7 @@ pub unsafe fn q6k_lanes(x: &[u8; 210], y: &[i8; 256]) -> [i32; 8] {
     lanes(acc)
 }
 
-/// The eight f64 lanes of a float dot product (`dot.rs`'s `lanes_f64`): element `i`'s
+/// The eight f64 lanes of a float dot product (`dot.rs`'s `dot_float`): element `i`'s
 /// product (computed in f32) is added to lane `i % 8`, for a row of `W` weights (F32,
 /// F16 or BF16, little-endian) times `a`. The same additions in the same order as the
 /// scalar code, eight at a time: identical bits (the weights widen to f32 exactly).
@@ -180,7 +181,7 @@ pub unsafe fn q6k_lanes(x: &[u8; 210], y: &[i8; 256]) -> [i32; 8] {
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn float_lanes<const W: u8>(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
-    let width = if W == F32 { 4 } else { 2 };
+    let width = float_width(W);
     let n = (row.len() / width).min(a.len()) / 8 * 8;
     let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
     let mut i = 0;

@@ -27,6 +27,18 @@ pub(super) const F32: u8 = 0;
 pub(super) const F16: u8 = 1;
 pub(super) const BF16: u8 = 2;
 
+/// Bytes of one weight of float format `W`.
+pub(super) const fn float_width(w: u8) -> usize {
+    if w == F32 {
+        4
+    } else {
+        2
+    }
+}
+
+/// The places of TQ1_0's base-3 digits (byte times `3^l` modulo 256, ggml's `pow3`).
+pub(super) const POW3: [u8; 5] = [1, 3, 9, 27, 81];
+
 /// One row times one activation vector; a format mismatch (a programming error) gives 0.
 /// `SIMD` selects the SIMD integer sums and float lanes (`avx2.rs` on x86-64, `neon.rs`
 /// on aarch64): only `isa.rs`'s AVX2, AVX-512 and NEON paths instantiate it, after
@@ -75,9 +87,8 @@ fn combine_lanes(lanes: [f64; 8]) -> f32 {
 #[inline(always)]
 fn dot_float<const SIMD: bool, const W: u8>(row: &[u8], a: &[f32]) -> f32 {
     let (lanes, done) = simd_float_lanes::<SIMD, W>(row, a);
-    let width = if W == F32 { 4 } else { 2 };
     let products = row
-        .chunks_exact(width)
+        .chunks_exact(float_width(W))
         .zip(a)
         .skip(done)
         .map(|(w, &x)| float_weight::<W>(w) * x);
@@ -95,15 +106,14 @@ fn float_weight<const W: u8>(w: &[u8]) -> f32 {
     }
 }
 
-/// The whole groups of eight of a float row in SIMD when `SIMD` (for F16 on x86 only
-/// where the CPU has F16C; NEON leaves F16 to the portable code), else none: the caller
-/// does the rest.
+/// The whole groups of eight of a float row in SIMD when `SIMD` (NEON leaves F16 to the
+/// portable code), else none: the caller does the rest.
 #[inline(always)]
 fn simd_float_lanes<const SIMD: bool, const W: u8>(row: &[u8], a: &[f32]) -> ([f64; 8], usize) {
     #[cfg(target_arch = "x86_64")]
-    if SIMD && (W != F16 || std::arch::is_x86_feature_detected!("f16c")) {
-        // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths (AVX2 checked at run
-        // time), and F16C was just checked where it is used.
+    if SIMD {
+        // SAFETY: SIMD is true only on isa.rs's AVX2/AVX-512 paths, which run only where
+        // `avx2_features` found AVX2 and F16C.
         return unsafe { super::simd::float_lanes::<W>(row, a) };
     }
     #[cfg(target_arch = "aarch64")]
@@ -481,7 +491,6 @@ fn dot_tq1_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
 /// (`q[48..52]`: element `240 + 4l + j`).
 #[inline(always)]
 fn tq1_0_sum<const SIMD: bool>(q: &[u8], y: &BlockQ8K) -> i32 {
-    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if SIMD {
         // The digits come as 0..2: take their offset of 1 off as Σ y.

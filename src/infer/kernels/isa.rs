@@ -67,7 +67,10 @@ impl Isa {
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            // neon.rs reads bytes as little-endian lanes.
+            Isa::Neon => {
+                cfg!(target_endian = "little") && std::arch::is_aarch64_feature_detected!("neon")
+            }
             _ => false,
         }
     }

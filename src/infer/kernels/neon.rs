@@ -12,12 +12,14 @@
 //! code's integers; the grouping is chosen so that the lanes come out in ggml's order.
 //!
 //! Every function is `unsafe` and `#[target_feature(enable = "neon")]` like its AVX2 twin
-//! (the shared call sites in `dot.rs` are the same on both architectures). Loads go
-//! through checked slices (zeros out of range), so no pointer leaves its array.
+//! (the shared call sites in `dot.rs` are the same on both architectures). Byte loads go
+//! through checked slices (zeros out of range), and `float_lanes` reads `a` only below a
+//! length it checked, so no pointer leaves its array. The byte-order tricks (`vreinterpret`
+//! of bytes as wider lanes) assume little-endian: `isa.rs` offers NEON only there.
 
 #![cfg(target_arch = "aarch64")]
 
-use super::dot::{F16, F32};
+use super::dot::{float_width, F16, F32, POW3};
 use std::arch::aarch64::*;
 
 /// 16 bytes of `x` from `at` (zeros out of range).
@@ -254,7 +256,6 @@ unsafe fn trits(q: uint8x16_t, pow: u8) -> uint8x16_t {
 #[inline]
 #[target_feature(enable = "neon")]
 pub unsafe fn tq1_0_digits_dot(x: &[u8], y: &[i8; 256]) -> i32 {
-    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
     let mut acc = vdupq_n_s32(0);
     for (l, &pow) in POW3.iter().enumerate() {
         for part in 0..2 {
@@ -278,7 +279,7 @@ pub unsafe fn tq1_0_digits_dot(x: &[u8], y: &[i8; 256]) -> i32 {
     vaddvq_s32(acc)
 }
 
-/// The eight f64 lanes of a float dot product (`dot.rs`'s `lanes_f64`): element `i`'s
+/// The eight f64 lanes of a float dot product (`dot.rs`'s `dot_float`): element `i`'s
 /// product (computed in f32) added to lane `i % 8`, for F32 or BF16 weights (F16 is left
 /// to the portable code: Rust's NEON half-precision types are not stable). Returns the
 /// lanes and the number of elements done (a multiple of 8; the caller does the rest).
@@ -288,7 +289,7 @@ pub unsafe fn float_lanes<const W: u8>(row: &[u8], a: &[f32]) -> ([f64; 8], usiz
     if W == F16 {
         return ([0.0; 8], 0);
     }
-    let width = if W == F32 { 4 } else { 2 };
+    let width = float_width(W);
     let n = (row.len() / width).min(a.len()) / 8 * 8;
     let mut acc = [vdupq_n_f64(0.0); 4];
     let mut i = 0;

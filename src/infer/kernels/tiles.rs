@@ -321,7 +321,8 @@ fn tile_32<A: Q8Block, const F: u8, const R: usize, const C: usize>(
 }
 
 /// `R` rows of Q4_K times `C` activation vectors: per block the scaled integer lanes
-/// of each output (`avx2.rs`'s `k_lanes`, the nibbles unpacked once per row), added by
+/// of each output (the integers of `avx2.rs`'s `k_lanes`, here with the nibbles unpacked
+/// once per row for every column), added by
 /// FMA with `dy * d`; the min lanes by FMA with `-dy * dmin` into four more; then the
 /// horizontal sum plus `(m0 + m2) + (m1 + m3)`.
 #[inline]
@@ -414,8 +415,8 @@ fn min_lanes(y: &BlockQ8K, mins16: __m128i) -> __m128i {
 
 /// `R` rows of Q6_K times `C` activation vectors: the 6-bit codes of each 32-element
 /// quarter and their two scales unpacked once per row, `q y - 32 y` per pair, scaled
-/// lanes summed over the block in i32, then one FMA per block with `dy * d` (`dot.rs`'s
-/// `q6k_lanes`).
+/// lanes summed over the block in i32, then one FMA per block with `dy * d` (the
+/// integers of `avx2.rs`'s `q6k_lanes`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn tile_q6_k<const R: usize, const C: usize>(
