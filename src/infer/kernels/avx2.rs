@@ -216,20 +216,14 @@ unsafe fn sum_lanes(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// `Σ ((bytes[k] >> shift) & 3) · y[k]` over 32 bytes and 32 activations, as i32 lanes
-/// (`maddubs` pairs of codes at most 3 times int8 stay far inside i16).
+/// The 2-bit codes at bits `shift..shift + 2` of 32 bytes, one per byte.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn codes_times(bytes: __m256i, shift: i32, y: &[i8]) -> __m256i {
-    let codes = _mm256_and_si256(
+unsafe fn codes_at(bytes: __m256i, shift: i32) -> __m256i {
+    _mm256_and_si256(
         _mm256_srl_epi16(bytes, _mm_cvtsi32_si128(shift)),
         _mm256_set1_epi8(3),
-    );
-    let y = match y.get(..32) {
-        Some(y) => _mm256_loadu_si256(y.as_ptr().cast()),
-        None => _mm256_setzero_si256(),
-    };
-    _mm256_madd_epi16(_mm256_maddubs_epi16(codes, y), _mm256_set1_epi16(1))
+    )
 }
 
 /// 32 bytes of `x` from `at` (zeros when out of range).
@@ -242,20 +236,40 @@ unsafe fn bytes32(x: &[u8], at: usize) -> __m256i {
     }
 }
 
-/// TQ2_0's `Σ code · y` over one block (its 64 code bytes `qs`; element `128 c + 32 l + k`
-/// at bits `2 l` of byte `32 c + k`), before the codes' offset of 1 is taken off.
+/// `Σ codes · y` of 32 unsigned codes (at most 127) and 32 int8 of `y` from `at`, as
+/// i32 lanes added to `acc`.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn tq2_0_codes_dot(qs: &[u8], y: &[i8; 256]) -> i32 {
-    let mut acc = _mm256_setzero_si256();
+unsafe fn add_code_lanes(acc: __m256i, codes: __m256i, y: &[i8], at: usize) -> __m256i {
+    let ys = match y.get(at..at + 32) {
+        Some(b) => _mm256_loadu_si256(b.as_ptr().cast()),
+        None => _mm256_setzero_si256(),
+    };
+    let p = _mm256_maddubs_epi16(codes, ys);
+    _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+}
+
+/// TQ2_0's `Σ code · y` over one block (its 64 code bytes `qs`; element `128 c + 32 l + k`
+/// at bits `2 l` of byte `32 c + k`) for `C` activation blocks at once (the codes
+/// unpacked once for all), before the codes' offset of 1 is taken off.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn tq2_0_codes_dot<const C: usize>(qs: &[u8], ys: [&[i8; 256]; C]) -> [i32; C] {
+    let mut acc = [_mm256_setzero_si256(); C];
     for c in 0..2 {
         let bytes = bytes32(qs, 32 * c);
         for l in 0..4 {
-            let at = 128 * c + 32 * l;
-            acc = _mm256_add_epi32(acc, codes_times(bytes, 2 * l as i32, &y[at..]));
+            let codes = codes_at(bytes, 2 * l as i32);
+            for k in 0..C {
+                acc[k] = add_code_lanes(acc[k], codes, ys[k], 128 * c + 32 * l);
+            }
         }
     }
-    sum_lanes(acc)
+    let mut sums = [0i32; C];
+    for k in 0..C {
+        sums[k] = sum_lanes(acc[k]);
+    }
+    sums
 }
 
 /// I2_S's `Σ code · y` over one 128-element block (32 bytes; element `32 g + j` at bits
@@ -266,8 +280,7 @@ pub unsafe fn i2s_block_dot(block: &[u8], y: &[i8]) -> i32 {
     let bytes = bytes32(block, 0);
     let mut acc = _mm256_setzero_si256();
     for g in 0..4 {
-        let ys = y.get(32 * g..).unwrap_or(&[]);
-        acc = _mm256_add_epi32(acc, codes_times(bytes, 6 - 2 * g as i32, ys));
+        acc = add_code_lanes(acc, codes_at(bytes, 6 - 2 * g as i32), y, 32 * g);
     }
     sum_lanes(acc)
 }
@@ -292,25 +305,25 @@ unsafe fn times_3(q: __m256i) -> __m256i {
     _mm256_add_epi8(q, _mm256_add_epi8(q, q))
 }
 
-/// TQ1_0's `Σ digit · y` over one block's 256 elements: 48 five-digit bytes `x[0..48]`
-/// (`x[0..32]`: element `32l + m`; `x[32..48]`: element `160 + 16l + m`) and four
-/// four-digit bytes `x[48..52]` (element `240 + 4l + j`), digits 0..2 before their offset
-/// of 1 is taken off. Place `l` is the byte times `3^l` modulo 256, made by multiplying
-/// by 3 step by step; `x[32..48]` goes two places at a time (low half place `2k`, high
-/// half `2k + 1`, whose elements follow each other in `y`), and the last step's high half
-/// holds the four-digit bytes at their four places.
+/// TQ1_0's `Σ digit · y` over one block's 256 elements for `C` activation blocks at
+/// once (the digits made once for all): 48 five-digit bytes `x[0..48]` (`x[0..32]`:
+/// element `32l + m`; `x[32..48]`: element `160 + 16l + m`) and four four-digit bytes
+/// `x[48..52]` (element `240 + 4l + j`), digits 0..2 before their offset of 1 is taken
+/// off. Place `l` is the byte times `3^l` modulo 256, made by multiplying by 3 step by
+/// step; `x[32..48]` goes two places at a time (low half place `2k`, high half `2k + 1`,
+/// whose elements follow each other in `y`), and the last step's high half holds the
+/// four-digit bytes at their four places.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn tq1_0_digits_dot(x: &[u8], y: &[i8; 256]) -> i32 {
-    let ones = _mm256_set1_epi16(1);
+pub unsafe fn tq1_0_digits_dot<const C: usize>(x: &[u8], ys: [&[i8; 256]; C]) -> [i32; C] {
     let low_half = _mm256_setr_epi64x(-1, -1, 0, 0);
-    let mut acc = _mm256_setzero_si256();
+    let mut acc = [_mm256_setzero_si256(); C];
     let mut head = bytes32(x, 0);
     for l in 0..5 {
-        // In bounds: 32 * 4 + 32 = 160.
-        let ys = _mm256_loadu_si256(y.as_ptr().add(32 * l).cast());
-        let p = _mm256_maddubs_epi16(trits(head), ys);
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+        let digits = trits(head);
+        for k in 0..C {
+            acc[k] = add_code_lanes(acc[k], digits, ys[k], 32 * l);
+        }
         head = times_3(head);
     }
     let tail = match x.get(32..48) {
@@ -334,16 +347,20 @@ pub unsafe fn tq1_0_digits_dot(x: &[u8], y: &[i8; 256]) -> i32 {
         tail,
         _mm256_andnot_si256(low_half, _mm256_add_epi8(tail, tail)),
     );
-    for k in 0..3 {
-        if k == 2 {
+    for step in 0..3 {
+        if step == 2 {
             // Place 4 of the tail, then elements 240..256: the four-digit bytes.
             pair = _mm256_blend_epi32::<0b1111_0000>(pair, four);
         }
-        // In bounds: 160 + 32 * 2 + 32 = 256.
-        let ys = _mm256_loadu_si256(y.as_ptr().add(160 + 32 * k).cast());
-        let p = _mm256_maddubs_epi16(trits(pair), ys);
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+        let digits = trits(pair);
+        for k in 0..C {
+            acc[k] = add_code_lanes(acc[k], digits, ys[k], 160 + 32 * step);
+        }
         pair = times_3(times_3(pair));
     }
-    sum_lanes(acc)
+    let mut sums = [0i32; C];
+    for k in 0..C {
+        sums[k] = sum_lanes(acc[k]);
+    }
+    sums
 }

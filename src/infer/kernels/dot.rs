@@ -495,7 +495,7 @@ fn tq1_0_sum<const SIMD: bool>(q: &[u8], y: &BlockQ8K) -> i32 {
     if SIMD {
         // The digits come as 0..2: take their offset of 1 off as Σ y.
         // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
-        return unsafe { super::simd::tq1_0_digits_dot(q, &y.qs) } - y.sum;
+        return unsafe { super::simd::tq1_0_digits_dot::<1>(q, [&y.qs]) }[0] - y.sum;
     }
     let (qs, qh) = (&q[0..48], &q[48..52]);
     let mut sum = 0i32;
@@ -525,7 +525,7 @@ fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         if SIMD {
             // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
-            let codes_dot = unsafe { super::simd::tq2_0_codes_dot(&x[..64], &y.qs) };
+            let [codes_dot] = unsafe { super::simd::tq2_0_codes_dot::<1>(&x[..64], [&y.qs]) };
             sumf += (codes_dot - y.sum) as f32 * d;
             continue;
         }
@@ -539,6 +539,80 @@ fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
             }
         }
         sumf += sumi as f32 * d;
+    }
+    sumf
+}
+
+/// Activation vectors a TQ1_0/TQ2_0 row is multiplied by together on the SIMD paths.
+const TERNARY_COLS: usize = 4;
+
+/// One TQ1_0 or TQ2_0 row times several activation vectors on the SIMD paths: groups of
+/// [`TERNARY_COLS`] vectors share each block's unpacked codes (what a prompt or a scored
+/// text gains from), the rest go one by one. Per vector the integers and the float steps
+/// are `dot_row`'s, in the same order: the same bits. Returns false, `out` then to be
+/// ignored, where it does not apply (another format, the portable path, fewer vectors
+/// than a group, or vectors of other lengths); the caller runs `dot_row` per vector.
+#[inline(always)]
+pub(super) fn ternary_row_cols<const SIMD: bool>(
+    w: &MatRef<'_>,
+    row: &[u8],
+    acts: &[Activations],
+    out: &mut [f32],
+) -> bool {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if SIMD && matches!(w.ty, GgmlType::Tq1_0 | GgmlType::Tq2_0) && acts.len() >= TERNARY_COLS {
+        let groups = acts.chunks_exact(TERNARY_COLS);
+        let done = acts.len() - groups.remainder().len();
+        for (group, o) in groups.zip(out.chunks_exact_mut(TERNARY_COLS)) {
+            let [Activations::Q8K(a), Activations::Q8K(b), Activations::Q8K(c), Activations::Q8K(d)] =
+                group
+            else {
+                return false;
+            };
+            let cols = [a.as_slice(), b, c, d];
+            if cols.iter().any(|col| col.len() != a.len()) {
+                return false;
+            }
+            o.copy_from_slice(&ternary_cols(w.ty, row, cols));
+        }
+        for (a, o) in acts[done..].iter().zip(&mut out[done..]) {
+            *o = dot_row::<SIMD>(w, row, a);
+        }
+        return true;
+    }
+    let _ = (w, row, acts, out);
+    false
+}
+
+/// [`ternary_row_cols`]'s group: `C` activation vectors of equal length, the SIMD sums of
+/// `avx2.rs`/`neon.rs` for all of them per block, then per vector `dot_tq1_0`'s or
+/// `dot_tq2_0`'s float steps. Only the SIMD paths call it (checked at run time).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn ternary_cols<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[BlockQ8K]; C]) -> [f32; C] {
+    let mut sumf = [0.0f32; C];
+    let tq1 = ty == GgmlType::Tq1_0;
+    let block_bytes = if tq1 { 54 } else { 66 };
+    for (b, x) in row.chunks_exact(block_bytes).enumerate() {
+        // The columns have one length: all have block b or none has.
+        let Some(first) = cols[0].get(b) else { break };
+        let ys: [&BlockQ8K; C] = std::array::from_fn(|k| cols[k].get(b).unwrap_or(first));
+        let qs = ys.map(|y| &y.qs);
+        if tq1 {
+            let dx = f16_le(x[52], x[53]);
+            // SAFETY: only the SIMD paths reach here (`ternary_row_cols`).
+            let sums = unsafe { super::simd::tq1_0_digits_dot::<C>(&x[..52], qs) };
+            for k in 0..C {
+                sumf[k] += (sums[k] - ys[k].sum) as f32 * (dx * ys[k].d);
+            }
+        } else {
+            let dx = f16_le(x[64], x[65]);
+            // SAFETY: as above.
+            let sums = unsafe { super::simd::tq2_0_codes_dot::<C>(&x[..64], qs) };
+            for k in 0..C {
+                sumf[k] += (sums[k] - ys[k].sum) as f32 * (ys[k].d * dx);
+            }
+        }
     }
     sumf
 }

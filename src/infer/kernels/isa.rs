@@ -12,7 +12,7 @@
 
 use std::sync::OnceLock;
 
-use super::dot::dot_row;
+use super::dot::{self, dot_row};
 use super::{Activations, MatRef};
 
 /// The environment variable that forces an instruction set.
@@ -146,6 +146,9 @@ fn rows_body<const SIMD: bool>(
     let n = acts.len().max(1);
     for (i, o) in out.chunks_exact_mut(n).enumerate() {
         let row = w.row(first + i);
+        if dot::ternary_row_cols::<SIMD>(w, row, acts, o) {
+            continue;
+        }
         for (dst, a) in o.iter_mut().zip(acts) {
             *dst = dot_row::<SIMD>(w, row, a);
         }

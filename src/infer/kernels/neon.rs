@@ -204,21 +204,29 @@ unsafe fn add_codes(acc: int32x4_t, bytes: uint8x16_t, shift: i8, y: int8x16_t) 
 }
 
 /// TQ2_0's `Σ code · y` over one block (its 64 code bytes `qs`; element `128c + 32l + k`
-/// at bits `2l` of byte `32c + k`), before the codes' offset of 1 is taken off.
+/// at bits `2l` of byte `32c + k`) for `C` activation blocks at once (the codes unpacked
+/// once for all), before the codes' offset of 1 is taken off.
 #[inline]
 #[target_feature(enable = "neon")]
-pub unsafe fn tq2_0_codes_dot(qs: &[u8], y: &[i8; 256]) -> i32 {
-    let mut acc = vdupq_n_s32(0);
+pub unsafe fn tq2_0_codes_dot<const C: usize>(qs: &[u8], ys: [&[i8; 256]; C]) -> [i32; C] {
+    let mut acc = [vdupq_n_s32(0); C];
     for c in 0..2 {
         for half in 0..2 {
             let bytes = load_u8(qs, 32 * c + 16 * half);
             for l in 0..4 {
+                let codes = vandq_u8(vshlq_u8(bytes, vdupq_n_s8(-2 * l as i8)), vdupq_n_u8(3));
                 let at = 128 * c + 32 * l + 16 * half;
-                acc = add_codes(acc, bytes, 2 * l as i8, load_s8(y, at));
+                for k in 0..C {
+                    acc[k] = vaddq_s32(acc[k], sum4_codes(codes, load_s8(ys[k], at)));
+                }
             }
         }
     }
-    vaddvq_s32(acc)
+    let mut sums = [0i32; C];
+    for k in 0..C {
+        sums[k] = vaddvq_s32(acc[k]);
+    }
+    sums
 }
 
 /// I2_S's `Σ code · y` over one 128-element block (32 bytes; element `32g + j` at bits
@@ -249,34 +257,42 @@ unsafe fn trits(q: uint8x16_t, pow: u8) -> uint8x16_t {
     vcombine_u8(lo, hi)
 }
 
-/// TQ1_0's `Σ digit · y` over one block's 256 elements: 48 five-digit bytes `x[0..48]`
-/// (`x[0..32]`: element `32l + m`; `x[32..48]`: element `160 + 16l + m`) and four
-/// four-digit bytes `x[48..52]` (element `240 + 4l + j`), digits 0..2 before their offset
-/// of 1 is taken off.
+/// TQ1_0's `Σ digit · y` over one block's 256 elements for `C` activation blocks at
+/// once (the digits made once for all): 48 five-digit bytes `x[0..48]` (`x[0..32]`:
+/// element `32l + m`; `x[32..48]`: element `160 + 16l + m`) and four four-digit bytes
+/// `x[48..52]` (element `240 + 4l + j`), digits 0..2 before their offset of 1 is taken
+/// off.
 #[inline]
 #[target_feature(enable = "neon")]
-pub unsafe fn tq1_0_digits_dot(x: &[u8], y: &[i8; 256]) -> i32 {
-    let mut acc = vdupq_n_s32(0);
-    for (l, &pow) in POW3.iter().enumerate() {
-        for part in 0..2 {
-            let digits = trits(load_u8(x, 16 * part), pow);
-            acc = vaddq_s32(acc, sum4_codes(digits, load_s8(y, 32 * l + 16 * part)));
-        }
-        let digits = trits(load_u8(x, 32), pow);
-        acc = vaddq_s32(acc, sum4_codes(digits, load_s8(y, 160 + 16 * l)));
-    }
+pub unsafe fn tq1_0_digits_dot<const C: usize>(x: &[u8], ys: [&[i8; 256]; C]) -> [i32; C] {
+    let mut acc = [vdupq_n_s32(0); C];
     // The four-digit bytes, repeated four times, byte `4l + j` at place `l`.
     let qh = x
         .get(48..52)
         .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     let places: [u8; 16] = [1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27];
-    let shifted = vmulq_u8(
+    let four = vmulq_u8(
         vreinterpretq_u8_u32(vdupq_n_u32(qh)),
         vld1q_u8(places.as_ptr()),
     );
-    let digits = trits(shifted, 1);
-    acc = vaddq_s32(acc, sum4_codes(digits, load_s8(y, 240)));
-    vaddvq_s32(acc)
+    for (l, &pow) in POW3.iter().enumerate() {
+        // 16 bytes of x from `from`, whose digits at place l are elements `at..at + 16`.
+        for (from, at) in [(0, 32 * l), (16, 32 * l + 16), (32, 160 + 16 * l)] {
+            let digits = trits(load_u8(x, from), pow);
+            for k in 0..C {
+                acc[k] = vaddq_s32(acc[k], sum4_codes(digits, load_s8(ys[k], at)));
+            }
+        }
+    }
+    let digits = trits(four, 1);
+    for k in 0..C {
+        acc[k] = vaddq_s32(acc[k], sum4_codes(digits, load_s8(ys[k], 240)));
+    }
+    let mut sums = [0i32; C];
+    for k in 0..C {
+        sums[k] = vaddvq_s32(acc[k]);
+    }
+    sums
 }
 
 /// The eight f64 lanes of a float dot product (`dot.rs`'s `dot_float`): element `i`'s
