@@ -760,7 +760,7 @@ impl<'a> Model<'a> {
             let inv = 1.0 / cap;
             s.logits[first..]
                 .iter_mut()
-                .for_each(|v| *v = (*v * inv).tanh() * cap);
+                .for_each(|v| *v = kernels::math::tanhf(*v * inv) * cap);
         }
         Ok(())
     }

@@ -15,7 +15,9 @@
 //! count and batch size gives the same bits, and those are llama.cpp's on x86 where it
 //! runs the same kernels (`docs/probe.md`). The other float steps of the forward pass that
 //! must match ggml bit for bit (its vector `exp`, the F16 dot of attention) are in
-//! `float_ops.rs` and `attention.rs`.
+//! `float_ops.rs` and `attention.rs`; the elementary functions that ggml takes from libm
+//! (RoPE's sin, cos and pow, tanh, the scalar `expf`) are in `math.rs`, so that no
+//! platform's libm decides our bits.
 //!
 //! I2_S (bitnet.cpp) is different: the whole activation vector is quantized to int8
 //! with one absmax scale (`quantize_row_i8_s` in bitnet.cpp's `src/ggml-bitnet-mad.cpp`),
@@ -47,6 +49,7 @@ use avx2 as simd;
 use neon as simd;
 pub mod float_ops;
 pub mod isa;
+pub mod math;
 mod tiles;
 mod wide;
 
@@ -469,12 +472,15 @@ pub enum RopeMode {
 /// `(cosf, sinf)` of it.
 pub fn rope_cache(pos: usize, head_dim: usize, rope: &Rope<'_>, out: &mut Vec<(f32, f32)>) {
     out.clear();
-    let theta_scale = rope.base.powf(-2.0 / rope.n_dims as f32);
+    let theta_scale = math::powf(rope.base, -2.0 / rope.n_dims as f32);
     let mut theta = pos as f32;
     for i in 0..head_dim / 2 {
         let factor = rope.factors.and_then(|f| f.get(i)).copied().unwrap_or(1.0);
         let angle = rope.freq_scale * (theta / factor);
-        out.push((angle.cos() * rope.mscale, angle.sin() * rope.mscale));
+        out.push((
+            math::cosf(angle) * rope.mscale,
+            math::sinf(angle) * rope.mscale,
+        ));
         theta *= theta_scale;
     }
 }
@@ -527,7 +533,7 @@ pub fn gelu_tanh(x: f32) -> f32 {
         return x;
     }
     let x = round_f16(x);
-    round_f16(0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh()))
+    round_f16(0.5 * x * (1.0 + math::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x))))
 }
 
 #[cfg(test)]
@@ -841,10 +847,10 @@ mod tests {
         let factors = [2.0, 1.0];
         rope.factors = Some(&factors);
         rope_cache(1, 4, &rope, &mut cache);
-        assert_eq!(cache[0], (0.5f32.cos(), 0.5f32.sin()));
+        assert_eq!(cache[0], (math::cosf(0.5), math::sinf(0.5)));
         rope.factors = None;
         rope.freq_scale = 0.5;
         rope_cache(1, 4, &rope, &mut cache);
-        assert_eq!(cache[0], (0.5f32.cos(), 0.5f32.sin()));
+        assert_eq!(cache[0], (math::cosf(0.5), math::sinf(0.5)));
     }
 }
