@@ -236,17 +236,47 @@ unsafe fn bytes32(x: &[u8], at: usize) -> __m256i {
     }
 }
 
-/// `Σ codes · y` of 32 unsigned codes (at most 127) and 32 int8 of `y` from `at`, as
-/// i32 lanes added to `acc`.
+/// `codes · y` of 32 unsigned codes (at most 3) and 32 int8 of `y` from `at`, as the
+/// sixteen i16 sums of adjacent products added to `acc`. Each is at most 2 · 3 · 128 =
+/// 768 in magnitude, so the eight additions a block makes stay exact in i16 (at most
+/// 6144); [`pair_sums`] widens them.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn add_code_lanes(acc: __m256i, codes: __m256i, y: &[i8], at: usize) -> __m256i {
+unsafe fn add_code_pairs(acc: __m256i, codes: __m256i, y: &[i8], at: usize) -> __m256i {
     let ys = match y.get(at..at + 32) {
         Some(b) => _mm256_loadu_si256(b.as_ptr().cast()),
         None => _mm256_setzero_si256(),
     };
-    let p = _mm256_maddubs_epi16(codes, ys);
-    _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+    _mm256_add_epi16(acc, _mm256_maddubs_epi16(codes, ys))
+}
+
+/// The i32 sums of `C` accumulators of [`add_code_pairs`] (exact): four at a time share
+/// one horizontal reduction, the rest go one by one.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn pair_sums<const C: usize>(acc: &[__m256i; C]) -> [i32; C] {
+    let ones = _mm256_set1_epi16(1);
+    let mut sums = [0i32; C];
+    let mut k = 0;
+    while k + 4 <= C {
+        // hadd within each 128-bit half: after two rounds, half h holds the sums of
+        // lanes 4h..4h+4 of the four accumulators, in order.
+        let [a, b, c, d] = [0, 1, 2, 3].map(|i| acc[k + i]);
+        let ab = _mm256_hadd_epi32(_mm256_madd_epi16(a, ones), _mm256_madd_epi16(b, ones));
+        let cd = _mm256_hadd_epi32(_mm256_madd_epi16(c, ones), _mm256_madd_epi16(d, ones));
+        let abcd = _mm256_hadd_epi32(ab, cd);
+        let four = _mm_add_epi32(
+            _mm256_castsi256_si128(abcd),
+            _mm256_extracti128_si256::<1>(abcd),
+        );
+        _mm_storeu_si128(sums[k..k + 4].as_mut_ptr().cast(), four);
+        k += 4;
+    }
+    while k < C {
+        sums[k] = sum_lanes(_mm256_madd_epi16(acc[k], ones));
+        k += 1;
+    }
+    sums
 }
 
 /// TQ2_0's `Σ code · y` over one block (its 64 code bytes `qs`; element `128 c + 32 l + k`
@@ -255,21 +285,39 @@ unsafe fn add_code_lanes(acc: __m256i, codes: __m256i, y: &[i8], at: usize) -> _
 #[inline]
 #[target_feature(enable = "avx2")]
 pub unsafe fn tq2_0_codes_dot<const C: usize>(qs: &[u8], ys: [&[i8; 256]; C]) -> [i32; C] {
+    pair_sums(&tq2_0_pairs(qs, ys))
+}
+
+/// [`tq2_0_codes_dot`] of `B` blocks, each with its own activation block: one row's
+/// consecutive blocks, whose sums share the horizontal reductions.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn tq2_0_blocks_dot<const B: usize>(
+    blocks: [&[u8]; B],
+    ys: [&[i8; 256]; B],
+) -> [i32; B] {
+    let mut acc = [_mm256_setzero_si256(); B];
+    for k in 0..B {
+        [acc[k]] = tq2_0_pairs(blocks[k], [ys[k]]);
+    }
+    pair_sums(&acc)
+}
+
+/// [`tq2_0_codes_dot`]'s accumulators, before their sums.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn tq2_0_pairs<const C: usize>(qs: &[u8], ys: [&[i8; 256]; C]) -> [__m256i; C] {
     let mut acc = [_mm256_setzero_si256(); C];
     for c in 0..2 {
         let bytes = bytes32(qs, 32 * c);
         for l in 0..4 {
             let codes = codes_at(bytes, 2 * l as i32);
             for k in 0..C {
-                acc[k] = add_code_lanes(acc[k], codes, ys[k], 128 * c + 32 * l);
+                acc[k] = add_code_pairs(acc[k], codes, ys[k], 128 * c + 32 * l);
             }
         }
     }
-    let mut sums = [0i32; C];
-    for k in 0..C {
-        sums[k] = sum_lanes(acc[k]);
-    }
-    sums
+    acc
 }
 
 /// I2_S's `Σ code · y` over one 128-element block (32 bytes; element `32 g + j` at bits
@@ -280,9 +328,10 @@ pub unsafe fn i2s_block_dot(block: &[u8], y: &[i8]) -> i32 {
     let bytes = bytes32(block, 0);
     let mut acc = _mm256_setzero_si256();
     for g in 0..4 {
-        acc = add_code_lanes(acc, codes_at(bytes, 6 - 2 * g as i32), y, 32 * g);
+        acc = add_code_pairs(acc, codes_at(bytes, 6 - 2 * g as i32), y, 32 * g);
     }
-    sum_lanes(acc)
+    let [sum] = pair_sums(&[acc]);
+    sum
 }
 
 /// The base-3 digits (0..2) of 32 TQ1_0 bytes `q` already multiplied by their place
@@ -316,13 +365,35 @@ unsafe fn times_3(q: __m256i) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2")]
 pub unsafe fn tq1_0_digits_dot<const C: usize>(x: &[u8], ys: [&[i8; 256]; C]) -> [i32; C] {
+    pair_sums(&tq1_0_pairs(x, ys))
+}
+
+/// [`tq1_0_digits_dot`] of `B` blocks, each with its own activation block: one row's
+/// consecutive blocks, whose sums share the horizontal reductions.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn tq1_0_blocks_dot<const B: usize>(
+    blocks: [&[u8]; B],
+    ys: [&[i8; 256]; B],
+) -> [i32; B] {
+    let mut acc = [_mm256_setzero_si256(); B];
+    for k in 0..B {
+        [acc[k]] = tq1_0_pairs(blocks[k], [ys[k]]);
+    }
+    pair_sums(&acc)
+}
+
+/// [`tq1_0_digits_dot`]'s accumulators, before their sums.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn tq1_0_pairs<const C: usize>(x: &[u8], ys: [&[i8; 256]; C]) -> [__m256i; C] {
     let low_half = _mm256_setr_epi64x(-1, -1, 0, 0);
     let mut acc = [_mm256_setzero_si256(); C];
     let mut head = bytes32(x, 0);
     for l in 0..5 {
         let digits = trits(head);
         for k in 0..C {
-            acc[k] = add_code_lanes(acc[k], digits, ys[k], 32 * l);
+            acc[k] = add_code_pairs(acc[k], digits, ys[k], 32 * l);
         }
         head = times_3(head);
     }
@@ -354,13 +425,9 @@ pub unsafe fn tq1_0_digits_dot<const C: usize>(x: &[u8], ys: [&[i8; 256]; C]) ->
         }
         let digits = trits(pair);
         for k in 0..C {
-            acc[k] = add_code_lanes(acc[k], digits, ys[k], 160 + 32 * step);
+            acc[k] = add_code_pairs(acc[k], digits, ys[k], 160 + 32 * step);
         }
         pair = times_3(times_3(pair));
     }
-    let mut sums = [0i32; C];
-    for k in 0..C {
-        sums[k] = sum_lanes(acc[k]);
-    }
-    sums
+    acc
 }

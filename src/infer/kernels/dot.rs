@@ -478,10 +478,13 @@ fn trit(q: u8, pow: u8) -> i32 {
 /// TQ1_0 (48 bytes of five trits, 4 bytes of four trits, f16 d): `sum(sum * (d * dy))`.
 #[inline(always)]
 fn dot_tq1_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if SIMD {
+        return ternary_blocks(GgmlType::Tq1_0, row, a);
+    }
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(54).zip(a) {
-        let d = f16_le(x[52], x[53]);
-        sumf += tq1_0_sum::<SIMD>(&x[..52], y) as f32 * (d * y.d);
+        sumf += ternary_step(GgmlType::Tq1_0, x, y, tq1_0_sum(&x[..52], y));
     }
     sumf
 }
@@ -490,13 +493,7 @@ fn dot_tq1_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
 /// element `32l + m`; `q[32..48]`: element `160 + 16l + m`) and 4 bytes of four
 /// (`q[48..52]`: element `240 + 4l + j`).
 #[inline(always)]
-fn tq1_0_sum<const SIMD: bool>(q: &[u8], y: &BlockQ8K) -> i32 {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    if SIMD {
-        // The digits come as 0..2: take their offset of 1 off as Σ y.
-        // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
-        return unsafe { super::simd::tq1_0_digits_dot::<1>(q, [&y.qs]) }[0] - y.sum;
-    }
+fn tq1_0_sum(q: &[u8], y: &BlockQ8K) -> i32 {
     let (qs, qh) = (&q[0..48], &q[48..52]);
     let mut sum = 0i32;
     for (l, &p) in POW3.iter().enumerate() {
@@ -519,16 +516,12 @@ fn tq1_0_sum<const SIMD: bool>(q: &[u8], y: &BlockQ8K) -> i32 {
 /// TQ2_0 (64 bytes of 2-bit codes, f16 d): `sum(sumi * (dy * dx))`.
 #[inline(always)]
 fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    if SIMD {
+        return ternary_blocks(GgmlType::Tq2_0, row, a);
+    }
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(66).zip(a) {
-        let d = y.d * f16_le(x[64], x[65]);
-        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        if SIMD {
-            // SAFETY: SIMD is true only on isa.rs's SIMD paths, checked at run time.
-            let [codes_dot] = unsafe { super::simd::tq2_0_codes_dot::<1>(&x[..64], [&y.qs]) };
-            sumf += (codes_dot - y.sum) as f32 * d;
-            continue;
-        }
         let mut sumi = 0i32;
         for c in 0..2 {
             for l in 0..4 {
@@ -538,9 +531,78 @@ fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
                 }
             }
         }
-        sumf += sumi as f32 * d;
+        sumf += ternary_step(GgmlType::Tq2_0, x, y, sumi);
     }
     sumf
+}
+
+/// One TQ1_0 or TQ2_0 block's float step, ggml's: its integer sum `sumi` of `(code - 1)
+/// · y` times `d · dy` (TQ1_0) or `dy · d` (TQ2_0). The SIMD sums of codes 0..2 pass
+/// `Σ code · y - Σ y`.
+#[inline(always)]
+fn ternary_step(ty: GgmlType, x: &[u8], y: &BlockQ8K, sumi: i32) -> f32 {
+    if ty == GgmlType::Tq1_0 {
+        sumi as f32 * (f16_le(x[52], x[53]) * y.d)
+    } else {
+        sumi as f32 * (y.d * f16_le(x[64], x[65]))
+    }
+}
+
+/// Blocks of a TQ1_0/TQ2_0 row taken together by [`ternary_blocks`].
+const TERNARY_BLOCKS: usize = 4;
+
+/// One TQ1_0 or TQ2_0 row times one activation vector on the SIMD paths: the integer
+/// sums of [`TERNARY_BLOCKS`] consecutive blocks at a time (their horizontal reductions
+/// shared), then each block's float step in order, as the portable code: the same bits.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn ternary_blocks(ty: GgmlType, row: &[u8], a: &[BlockQ8K]) -> f32 {
+    const G: usize = TERNARY_BLOCKS;
+    let (block_bytes, code_bytes) = if ty == GgmlType::Tq1_0 {
+        (54, 52)
+    } else {
+        (66, 64)
+    };
+    // Blocks 0..n exist in both: i < n bounds both indexings below.
+    let n = (row.len() / block_bytes).min(a.len());
+    let block = |i: usize| (&row[i * block_bytes..(i + 1) * block_bytes], &a[i]);
+    let mut sumf = 0.0f32;
+    let mut i = 0;
+    while i + G <= n {
+        let group: [(&[u8], &BlockQ8K); G] = std::array::from_fn(|k| block(i + k));
+        let codes = group.map(|(x, _)| &x[..code_bytes]);
+        // SAFETY: only the SIMD paths reach here (`dot_tq1_0`, `dot_tq2_0`).
+        let sums = unsafe { ternary_sums(ty, codes, group.map(|(_, y)| &y.qs)) };
+        for ((x, y), sum) in group.into_iter().zip(sums) {
+            sumf += ternary_step(ty, x, y, sum - y.sum);
+        }
+        i += G;
+    }
+    for (x, y) in (i..n).map(block) {
+        // SAFETY: as above.
+        let [sum] = unsafe { ternary_sums(ty, [&x[..code_bytes]], [&y.qs]) };
+        sumf += ternary_step(ty, x, y, sum - y.sum);
+    }
+    sumf
+}
+
+/// The SIMD `Σ code · y` of `B` TQ1_0 or TQ2_0 blocks (`codes`: each block without its
+/// scale), each with its activation block.
+///
+/// # Safety
+/// Only on the SIMD paths of `isa.rs` (checked at run time).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+unsafe fn ternary_sums<const B: usize>(
+    ty: GgmlType,
+    codes: [&[u8]; B],
+    qs: [&[i8; 256]; B],
+) -> [i32; B] {
+    if ty == GgmlType::Tq1_0 {
+        super::simd::tq1_0_blocks_dot(codes, qs)
+    } else {
+        super::simd::tq2_0_blocks_dot(codes, qs)
+    }
 }
 
 /// Activation vectors a TQ1_0/TQ2_0 row is multiplied by together on the SIMD paths.
@@ -598,20 +660,16 @@ fn ternary_cols<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[BlockQ8K]; C]
         let Some(first) = cols[0].get(b) else { break };
         let ys: [&BlockQ8K; C] = std::array::from_fn(|k| cols[k].get(b).unwrap_or(first));
         let qs = ys.map(|y| &y.qs);
-        if tq1 {
-            let dx = f16_le(x[52], x[53]);
-            // SAFETY: only the SIMD paths reach here (`ternary_row_cols`).
-            let sums = unsafe { super::simd::tq1_0_digits_dot::<C>(&x[..52], qs) };
-            for k in 0..C {
-                sumf[k] += (sums[k] - ys[k].sum) as f32 * (dx * ys[k].d);
+        // SAFETY: only the SIMD paths reach here (`ternary_row_cols`).
+        let sums = unsafe {
+            if tq1 {
+                super::simd::tq1_0_digits_dot::<C>(&x[..52], qs)
+            } else {
+                super::simd::tq2_0_codes_dot::<C>(&x[..64], qs)
             }
-        } else {
-            let dx = f16_le(x[64], x[65]);
-            // SAFETY: as above.
-            let sums = unsafe { super::simd::tq2_0_codes_dot::<C>(&x[..64], qs) };
-            for k in 0..C {
-                sumf[k] += (sums[k] - ys[k].sum) as f32 * (ys[k].d * dx);
-            }
+        };
+        for k in 0..C {
+            sumf[k] += ternary_step(ty, x, ys[k], sums[k] - ys[k].sum);
         }
     }
     sumf
