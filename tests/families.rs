@@ -116,8 +116,9 @@ fn one_at_a_time(model: &Model<'_>, prompt: &[u32]) -> Vec<Vec<f32>> {
 /// f16-rounded Q and softmax probabilities, quantized activations and f16 GELU table,
 /// which the engine reproduces, as it reproduces ggml's vector `exp`, its F16 attention
 /// dots and its quantized dots' float order; what remains is the F32 matrices (llama.cpp
-/// runs them through tinyBLAS, whose float order we do not follow) and libm's tanh and
-/// cos. Measured: at most 9.4e-4 (gemma3; logit std ~2) and KL 4e-8 on the F32 models;
+/// runs them through tinyBLAS, whose float order we do not follow) and a logit soft cap's
+/// tanh where a model has one (llama.cpp's is glibc's, ours src/infer/kernels/math.rs's;
+/// GELU's f16 table and RoPE's sin and cos come out the same bits). Measured: at most 9.4e-4 (gemma3; logit std ~2) and KL 4e-8 on the F32 models;
 /// 3.2e-2 and KL 5e-5 on the mixed one, whose Q8_0 activations turn a rounding flip into
 /// a bigger step. The bounds leave about 2x headroom; a real bug is orders above them
 /// (scripts/arch-spec.md: a wrong RoPE pairing or gate half moves logits by 1 to 14).

@@ -484,7 +484,8 @@ fn dot_tq1_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
     }
     let mut sumf = 0.0f32;
     for (x, y) in row.chunks_exact(54).zip(a) {
-        sumf += ternary_step(GgmlType::Tq1_0, x, y, tq1_0_sum(&x[..52], y));
+        let dx = ternary_scale(GgmlType::Tq1_0, x);
+        sumf += ternary_step(dx, y, tq1_0_sum(&x[..52], y));
     }
     sumf
 }
@@ -531,21 +532,27 @@ fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
                 }
             }
         }
-        sumf += ternary_step(GgmlType::Tq2_0, x, y, sumi);
+        sumf += ternary_step(ternary_scale(GgmlType::Tq2_0, x), y, sumi);
     }
     sumf
 }
 
-/// One TQ1_0 or TQ2_0 block's float step, ggml's: its integer sum `sumi` of `(code - 1)
-/// · y` times `d · dy` (TQ1_0) or `dy · d` (TQ2_0). The SIMD sums of codes 0..2 pass
-/// `Σ code · y - Σ y`.
+/// A TQ1_0 or TQ2_0 block's scale `d` (the f16 after its codes).
 #[inline(always)]
-fn ternary_step(ty: GgmlType, x: &[u8], y: &BlockQ8K, sumi: i32) -> f32 {
+fn ternary_scale(ty: GgmlType, x: &[u8]) -> f32 {
     if ty == GgmlType::Tq1_0 {
-        sumi as f32 * (f16_le(x[52], x[53]) * y.d)
+        f16_le(x[52], x[53])
     } else {
-        sumi as f32 * (y.d * f16_le(x[64], x[65]))
+        f16_le(x[64], x[65])
     }
+}
+
+/// One TQ1_0 or TQ2_0 block's float step, ggml's: its integer sum `sumi` of `(code - 1)
+/// · y` times `d · dy` (ggml writes `dy · d` for TQ2_0: a product commutes exactly). The
+/// SIMD sums of the raw codes pass `Σ code · y - Σ y`.
+#[inline(always)]
+fn ternary_step(d: f32, y: &BlockQ8K, sumi: i32) -> f32 {
+    sumi as f32 * (d * y.d)
 }
 
 /// Blocks of a TQ1_0/TQ2_0 row taken together by [`ternary_blocks`].
@@ -574,14 +581,14 @@ fn ternary_blocks(ty: GgmlType, row: &[u8], a: &[BlockQ8K]) -> f32 {
         // SAFETY: only the SIMD paths reach here (`dot_tq1_0`, `dot_tq2_0`).
         let sums = unsafe { ternary_sums(ty, codes, group.map(|(_, y)| &y.qs)) };
         for ((x, y), sum) in group.into_iter().zip(sums) {
-            sumf += ternary_step(ty, x, y, sum - y.sum);
+            sumf += ternary_step(ternary_scale(ty, x), y, sum - y.sum);
         }
         i += G;
     }
     for (x, y) in (i..n).map(block) {
         // SAFETY: as above.
         let [sum] = unsafe { ternary_sums(ty, [&x[..code_bytes]], [&y.qs]) };
-        sumf += ternary_step(ty, x, y, sum - y.sum);
+        sumf += ternary_step(ternary_scale(ty, x), y, sum - y.sum);
     }
     sumf
 }
@@ -668,8 +675,9 @@ fn ternary_cols<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[BlockQ8K]; C]
                 super::simd::tq2_0_codes_dot::<C>(&x[..64], qs)
             }
         };
+        let dx = ternary_scale(ty, x);
         for k in 0..C {
-            sumf[k] += ternary_step(ty, x, ys[k], sums[k] - ys[k].sum);
+            sumf[k] += ternary_step(dx, ys[k], sums[k] - ys[k].sum);
         }
     }
     sumf

@@ -4,24 +4,28 @@
 //! bits on every machine. libm's are not: macOS, musl, Windows and glibc each have their
 //! own, and even glibc's x86-64 `sinf`, `cosf` and `expf` pick an FMA or an SSE2 build by
 //! CPU at run time — the two differ on 12, 22 and 2 inputs (`sinf(53.42252)` among them),
-//! so the statically linked binary itself would have depended on the CPU.
+//! so the statically linked binary itself would have depended on the CPU. What remains
+//! of libm is `fma`/`fmaf` behind `mul_add` on a build without the FMA instruction, which
+//! IEEE 754 defines exactly (one rounding): glibc's and musl's are exact.
 //!
 //! `sinf` and `cosf` follow glibc's algorithm (Arm's optimized routines, glibc ≥ 2.28:
-//! `sysdeps/ieee754/flt-32/s_sinf.c`, `s_sincosf.h`, `sincosf_poly.h`) with the fused
-//! multiply-add its FMA build computes in the range reduction, so RoPE gets llama.cpp's
-//! angles bit for bit where its references come from (glibc on x86-64 with FMA; the test
-//! `sin_cos_equal_glibc_fma_on_every_float` compares all 2^32 inputs; Debian's aarch64
-//! glibc 2.36 gave the same on all of them too, checked once under qemu-user). The polynomial's
-//! FMAs change no float result, fused or not; the reduction's changes 12. A correctly
-//! rounded `sinf` would differ from that glibc on about 1.3 % of RoPE's angles (glibc's
-//! errors reach 0.56 ulp), and from llama.cpp's logits with it.
+//! `sysdeps/ieee754/flt-32/s_sinf.c`, `s_sincosf.h`, `sincosf_poly.h`) as its x86-64 FMA
+//! build computes it, the range reduction fused, so RoPE gets llama.cpp's angles bit for
+//! bit where its references come from (glibc on x86-64 with FMA and AVX2; the test
+//! `sin_cos_equal_glibc_fma_on_every_float` compares all 2^32 inputs). Unfused, the
+//! reduction changes 12 `sinf` results; the polynomial's FMAs change none. Debian's
+//! aarch64 glibc 2.36, whose fast reduction rounds differently, gave the same results on
+//! all 2^32 inputs too (checked once under qemu-user). A correctly rounded `sinf` would
+//! differ from that glibc on about 1.3 % of RoPE's angles (glibc's errors reach 0.56 ulp),
+//! and from llama.cpp's logits with it.
 //!
 //! `expf`, `tanhf` and `powf` are the double-precision functions of the `libm` crate (the
 //! rust-lang port of musl, plain IEEE arithmetic in Rust, no platform code) rounded to
-//! f32: correctly rounded but for double-rounding cases. llama.cpp meets them rarely: the
-//! SwiGLU tail only when the feed-forward width is not a multiple of 8, GELU through its
-//! f16 table, `powf` once per model (equal to glibc's for every RoPE base and width tested
-//! below), and the soft cap, which is held to a tolerance (`tests/families.rs`).
+//! f32: the nearest float but in rare cases within a double's error of a midpoint.
+//! llama.cpp meets them rarely: the SwiGLU tail only when the feed-forward width is not a
+//! multiple of 8, GELU through its f16 table, `powf` once per model (equal to glibc's for
+//! every RoPE base and width tested below), and the soft cap, which is held to a tolerance
+//! (`tests/families.rs`).
 
 /// `sinf(x)`, as glibc's FMA build computes it.
 pub fn sinf(y: f32) -> f32 {
@@ -286,8 +290,8 @@ mod tests {
         }
     }
 
-    /// glibc's version when the test binary's libm is glibc ≥ 2.28 (statically linked)
-    /// running its FMA build, the platform llama.cpp's references come from; otherwise
+    /// glibc's version when the test binary's libm is glibc 2.28 to 2.40 (statically
+    /// linked) running its FMA build, the platform llama.cpp's references come from; otherwise
     /// there is nothing here to compare with, and the caller says so.
     #[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
     fn glibc_fma_reference() -> Option<String> {
@@ -295,10 +299,14 @@ mod tests {
         let version = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
         let version = version.to_string_lossy().into_owned();
         let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
-        if std::arch::is_x86_feature_detected!("fma") && parts >= vec![2, 28] {
+        // glibc runs its FMA build with FMA and AVX2; Arm's sinf came with 2.28, and 2.36
+        // is the version compared here (up to 2.40 before CORE-MATH's functions arrived).
+        let fma_build = std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("avx2");
+        if fma_build && parts >= vec![2, 28] && parts < vec![2, 41] {
             Some(version)
         } else {
-            eprintln!("no reference here: glibc {version} without its FMA build of sinf");
+            eprintln!("no reference here: glibc {version}, FMA build: {fma_build}");
             None
         }
     }

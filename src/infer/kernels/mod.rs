@@ -17,7 +17,7 @@
 //! must match ggml bit for bit (its vector `exp`, the F16 dot of attention) are in
 //! `float_ops.rs` and `attention.rs`; the elementary functions that ggml takes from libm
 //! (RoPE's sin, cos and pow, tanh, the scalar `expf`) are in `math.rs`, so that no
-//! platform's libm decides our bits.
+//! platform's libm decides our bits (only its exact `fma`, where the CPU path has none).
 //!
 //! I2_S (bitnet.cpp) is different: the whole activation vector is quantized to int8
 //! with one absmax scale (`quantize_row_i8_s` in bitnet.cpp's `src/ggml-bitnet-mad.cpp`),
