@@ -288,21 +288,6 @@ pub unsafe fn tq2_0_codes_dot<const C: usize>(qs: &[u8], ys: [&[i8; 256]; C]) ->
     pair_sums(&tq2_0_pairs(qs, ys))
 }
 
-/// [`tq2_0_codes_dot`] of `B` blocks, each with its own activation block: one row's
-/// consecutive blocks, whose sums share the horizontal reductions.
-#[inline]
-#[target_feature(enable = "avx2")]
-pub unsafe fn tq2_0_blocks_dot<const B: usize>(
-    blocks: [&[u8]; B],
-    ys: [&[i8; 256]; B],
-) -> [i32; B] {
-    let mut acc = [_mm256_setzero_si256(); B];
-    for k in 0..B {
-        [acc[k]] = tq2_0_pairs(blocks[k], [ys[k]]);
-    }
-    pair_sums(&acc)
-}
-
 /// [`tq2_0_codes_dot`]'s accumulators, before their sums.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -354,6 +339,26 @@ unsafe fn times_3(q: __m256i) -> __m256i {
     _mm256_add_epi8(q, _mm256_add_epi8(q, q))
 }
 
+/// [`tq1_0_digits_dot`] (`TQ1`) or [`tq2_0_codes_dot`] of `B` blocks, each with its own
+/// activation block: one row's consecutive blocks, whose sums share the horizontal
+/// reductions.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub unsafe fn ternary_blocks_dot<const TQ1: bool, const B: usize>(
+    blocks: [&[u8]; B],
+    ys: [&[i8; 256]; B],
+) -> [i32; B] {
+    let mut acc = [_mm256_setzero_si256(); B];
+    for k in 0..B {
+        [acc[k]] = if TQ1 {
+            tq1_0_pairs(blocks[k], [ys[k]])
+        } else {
+            tq2_0_pairs(blocks[k], [ys[k]])
+        };
+    }
+    pair_sums(&acc)
+}
+
 /// TQ1_0's `Σ digit · y` over one block's 256 elements for `C` activation blocks at
 /// once (the digits made once for all): 48 five-digit bytes `x[0..48]` (`x[0..32]`:
 /// element `32l + m`; `x[32..48]`: element `160 + 16l + m`) and four four-digit bytes
@@ -366,21 +371,6 @@ unsafe fn times_3(q: __m256i) -> __m256i {
 #[target_feature(enable = "avx2")]
 pub unsafe fn tq1_0_digits_dot<const C: usize>(x: &[u8], ys: [&[i8; 256]; C]) -> [i32; C] {
     pair_sums(&tq1_0_pairs(x, ys))
-}
-
-/// [`tq1_0_digits_dot`] of `B` blocks, each with its own activation block: one row's
-/// consecutive blocks, whose sums share the horizontal reductions.
-#[inline]
-#[target_feature(enable = "avx2")]
-pub unsafe fn tq1_0_blocks_dot<const B: usize>(
-    blocks: [&[u8]; B],
-    ys: [&[i8; 256]; B],
-) -> [i32; B] {
-    let mut acc = [_mm256_setzero_si256(); B];
-    for k in 0..B {
-        [acc[k]] = tq1_0_pairs(blocks[k], [ys[k]]);
-    }
-    pair_sums(&acc)
 }
 
 /// [`tq1_0_digits_dot`]'s accumulators, before their sums.

@@ -537,14 +537,20 @@ fn dot_tq2_0<const SIMD: bool>(row: &[u8], a: &[BlockQ8K]) -> f32 {
     sumf
 }
 
+/// A TQ1_0 block's bytes (52 of codes, then its f16 scale) or TQ2_0's (64, then the scale).
+const fn ternary_block_bytes(ty: GgmlType) -> (usize, usize) {
+    if matches!(ty, GgmlType::Tq1_0) {
+        (54, 52)
+    } else {
+        (66, 64)
+    }
+}
+
 /// A TQ1_0 or TQ2_0 block's scale `d` (the f16 after its codes).
 #[inline(always)]
 fn ternary_scale(ty: GgmlType, x: &[u8]) -> f32 {
-    if ty == GgmlType::Tq1_0 {
-        f16_le(x[52], x[53])
-    } else {
-        f16_le(x[64], x[65])
-    }
+    let (_, codes) = ternary_block_bytes(ty);
+    f16_le(x[codes], x[codes + 1])
 }
 
 /// One TQ1_0 or TQ2_0 block's float step, ggml's: its integer sum `sumi` of `(code - 1)
@@ -565,11 +571,7 @@ const TERNARY_BLOCKS: usize = 4;
 #[inline(always)]
 fn ternary_blocks(ty: GgmlType, row: &[u8], a: &[BlockQ8K]) -> f32 {
     const G: usize = TERNARY_BLOCKS;
-    let (block_bytes, code_bytes) = if ty == GgmlType::Tq1_0 {
-        (54, 52)
-    } else {
-        (66, 64)
-    };
+    let (block_bytes, code_bytes) = ternary_block_bytes(ty);
     // Blocks 0..n exist in both: i < n bounds both indexings below.
     let n = (row.len() / block_bytes).min(a.len());
     let block = |i: usize| (&row[i * block_bytes..(i + 1) * block_bytes], &a[i]);
@@ -606,9 +608,9 @@ unsafe fn ternary_sums<const B: usize>(
     qs: [&[i8; 256]; B],
 ) -> [i32; B] {
     if ty == GgmlType::Tq1_0 {
-        super::simd::tq1_0_blocks_dot(codes, qs)
+        super::simd::ternary_blocks_dot::<true, B>(codes, qs)
     } else {
-        super::simd::tq2_0_blocks_dot(codes, qs)
+        super::simd::ternary_blocks_dot::<false, B>(codes, qs)
     }
 }
 
@@ -660,8 +662,7 @@ pub(super) fn ternary_row_cols<const SIMD: bool>(
 #[inline(always)]
 fn ternary_cols<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[BlockQ8K]; C]) -> [f32; C] {
     let mut sumf = [0.0f32; C];
-    let tq1 = ty == GgmlType::Tq1_0;
-    let block_bytes = if tq1 { 54 } else { 66 };
+    let (block_bytes, code_bytes) = ternary_block_bytes(ty);
     for (b, x) in row.chunks_exact(block_bytes).enumerate() {
         // The columns have one length: all have block b or none has.
         let Some(first) = cols[0].get(b) else { break };
@@ -669,10 +670,10 @@ fn ternary_cols<const C: usize>(ty: GgmlType, row: &[u8], cols: [&[BlockQ8K]; C]
         let qs = ys.map(|y| &y.qs);
         // SAFETY: only the SIMD paths reach here (`ternary_row_cols`).
         let sums = unsafe {
-            if tq1 {
-                super::simd::tq1_0_digits_dot::<C>(&x[..52], qs)
+            if ty == GgmlType::Tq1_0 {
+                super::simd::tq1_0_digits_dot::<C>(&x[..code_bytes], qs)
             } else {
-                super::simd::tq2_0_codes_dot::<C>(&x[..64], qs)
+                super::simd::tq2_0_codes_dot::<C>(&x[..code_bytes], qs)
             }
         };
         let dx = ternary_scale(ty, x);

@@ -338,31 +338,22 @@ pub unsafe fn float_lanes<const W: u8>(row: &[u8], a: &[f32]) -> ([f64; 8], usiz
     (lanes, n)
 }
 
-/// [`tq2_0_codes_dot`] of `B` blocks, each with its own activation block (one row's
-/// consecutive blocks), one by one: `vaddvq_s32` already sums a block in one instruction.
+/// [`tq1_0_digits_dot`] (`TQ1`) or [`tq2_0_codes_dot`] of `B` blocks, each with its own
+/// activation block (one row's consecutive blocks), one by one: `vaddvq_s32` already sums
+/// a block in one instruction.
 #[inline]
 #[target_feature(enable = "neon")]
-pub unsafe fn tq2_0_blocks_dot<const B: usize>(
+pub unsafe fn ternary_blocks_dot<const TQ1: bool, const B: usize>(
     blocks: [&[u8]; B],
     ys: [&[i8; 256]; B],
 ) -> [i32; B] {
     let mut sums = [0i32; B];
     for k in 0..B {
-        [sums[k]] = tq2_0_codes_dot(blocks[k], [ys[k]]);
-    }
-    sums
-}
-
-/// [`tq1_0_digits_dot`] of `B` blocks, each with its own activation block, one by one.
-#[inline]
-#[target_feature(enable = "neon")]
-pub unsafe fn tq1_0_blocks_dot<const B: usize>(
-    blocks: [&[u8]; B],
-    ys: [&[i8; 256]; B],
-) -> [i32; B] {
-    let mut sums = [0i32; B];
-    for k in 0..B {
-        [sums[k]] = tq1_0_digits_dot(blocks[k], [ys[k]]);
+        [sums[k]] = if TQ1 {
+            tq1_0_digits_dot(blocks[k], [ys[k]])
+        } else {
+            tq2_0_codes_dot(blocks[k], [ys[k]])
+        };
     }
     sums
 }
